@@ -1,0 +1,42 @@
+# semdialect — every target installs what it needs into a local .venv (from pyproject.toml).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp
+ORACLE_STAMP := $(VENV)/.stamp-oracle
+CONFIG ?= default
+
+.PHONY: venv test test-oracle sim verilog bench lint report clean
+
+venv: $(STAMP)
+
+# Re-made whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+$(ORACLE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,oracle]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-oracle: $(ORACLE_STAMP)
+	$(BIN)/python -m pytest -q -m oracle
+
+sim: $(STAMP)
+	$(BIN)/semdialect sim --config configs/$(CONFIG).toml
+
+verilog: $(STAMP)
+	$(BIN)/semdialect verilog --config configs/$(CONFIG).toml
+
+bench: $(STAMP)
+	$(BIN)/semdialect bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check golden rtl sim tb reports semdialect tests
+
+clean:
+	rm -rf build reports/out .pytest_cache

@@ -1,0 +1,136 @@
+"""The GEMM contract (SPEC §5) and the baselines' GEMM contracts (SPEC §8).
+
+Y[m, n] = Σ_k X[m, k]·W[k, n], X quantized in blocks along k per row, W along k per column.
+
+* Power-of-two formats (dfp4/sd32, MXFP4, MXINT8): the block product P = Σ a_i·w_i of the
+  integer elements is exact; its value P·2^(exp_a + exp_w) is exact in FP32.
+* Float baselines (NVFP4, INT4): per block, the float64 sequential sum (ascending i from
+  +0.0) of the float64 products of the dequantized FP32 values, rounded to FP32.
+
+Both then accumulate block contributions in FP32 round-to-nearest-even, starting from +0.0,
+in ascending k-block order (:func:`accumulate_blocks`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .blocks import as_blocks
+from .formatbook import Formatbook
+from .formats import DialectFormat, resolve_format
+from .quantize import QTensor, quantize
+
+#: bytes of temporaries a GEMM chunk may use
+CHUNK_BYTES = 1 << 27
+
+
+def sequential_sum(terms: np.ndarray, axis: int) -> np.ndarray:
+    """Sum along ``axis`` sequentially in the array's dtype, ascending, from +0.0.
+
+    ``np.cumsum`` adds in order with rounding after every addition (a plain ``.sum`` is
+    pairwise and does not meet the contract). Adding +0.0 to the first term first turns a
+    leading -0.0 into +0.0, exactly as starting the sum from +0.0 does. ``terms`` is modified.
+    """
+    first = np.take(terms, [0], axis=axis)
+    first += terms.dtype.type(0)
+    np.put_along_axis(terms, np.zeros_like(first, dtype=np.intp), first, axis=axis)
+    return np.take(np.cumsum(terms, axis=axis), -1, axis=axis)
+
+
+def accumulate_blocks(contrib: np.ndarray, axis: int = 0) -> np.ndarray:
+    """SPEC §5 cross-block accumulation: FP32 RNE, from +0.0, ascending k-block order."""
+    return sequential_sum(contrib.astype(np.float32, copy=False), axis)
+
+
+def _integer_elements(q: QTensor) -> np.ndarray:
+    """(rows, nblocks, B) float32 integer elements: dequant · 2^-exp (exact)."""
+    blocks = as_blocks(q.dequant.reshape(-1, q.dequant.shape[-1]), q.block)
+    return np.ldexp(blocks, -q.exp.reshape(blocks.shape[:2])[..., None])
+
+
+def _gemm_pow2(qx: QTensor, qw: QTensor) -> np.ndarray:
+    a = _integer_elements(qx).transpose(1, 0, 2)  # (nb, M, B)
+    w = _integer_elements(qw).transpose(1, 2, 0)  # (nb, B, N)
+    ea = qx.exp.reshape(-1, a.shape[0]).T  # (nb, M)
+    ew = qw.exp.reshape(-1, a.shape[0]).T  # (nb, N)
+    nb, m, _ = a.shape
+    n = w.shape[2]
+    y = np.empty((m, n), np.float32)
+    step = max(1, CHUNK_BYTES // (8 * nb * n))
+    for r0 in range(0, m, step):
+        r1 = min(m, r0 + step)
+        # exact: |P| <= 225·64 (dialects), 144·32 (MXFP4), 127²·32 (MXINT8), all < 2^24
+        p = np.matmul(a[:, r0:r1], w)
+        contrib = np.ldexp(p, ea[:, r0:r1, None] + ew[:, None, :])
+        y[r0:r1] = accumulate_blocks(contrib, axis=0)
+    return y
+
+
+def _gemm_float(qx: QTensor, qw: QTensor) -> np.ndarray:
+    b = qx.block
+    a = as_blocks(qx.dequant.reshape(-1, qx.dequant.shape[-1]), b).astype(np.float64)
+    w = as_blocks(qw.dequant, b).astype(np.float64)  # (N, nb, B)
+    m, nb, _ = a.shape
+    n = w.shape[0]
+    y = np.empty((m, n), np.float32)
+    step = max(1, CHUNK_BYTES // (16 * n * nb * b))
+    for r0 in range(0, m, step):
+        r1 = min(m, r0 + step)
+        prod = a[r0:r1, None] * w[None]  # (mc, N, nb, B) float64, exact
+        block_sums = sequential_sum(prod, axis=-1).astype(np.float32)  # RNE to FP32
+        y[r0:r1] = accumulate_blocks(block_sums, axis=-1)
+    return y
+
+
+def gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
+    """Y from a quantized X (…, k) and a quantized Wᵀ (n, k) of the same format and B."""
+    if qx.format != qw.format or qx.block != qw.block:
+        raise ValueError(
+            f"gemm: X is {qx.format}/B={qx.block} but W is {qw.format}/B={qw.block}"
+        )
+    if qx.codes.shape[-1] != qw.codes.shape[-1]:
+        raise ValueError(f"gemm: X has k={qx.codes.shape[-1]}, W has k={qw.codes.shape[-1]}")
+    if out not in ("fp32", "fp16"):
+        raise ValueError(f"out: must be 'fp32' or 'fp16', got {out!r}")
+    pow2 = qx.fmt.pow2_scaled if qx.fmt is not None else qx.exp is not None
+    y = _gemm_pow2(qx, qw) if pow2 else _gemm_float(qx, qw)
+    y = y.reshape(qx.codes.shape[:-1] + (qw.codes.shape[0],))
+    if out == "fp16":
+        with np.errstate(over="ignore"):
+            return y.astype(np.float16)  # RNE; overflow becomes ±Inf (SPEC §5)
+    return y
+
+
+def gemm(
+    x: Any,
+    w: Any,
+    fmt: str = "sd32",
+    *,
+    select: str | None = None,
+    block: int | None = None,
+    formatbook: Formatbook | str | None = None,
+    pad: bool = False,
+    out: str = "fp32",
+) -> np.ndarray:
+    """Quantize X (…, k) and W (k, n) and multiply per the format's GEMM contract.
+
+    Activations use ``select``; weights always use ``lut`` over the whole formatbook (SPEC
+    §4). X is checked before W. Returns float32 (``out='fp16'``: rounded once to FP16).
+    """
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim < 1:
+        raise ValueError("X: expected an (m, k) array")
+    if w.ndim != 2:
+        raise ValueError(f"W: expected a 2-D (k, n) array, got shape {w.shape}")
+    if x.shape[-1] != w.shape[0]:
+        raise ValueError(
+            f"gemm: shapes do not match: X is {x.shape} (…, k={x.shape[-1]}) but W is "
+            f"{w.shape} (k={w.shape[0]}, n)"
+        )
+    fx = resolve_format(fmt, select=select, formatbook=formatbook)
+    fw = resolve_format(fmt, formatbook=formatbook) if isinstance(fx, DialectFormat) else fx
+    qx = quantize(x, fx, block=block, pad=pad, name="X")
+    qw = quantize(w.T, fw, block=block, pad=pad, name="W (as Wᵀ: rows are output columns)")
+    return gemm_quantized(qx, qw, out=out)

@@ -1,0 +1,144 @@
+"""The one quantize path every format goes through, and its result :class:`QTensor`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .blocks import as_blocks, pad_last, to_fp16
+from .formatbook import Formatbook
+from .formats import BlockFormat, resolve_format
+
+#: elements per chunk: bounds the temporaries (a few bytes per element) of large tensors
+CHUNK_ELEMENTS = 1 << 18
+
+
+@dataclass
+class QTensor:
+    """A quantized tensor (SPEC §1 canonical outputs).
+
+    Attributes:
+        format: format name (the formatbook's name for dialect formats).
+        block: block size B along the last axis.
+        codes: uint8, input shape: one 4-bit code per element (bit 3 sign, bits 2:0 index;
+            INT4 two's complement; MXINT8 the int8 as uint8).
+        dequant: float32, input shape.
+        se: int8 (..., nblocks) shared exponents (dialect formats), else None.
+        dialect: uint8 (..., nblocks) dialect ids (dialect formats), else None.
+        scale: per-block scale bits: E8M0 uint8 (MX), E4M3 uint8 (NVFP4), float32 (INT4).
+        tensor_scale: float32 NVFP4 tensor scale, else None.
+        exp: int32 (..., nblocks) for power-of-two formats: dequant = integer · 2^exp.
+        bits_per_element: storage bits per element including block metadata.
+        tensor_bits: per-tensor metadata bits (NVFP4: 32).
+    """
+
+    format: str
+    block: int
+    codes: np.ndarray
+    dequant: np.ndarray
+    bits_per_element: float
+    se: np.ndarray | None = None
+    dialect: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    tensor_scale: np.float32 | None = None
+    exp: np.ndarray | None = None
+    tensor_bits: int = 0
+    fmt: BlockFormat | None = field(default=None, repr=False)
+
+
+def quantize(
+    x: Any,
+    fmt: str | BlockFormat = "sd32",
+    *,
+    select: str | None = None,
+    block: int | None = None,
+    formatbook: Formatbook | str | None = None,
+    pad: bool = False,
+    candidates: np.ndarray | None = None,
+    name: str = "x",
+) -> QTensor:
+    """Quantize ``x`` block-wise along its last axis.
+
+    Args:
+        x: array (..., k); every index of the leading dimensions is a row.
+        fmt: ``dfp4``, ``sd32``, ``mxfp4``, ``mxint8``, ``nvfp4``, ``int4`` or a format object.
+        select: ``lut`` (default) or ``two-stage`` (dialect formats only).
+        block: B (dialect formats 16/32/64, default 32; MX 32; NVFP4 16; INT4 any even).
+        formatbook: replaces a dialect format's book (name, TOML path or object).
+        pad: zero-pad a last axis that is not a multiple of B (outputs keep x's shape;
+            metadata has ceil(k / B) blocks).
+        candidates: SeDA candidate mask, (K,) or (..., nblocks, K) bool (``lut`` only).
+        name: tensor name used in error messages.
+    """
+    f = resolve_format(fmt, select=select, formatbook=formatbook)
+    b = f.block_size(block)
+    x16 = to_fp16(x, name, b)
+    shape = x16.shape
+    x16 = pad_last(x16, b, pad, name)
+    k = x16.shape[-1]
+    nb = k // b
+    rows = x16.reshape(-1, k)
+    n_rows = rows.shape[0]
+    ctx = f.prepare(rows)
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=bool)
+        if candidates.ndim > 1:
+            want = shape[:-1] + (nb, candidates.shape[-1])
+            try:
+                candidates = np.broadcast_to(candidates, want).reshape(n_rows, nb, -1)
+            except ValueError:
+                raise ValueError(
+                    f"candidates: shape {candidates.shape} does not broadcast to {want}"
+                ) from None
+
+    codes = np.empty((n_rows, k), np.uint8)
+    dequant = np.empty((n_rows, k), np.float32)
+    meta: dict[str, np.ndarray] = {}
+    step = max(1, CHUNK_ELEMENTS // k)
+    for r0 in range(0, n_rows, step):
+        r1 = min(n_rows, r0 + step)
+        cand = candidates[r0:r1].reshape((r1 - r0) * nb, -1) if (
+            candidates is not None and candidates.ndim > 1
+        ) else candidates
+        enc = f.encode(rows[r0:r1].reshape(-1, b), ctx, cand)
+        codes[r0:r1] = enc.codes.reshape(r1 - r0, k)
+        dequant[r0:r1] = enc.dequant.reshape(r1 - r0, k)
+        for key, val in enc.meta.items():
+            if key not in meta:
+                meta[key] = np.empty((n_rows, nb), val.dtype)
+            meta[key][r0:r1] = val.reshape(r1 - r0, nb)
+
+    k0 = shape[-1]
+    meta_shape = shape[:-1] + (nb,)
+    m = {key: val.reshape(meta_shape) for key, val in meta.items()}
+    return QTensor(
+        format=f.name,
+        block=b,
+        codes=codes[:, :k0].reshape(shape),
+        dequant=dequant[:, :k0].reshape(shape),
+        bits_per_element=f.bits_per_element(b),
+        se=m.get("se"),
+        dialect=m.get("dialect"),
+        scale=m.get("scale"),
+        tensor_scale=ctx.get("tensor_scale"),
+        exp=m.get("exp"),
+        tensor_bits=f.tensor_bits(),
+        fmt=f,
+    )
+
+
+def quantize_weights(w: Any, fmt: str | BlockFormat = "sd32", **kwargs: Any) -> QTensor:
+    """Quantize a (k, n) weight matrix as Wᵀ: blocks along k per output column (SPEC §2).
+
+    Dialect weights always use ``lut`` selection over the whole formatbook (SPEC §4), so the
+    result has shape (n, k). ``select`` and ``candidates`` are not accepted.
+    """
+    if "select" in kwargs or "candidates" in kwargs:
+        raise ValueError("select/candidates: weights always use lut over the whole formatbook")
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"W: expected a 2-D (k, n) matrix, got shape {w.shape}")
+    kwargs.setdefault("name", "W")
+    return quantize(w.T, fmt, **kwargs)
