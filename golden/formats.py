@@ -23,7 +23,6 @@ from .formatbook import Formatbook, get_formatbook
 from .grid import nearest_index
 from .luts import build_luts, two_stage_tables
 from .select import (
-    SE_BIAS,
     lut_costs,
     preprocess,
     q_bins,
@@ -308,6 +307,8 @@ def resolve_format(
     """A format object from its name; ``formatbook`` replaces a dialect format's book."""
     if isinstance(fmt, BlockFormat):
         return fmt
+    if isinstance(fmt, Formatbook):
+        return DialectFormat(fmt, select or "lut")
     if fmt in DIALECT_FORMATS:
         return DialectFormat(formatbook if formatbook is not None else fmt, select or "lut")
     if fmt in BASELINES:

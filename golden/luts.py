@@ -66,7 +66,9 @@ def two_stage_tables(formatbook: Formatbook | str) -> TwoStageTables:
     """
     fb = get_formatbook(formatbook)
     if fb.size != 16:
-        raise ValueError(f"select: two-stage needs a dfp4-shaped formatbook (K=16), got K={fb.size}")
+        raise ValueError(
+            f"select: two-stage needs a dfp4-shaped formatbook (K=16), got K={fb.size}"
+        )
     ranges = np.zeros((8, 2, 2), dtype=np.int64)
     for p in range(8):
         even, odd = (set(int(v) for v in fb.hu[2 * p + s]) for s in (0, 1))

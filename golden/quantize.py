@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import as_blocks, pad_last, to_fp16
+from .blocks import pad_last, to_fp16
 from .formatbook import Formatbook
 from .formats import BlockFormat, resolve_format
 
