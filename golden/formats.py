@@ -25,10 +25,10 @@ from .luts import build_luts, two_stage_tables
 from .select import (
     lut_costs,
     preprocess,
-    q_bins,
     q_histogram,
     select_lut,
     select_two_stage,
+    signed_bins,
 )
 
 #: E2M1 magnitudes in half units (value = HU / 2): 0 0.5 1 1.5 2 3 4 6
@@ -79,7 +79,11 @@ def _zero_safe_pow2(exp: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Encoded:
-    """One chunk's output: per-element ``codes``/``dequant`` (n, B) and per-block ``meta``."""
+    """One chunk's output: per-element ``codes``/``dequant`` (n, B) and per-block ``meta``.
+
+    ``encode(..., out=(codes, dequant))`` may write the per-element outputs into the given
+    (n, B) buffers and return them (the dialect formats do, to save a copy).
+    """
 
     codes: np.ndarray
     dequant: np.ndarray
@@ -115,7 +119,9 @@ class BlockFormat:
         """Tensor-wide state computed once before the chunks (e.g. NVFP4's tensor scale)."""
         return {}
 
-    def encode(self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None) -> Encoded:
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
         raise NotImplementedError
 
 
@@ -130,9 +136,12 @@ class DialectFormat(BlockFormat):
         self.select = select
         self.luts = build_luts(self.formatbook)
         self.two_stage = two_stage_tables(self.formatbook) if select == "two-stage" else None
-        # flat (K·32) tables indexed by dialect·32 + q
-        self._idx_flat = self.luts.idx.reshape(-1)
-        self._hu_flat = self.luts.hu.reshape(-1).astype(np.float32)
+        # flat (K·2·32) tables indexed by dialect·64 + sign·32 + q: the 4-bit code and the
+        # signed magnitude ±HU (-0.0 for sign 1), so dequant = table · 2^(SE-1) keeps the sign
+        sign = np.array([0, 1], np.uint8)[None, :, None]
+        self._code_flat = ((sign << 3) | self.luts.idx[:, None, :]).reshape(-1)
+        hu = self.luts.hu[:, None, :].astype(np.float32)
+        self._val_flat = np.where(sign == 1, -hu, hu).reshape(-1)
 
     def block_size(self, requested: int | None) -> int:
         return check_block(32 if requested is None else requested, BLOCK_SIZES, f"{self.name} ")
@@ -140,9 +149,11 @@ class DialectFormat(BlockFormat):
     def metadata_bits(self) -> int:
         return 5 + self.formatbook.id_bits
 
-    def encode(self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None) -> Encoded:
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
         se, q, qmax = preprocess(xb)
-        bins = q_bins(q)
+        bins = signed_bins(q, xb)
         hist = q_histogram(bins)
         if self.two_stage is not None:
             if candidates is not None:
@@ -150,13 +161,13 @@ class DialectFormat(BlockFormat):
             dialect = select_two_stage(hist, qmax, self.two_stage)
         else:
             dialect = select_lut(lut_costs(hist, self.luts), candidates)
-        # dialect·32 + q, reusing the histogram bins (block·32 + q)
+        # dialect·64 + sign·32 + q, reusing the histogram bins (block·64 + sign·32 + q)
         n = xb.shape[0]
-        flat = bins + ((dialect.astype(np.intp) - np.arange(n, dtype=np.intp)) * 32)[:, None]
-        mag = self._idx_flat.take(flat)
-        deq = self._hu_flat.take(flat) * np.ldexp(np.float32(1), se - 1)[:, None]
-        np.copysign(deq, xb, out=deq)
-        codes = mag | (sign_bits(xb) << 3)
+        flat = bins + ((dialect.astype(np.intp) - np.arange(n, dtype=np.intp)) * 64)[:, None]
+        codes, deq = out if out is not None else (None, None)
+        codes = np.take(self._code_flat, flat, out=codes)
+        deq = np.take(self._val_flat, flat, out=deq)
+        deq *= np.ldexp(np.float32(1), se - 1)[:, None]
         meta = {"se": se.astype(np.int8), "dialect": dialect, "exp": se - 1}
         return Encoded(codes, deq, meta)
 
@@ -176,7 +187,9 @@ class MXFP4(BlockFormat):
     def metadata_bits(self) -> int:
         return 8
 
-    def encode(self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None) -> Encoded:
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
         amax = np.abs(xb).max(axis=-1)
         e = np.where(amax > 0, pow2_floor_log2(amax) - 2, -E8M0_BIAS).astype(np.int32)
         scaled = xb.astype(np.float32) * _zero_safe_pow2(-e)[:, None]  # exact
@@ -205,7 +218,9 @@ class MXINT8(BlockFormat):
     def metadata_bits(self) -> int:
         return 8
 
-    def encode(self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None) -> Encoded:
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
         amax = np.abs(xb).max(axis=-1)
         e = np.where(amax > 0, pow2_floor_log2(amax), -E8M0_BIAS).astype(np.int32)
         scaled = xb.astype(np.float32) * _zero_safe_pow2(6 - e)[:, None]  # exact
@@ -242,7 +257,9 @@ class NVFP4(BlockFormat):
         amax = np.float32(np.abs(rows16).max()) if rows16.size else np.float32(0)
         return {"tensor_scale": np.float32(amax / np.float32(E4M3_MAX * E2M1_MAX))}
 
-    def encode(self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None) -> Encoded:
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
         ts = ctx["tensor_scale"]
         n, b = xb.shape
         if ts == 0:  # all-zero tensor [ours]
@@ -280,7 +297,9 @@ class INT4(BlockFormat):
     def metadata_bits(self) -> int:
         return 32
 
-    def encode(self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None) -> Encoded:
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
         x32 = xb.astype(np.float32)
         scale = np.abs(x32).max(axis=-1) / np.float32(7)
         safe = np.where(scale > 0, scale, np.float32(1))[:, None]

@@ -102,9 +102,12 @@ def quantize(
         cand = candidates[r0:r1].reshape((r1 - r0) * nb, -1) if (
             candidates is not None and candidates.ndim > 1
         ) else candidates
-        enc = f.encode(rows[r0:r1].reshape(-1, b), ctx, cand)
-        codes[r0:r1] = enc.codes.reshape(r1 - r0, k)
-        dequant[r0:r1] = enc.dequant.reshape(r1 - r0, k)
+        out = (codes[r0:r1].reshape(-1, b), dequant[r0:r1].reshape(-1, b))
+        enc = f.encode(rows[r0:r1].reshape(-1, b), ctx, cand, out)
+        if enc.codes is not out[0]:
+            out[0][...] = enc.codes
+        if enc.dequant is not out[1]:
+            out[1][...] = enc.dequant
         for key, val in enc.meta.items():
             if key not in meta:
                 meta[key] = np.empty((n_rows, nb), val.dtype)

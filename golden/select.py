@@ -35,25 +35,29 @@ def preprocess(xb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             the product is a power-of-two scaling of an FP16 value, computed in float32).
         qmax: (n,) int32, the largest q of each block (q of M).
     """
-    mag = np.abs(xb)
-    amax = mag.max(axis=-1)
+    mag = xb.view(np.uint16) & np.uint16(0x7FFF)  # |x| as bits: ordered like the values
+    amax = mag.max(axis=-1).view(np.float16)
     se = shared_exponent(amax)
     scale = np.ldexp(np.float32(1), 2 - se)
-    q = (mag.astype(np.float32) * scale[:, None]).astype(np.uint8)  # truncation = floor (x >= 0)
+    q = (mag.view(np.float16).astype(np.float32) * scale[:, None]).astype(np.uint8)  # floor
     qmax = (amax.astype(np.float32) * scale).astype(np.int32)
     return se, q, qmax
 
 
-def q_bins(q: np.ndarray) -> np.ndarray:
-    """Flat histogram bin of every element: block index · 32 + q. (n, B) intp."""
-    n = q.shape[0]
-    return (np.arange(n, dtype=np.intp) * Q_LEVELS)[:, None] + q
+def signed_bins(q: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """Flat (block, sign, q) bin of every element: block·64 + sign·32 + q. (n, B) intp.
+
+    The sign is the FP16 sign bit (``-0.0`` has sign 1).
+    """
+    sq = q | ((xb.view(np.uint16) >> 10) & 32).astype(np.uint8)
+    return (np.arange(q.shape[0], dtype=np.intp) * 2 * Q_LEVELS)[:, None] + sq
 
 
 def q_histogram(bins: np.ndarray) -> np.ndarray:
-    """(n, 32) int64 count of each q value per block, from :func:`q_bins`."""
+    """(n, 32) int64 count of each q value per block (either sign), from :func:`signed_bins`."""
     n = bins.shape[0]
-    return np.bincount(bins.reshape(-1), minlength=n * Q_LEVELS).reshape(n, Q_LEVELS)
+    h = np.bincount(bins.reshape(-1), minlength=n * 2 * Q_LEVELS).reshape(n, 2, Q_LEVELS)
+    return h[:, 0] + h[:, 1]
 
 
 def lut_costs(hist: np.ndarray, luts: Luts) -> np.ndarray:
