@@ -1,4 +1,4 @@
-"""semdialect golden model: the executable definition of the numbers (``../SPEC.md``).
+"""semdialect golden model: the executable definition of the numbers (``docs/SPEC.md``).
 
 Public API::
 
