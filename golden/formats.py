@@ -149,6 +149,11 @@ class DialectFormat(BlockFormat):
     def metadata_bits(self) -> int:
         return 5 + self.formatbook.id_bits
 
+    def costs(self, xb: np.ndarray) -> np.ndarray:
+        """LUT cost of every dialect for (n, B) FP16 blocks: (n, K) int64 (SPEC §4)."""
+        se, q, _ = preprocess(xb)
+        return lut_costs(q_histogram(signed_bins(q, xb)), self.luts)
+
     def encode(
         self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
     ) -> Encoded:
@@ -236,7 +241,9 @@ class NVFP4(BlockFormat):
     Follows torchao 0.18 ``NVFP4Tensor.to_nvfp4(x, per_tensor_scale=
     per_tensor_amax_to_scale(amax))`` on CPU, every step an FP32 RNE operation:
     block_scale = amax_b / 6; s = clamp(block_scale / ts, 2^-6, 448) rounded to E4M3;
-    total = ts · s; element = E2M1_RNE(clamp(x / total, ±6)); dequant = fp32(e2m1 · total).
+    element = E2M1_RNE(clamp(fp32(x · fp32(fp32(1 / ts) / s)), ±6)) — torchao multiplies by
+    that twice-rounded reciprocal rather than dividing by ts·s, which differs at ties [ours:
+    SPEC §8 "equal to torchao" decides]; dequant = fp32(e2m1 · fp32(ts · s)).
     A zero block inside a non-zero tensor gets the E4M3 floor 2^-6 (torchao's E4M3_EPS).
     An all-zero tensor gives codes 0, scales 0 and zeros (torchao gives NaN) [ours].
     """
@@ -271,8 +278,11 @@ class NVFP4(BlockFormat):
         block_scale = np.abs(x32).max(axis=-1) / np.float32(E2M1_MAX)
         s = np.clip(block_scale / ts, np.float32(E4M3_EPS), np.float32(E4M3_MAX))
         s_bits = e4m3_encode(s)
-        total = ts * E4M3_GRID.astype(np.float32).take(s_bits)
-        scaled = np.clip(x32 / total[:, None], -E2M1_MAX, E2M1_MAX)
+        s32 = E4M3_GRID.astype(np.float32).take(s_bits)
+        total = ts * s32
+        # torchao scales by a twice-rounded reciprocal, not by dividing by ts·s
+        recip = (np.float32(1) / ts) / s32
+        scaled = np.clip(x32 * recip[:, None], -E2M1_MAX, E2M1_MAX)
         mag = e2m1_encode(scaled)
         deq = (E2M1_HU.take(mag) / np.float32(2)) * total[:, None]
         np.copysign(deq, xb, out=deq)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -152,8 +153,9 @@ def just_below_pow2_max(rng: np.random.Generator, block: int) -> np.ndarray:
     return _pow2_max_blocks(rng, block, below=True)
 
 
-def _tie_blocks(rng: np.random.Generator, block: int, anchors: np.ndarray,
-                exps: np.ndarray) -> np.ndarray:
+def _tie_blocks(
+    rng: np.random.Generator, block: int, anchors: np.ndarray, exps: np.ndarray
+) -> np.ndarray:
     """Blocks of ±E2M1 tie points times 2^exps, each with one ±anchor * 2^exps element.
 
     ``exps`` has shape (ROWS, K / block); an anchor fixes the block maximum (and so the scale).
@@ -190,6 +192,53 @@ def nvfp4_ties(rng: np.random.Generator, block: int) -> np.ndarray:
     return _fp16(x)
 
 
+def _nvfp4_element_scale(amax: np.float32, block_max: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Predict torchao's NVFP4 element scaling (only to aim inputs at its rounding boundaries).
+
+    Returns ``(reciprocal, unit)``: torchao multiplies elements by ``reciprocal`` =
+    fp32(fp32(1 / ts) / s); ``unit`` = fp32(ts * s) is the dequantization step a division-based
+    implementation would use instead.
+    """
+    f32 = np.float32
+    ts = amax / f32(448.0 * 6.0)
+    scaled = np.clip((block_max / f32(6.0)) / ts, f32(2.0**-6), f32(448.0))
+    s = scaled.astype(ml_dtypes.float8_e4m3fn).astype(f32)
+    return (f32(1.0) / ts) / s, ts * s
+
+
+def nvfp4_scaled_ties(rng: np.random.Generator, block: int) -> np.ndarray:
+    """NVFP4 near-ties under a non-dyadic tensor scale.
+
+    Each block has a random FP16 max; its other elements are the FP16 values nearest to (and
+    one ulp either side of) t * ts * s for every E2M1 tie t, preferring those where torchao's
+    fp32(x * reciprocal) is exactly a tie, or where x / fp32(ts * s) would round the other way.
+    """
+    f32 = np.float32
+    amax = f32(np.float16(2.0 ** rng.uniform(-8.0, 15.9)))
+    nblocks = ROWS * K // block
+    block_max = _fp16(rng.uniform(2.0**-9, 1.0, nblocks) * amax).astype(f32)
+    block_max[0] = amax
+    reciprocal, unit = _nvfp4_element_scale(amax, block_max)
+    ties = E2M1_TIES.astype(f32)
+    nearest = _fp16(ties[None, :] * unit[:, None].astype(np.float64)).view(np.uint16)
+    cand = np.concatenate([nearest - 1, nearest, nearest + 1], axis=1)  # (nblocks, 21)
+    cand_val = cand.view(np.float16).astype(f32)
+    ties3 = np.tile(ties, 3)[None, :]
+    scaled_mul = cand_val * reciprocal[:, None]
+    scaled_div = cand_val / unit[:, None]
+    hit = (scaled_mul == ties3) | (np.sign(scaled_mul - ties3) != np.sign(scaled_div - ties3))
+    usable = (cand_val > 0) & (cand_val < block_max[:, None])
+    # Rank: usable hits first, then other usable candidates, in random order within each rank.
+    rank = np.where(usable, np.where(hit, 0.0, 1.0), 2.0) + rng.random(cand.shape)
+    order = np.argsort(rank, axis=1)[:, : block - 1]
+    chosen = np.where(
+        np.take_along_axis(usable, order, 1), np.take_along_axis(cand_val, order, 1), 0.0
+    )
+    x = np.concatenate([block_max[:, None], chosen], axis=1)
+    x = rng.permuted(x * _signs(rng, x.shape), axis=1)
+    return _fp16(x.reshape(ROWS, K))
+
+
 def all_zero(rng: np.random.Generator, block: int) -> np.ndarray:
     """An all-zero tensor with both signs of zero (MXFP4 only: NVFP4 diverges, see below)."""
     return _fp16(_signs(rng, (ROWS, K)) * 0.0)
@@ -213,7 +262,7 @@ COMMON_CASES: dict[str, Generator] = {
     "just_below_pow2_max": just_below_pow2_max,
 }
 MXFP4_CASES = {**COMMON_CASES, "ties": mxfp4_ties, "all_zero": all_zero}
-NVFP4_CASES = {**COMMON_CASES, "ties": nvfp4_ties}
+NVFP4_CASES = {**COMMON_CASES, "ties": nvfp4_ties, "scaled_ties": nvfp4_scaled_ties}
 
 
 def make_case(cases: dict[str, Generator], name: str, block: int) -> np.ndarray:
@@ -239,7 +288,9 @@ def _show(a: np.ndarray) -> str:
     if a.dtype.kind == "f":
         width = a.dtype.itemsize * 2
         hexes = a.view(f"u{a.dtype.itemsize}")
-        return " ".join(f"{v!r}(0x{h:0{width}x})" for v, h in zip(a.tolist(), hexes.tolist()))
+        return " ".join(
+            f"{v!r}(0x{h:0{width}x})" for v, h in zip(a.tolist(), hexes.tolist(), strict=True)
+        )
     return " ".join(f"0x{v:02x}" for v in a.tolist())
 
 
@@ -334,10 +385,12 @@ def check_nvfp4(x16: np.ndarray, in_dtype: type[np.floating]) -> None:
     nblocks = x16.shape[-1] // block
     ts = np.asarray(qt.tensor_scale)
     assert (ts.dtype, ts.shape) == (np.float32, ()), f"tensor_scale is {ts.dtype}{ts.shape}"
-    assert _bits(ts) == _bits(np.asarray(ref.tensor_scale)), (
-        f"nvfp4 tensor_scale: golden {ts!r}, torchao {ref.tensor_scale!r} "
-        f"(amax {np.abs(x16).max()!r})"
+    context = (
+        f"tensor amax {_show(np.abs(x16).max().reshape(1))}, "
+        f"torchao tensor_scale {_show(np.asarray(ref.tensor_scale).reshape(1))}"
     )
+    if _bits(ts) != _bits(np.asarray(ref.tensor_scale)):
+        pytest.fail(f"nvfp4 tensor_scale: golden {_show(ts.reshape(1))}; {context}")
     want = {
         "codes": ref.codes.reshape(x16.shape),
         "scale": ref.scale.reshape(*x16.shape[:-1], nblocks),
@@ -345,7 +398,12 @@ def check_nvfp4(x16: np.ndarray, in_dtype: type[np.floating]) -> None:
     }
     for name, per_block in (("codes", False), ("scale", True), ("dequant", False)):
         assert_same_bits(
-            f"nvfp4 {name}", getattr(qt, name), want[name], x16, block, per_block=per_block
+            f"nvfp4 {name} ({context})",
+            getattr(qt, name),
+            want[name],
+            x16,
+            block,
+            per_block=per_block,
         )
 
 
@@ -360,6 +418,19 @@ def test_nvfp4_leading_dims_match_torchao() -> None:
     """A 3-D tensor quantizes like its (rows, K) reshape under one tensor amax."""
     x16 = make_case(NVFP4_CASES, "mixed_magnitudes", torchao_ref.NVFP4_BLOCK)
     check_nvfp4(x16.reshape(2, ROWS // 2, K), np.float16)
+
+
+def test_nvfp4_tensor_amax_sweep() -> None:
+    """64 small tensors whose amax spans the FP16 range, subnormals included.
+
+    amax / 2688 is inexact for most amax, so this pins the tensor-scale division and how its
+    rounding propagates into the E4M3 block scales, the codes and the dequantized values.
+    """
+    rng = np.random.default_rng([SEED, zlib.crc32(b"amax_sweep")])
+    for amax in 2.0 ** rng.uniform(-24.0, 15.99, 64):
+        x = rng.uniform(-1.0, 1.0, (2, 2 * torchao_ref.NVFP4_BLOCK)) * amax
+        x[0, 0] = amax
+        check_nvfp4(_fp16(x), np.float16)
 
 
 def test_nvfp4_all_zero_tensor_gives_zeros() -> None:
@@ -377,8 +448,12 @@ def test_nvfp4_all_zero_tensor_gives_zeros() -> None:
     }
     for name, per_block in (("codes", False), ("scale", True), ("dequant", False)):
         assert_same_bits(
-            f"nvfp4 all-zero {name}", getattr(qt, name), zeros[name], x16,
-            torchao_ref.NVFP4_BLOCK, per_block=per_block,
+            f"nvfp4 all-zero {name}",
+            getattr(qt, name),
+            zeros[name],
+            x16,
+            torchao_ref.NVFP4_BLOCK,
+            per_block=per_block,
         )
     assert np.asarray(qt.tensor_scale) == 0.0, f"tensor_scale {qt.tensor_scale!r}"
 
