@@ -9,7 +9,7 @@ import numpy as np
 
 from .blocks import pad_last, to_fp16
 from .formatbook import Formatbook
-from .formats import BlockFormat, resolve_format
+from .formats import BlockFormat, DialectFormat, resolve_format
 
 #: elements per chunk: bounds the temporaries (a few bytes per element) of large tensors
 CHUNK_ELEMENTS = 1 << 18
@@ -145,3 +145,25 @@ def quantize_weights(w: Any, fmt: str | BlockFormat = "sd32", **kwargs: Any) -> 
         raise ValueError(f"W: expected a 2-D (k, n) matrix, got shape {w.shape}")
     kwargs.setdefault("name", "W")
     return quantize(w.T, fmt, **kwargs)
+
+
+def dialect_costs(
+    x: Any,
+    fmt: str | Formatbook = "sd32",
+    *,
+    block: int | None = None,
+    formatbook: Formatbook | str | None = None,
+    pad: bool = False,
+    name: str = "x",
+) -> np.ndarray:
+    """LUT cost of every dialect for every block of ``x``: (..., nblocks, K) int64.
+
+    Same checks and blocking as :func:`quantize` (SeDA's variant choice needs the costs).
+    """
+    f = resolve_format(fmt, formatbook=formatbook)
+    if not isinstance(f, DialectFormat):
+        raise ValueError(f"format: costs exist only for the dialect formats, not {f.name}")
+    b = f.block_size(block)
+    x16 = pad_last(to_fp16(x, name, b), b, pad, name)
+    k = x16.shape[-1]
+    return f.costs(x16.reshape(-1, b)).reshape(x16.shape[:-1] + (k // b, -1))

@@ -1,0 +1,166 @@
+"""Attention-guided activation decomposition (SPEC §6) [ours, from SemanticDialect].
+
+The salient tokens of a sequence — those receiving the most attention — get a second,
+residual quantization: R = fp16(fp32(x) - fp32(deq(Q(x)))), quantized with the same format,
+B and selection over the whole formatbook. A quantized linear layer then computes
+Y = RNE_fp32(main + resid) for salient rows, where main = Q(X)·Q(W) and resid = Q(R_S)·Q(W)
+are two independent SPEC §5 accumulations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .blocks import to_fp16
+from .formats import DialectFormat, resolve_format
+from .gemm import gemm_quantized
+from .quantize import QTensor, quantize, quantize_weights
+
+#: default salient fraction ρ
+DEFAULT_RHO = "0.05"
+
+
+def as_fraction(value: str | int | float | Fraction | Decimal, what: str) -> Fraction:
+    """A decimal parameter (ρ, τ) as an exact fraction: 0.07 is 7/100, not a binary float.
+
+    Floats are read through their shortest repr (``0.07`` -> ``"0.07"``).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected a decimal number, got {value!r}")
+    try:
+        frac = Fraction(Decimal(str(value))) if isinstance(value, float | str) else Fraction(value)
+    except (ValueError, ArithmeticError, TypeError):
+        raise ValueError(f"{what}: expected a decimal number, got {value!r}") from None
+    if not 0 <= frac <= 1:
+        raise ValueError(f"{what}: must be in [0, 1], got {value}")
+    return frac
+
+
+def check_attention(attn: Any, n_tokens: int | None = None) -> np.ndarray:
+    """Validate an attention map A (H, N, N) (query i attends to key j: A[h, i, j])."""
+    a = np.asarray(attn, dtype=np.float64)
+    if a.ndim != 3 or a.shape[1] != a.shape[2]:
+        raise ValueError(f"attention: expected shape (heads, N, N), got {a.shape}")
+    if n_tokens is not None and a.shape[1] != n_tokens:
+        raise ValueError(f"attention: map covers {a.shape[1]} tokens, activations have {n_tokens}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("attention: contains NaN/Inf")
+    return a
+
+
+def saliency(attn: Any) -> np.ndarray:
+    """s_j = Σ_h Σ_i A[h, i, j], the attention token j receives: (N,) float64."""
+    return check_attention(attn).sum(axis=(0, 1))
+
+
+def saliency_order(scores: np.ndarray) -> np.ndarray:
+    """Token indices by descending saliency, ties to the lower index (a stable sort)."""
+    return np.argsort(-np.asarray(scores, np.float64), kind="stable")
+
+
+def n_salient(rho: Any, n_tokens: int) -> int:
+    """n_S = ceil(ρ·N), evaluated exactly."""
+    return math.ceil(as_fraction(rho, "rho") * n_tokens)
+
+
+def salient_tokens(attn: Any, rho: Any = DEFAULT_RHO) -> np.ndarray:
+    """Sorted indices of the ceil(ρ·N) tokens with the highest saliency (ties: lower index)."""
+    s = saliency(attn)
+    return np.sort(saliency_order(s)[: n_salient(rho, s.shape[0])])
+
+
+def residual(x16: np.ndarray, q: QTensor) -> np.ndarray:
+    """R = fp16(fp32(x) - fp32(deq(Q(x)))) with IEEE RNE (the subtraction is exact)."""
+    diff = x16.astype(np.float32) - q.dequant
+    return diff.astype(np.float16)
+
+
+@dataclass
+class DecomposedLinear:
+    """Result of :func:`decomposed_linear`.
+
+    Attributes:
+        y: (N, n) float32 output (``out='fp16'``: float16).
+        salient: sorted salient token indices.
+        qx: main-path quantization of X; qr: quantization of the salient residual rows.
+        bits_per_element: storage bits per element of X including the residual rows and
+            their metadata (plus SeDA metadata when given).
+    """
+
+    y: np.ndarray
+    salient: np.ndarray
+    qx: QTensor
+    qr: QTensor | None
+    bits_per_element: float
+
+
+def decomposed_linear(
+    x: Any,
+    w: Any,
+    fmt: str = "sd32",
+    *,
+    attn: Any = None,
+    salient: np.ndarray | None = None,
+    rho: Any = DEFAULT_RHO,
+    select: str | None = None,
+    block: int | None = None,
+    candidates: np.ndarray | None = None,
+    extra_bits_per_element: float = 0.0,
+    out: str = "fp32",
+) -> DecomposedLinear:
+    """Y = Q(X)·Q(W) + Q(R_S)·Q(W) for one sequence X (N, k) and weights W (k, n).
+
+    The salient set comes from ``attn`` (H, N, N) or is given as ``salient`` (e.g. a random
+    control set). ``candidates`` restricts the main path's selection (SeDA); the residual
+    always chooses over the whole formatbook. ``extra_bits_per_element`` adds metadata
+    (SeDA's) to the accounting.
+    """
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.ndim != 2:
+        raise ValueError(f"X: expected one sequence (N, k), got shape {x.shape}")
+    if w.ndim != 2 or w.shape[0] != x.shape[1]:
+        raise ValueError(f"gemm: shapes do not match: X is {x.shape}, W is {w.shape}")
+    n_tok = x.shape[0]
+    if salient is None:
+        if attn is None:
+            raise ValueError("attention: pass attn (H, N, N) or an explicit salient set")
+        salient = salient_tokens(check_attention(attn, n_tok), rho)
+    salient = np.asarray(salient, dtype=np.intp)
+    if salient.size and (salient.min() < 0 or salient.max() >= n_tok):
+        raise ValueError(f"salient: token index out of range 0..{n_tok - 1}")
+    f = resolve_format(fmt, select=select)
+    fw = resolve_format(fmt) if isinstance(f, DialectFormat) else f
+    b = f.block_size(block)
+    x16 = to_fp16(x, "X", b)
+    qx = quantize(x16, f, block=b, candidates=candidates, name="X")
+    qw = quantize_weights(w, fw, block=b)
+    y = gemm_quantized(qx, qw)
+    qr = None
+    bits = qx.bits_per_element + extra_bits_per_element
+    if salient.size:
+        rows = x16[salient]
+        r = residual(rows, _rows(qx, salient))
+        qr = quantize(r, f, block=b, name="residual")
+        y[salient] = y[salient] + gemm_quantized(qr, qw)  # RNE_fp32(main + resid)
+        bits += qr.bits_per_element * salient.size / n_tok
+    if out == "fp16":
+        with np.errstate(over="ignore"):
+            y = y.astype(np.float16)
+    elif out != "fp32":
+        raise ValueError(f"out: must be 'fp32' or 'fp16', got {out!r}")
+    return DecomposedLinear(y=y, salient=salient, qx=qx, qr=qr, bits_per_element=bits)
+
+
+def _rows(q: QTensor, rows: np.ndarray) -> QTensor:
+    """The given rows of a 2-D quantized tensor (only ``dequant`` is needed by callers)."""
+    return QTensor(
+        format=q.format, block=q.block, codes=q.codes[rows], dequant=q.dequant[rows],
+        bits_per_element=q.bits_per_element, fmt=q.fmt,
+    )
