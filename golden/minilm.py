@@ -26,13 +26,13 @@ Linear hook: every linear layer calls ``linear(name, x, weight, bias, ctx) -> y`
   ``layer.{l}.output.dense`` for ``l`` in 0..5 (the safetensors key without ``encoder.`` and
   ``.weight``), called in this order per layer (query, key, value, attention output,
   intermediate, output), 36 calls per sequence;
-- ``x``: (n, in) float32, the n real tokens of ONE sequence;
+- ``x``: (n, in) float32, the n real tokens of ONE sequence (read-only array);
 - ``weight``: (in, out) float32, i.e. the TRANSPOSE of torch's (out, in) ``nn.Linear.weight``,
   so that ``y = x @ weight + bias`` (read-only array);
 - ``bias``: (out,) float32 (read-only array);
 - ``ctx``: a :class:`LinearContext` whose ``attention`` is this layer's attention probabilities
   for this sequence, (heads = 12, n, n) float32, ``attention[h, i, j]`` = query i attending to
-  key j (SPEC §6 layout), rows summing to 1.
+  key j (SPEC §6 layout), rows summing to 1 (read-only array).
 
 Choice (documented): ``ctx.attention`` comes from a preceding FP32 reference pass of the same
 sequence, not from the hooked pass. A layer's Q/K/V projections run before its own attention
@@ -257,6 +257,8 @@ class MiniLM:
             y = x @ weight + bias
         else:
             assert ctx is not None
+            x = x.view()
+            x.setflags(write=False)  # the model reuses x (residual): hooks must not modify it
             y = np.asarray(linear(name, x, weight, bias, ctx))
             expected = (x.shape[0], weight.shape[1])
             if y.shape != expected:
@@ -304,6 +306,7 @@ class MiniLM:
         for layer in range(self.num_layers):
             ctx = None if reference is None else LinearContext(layer, reference[layer])
             h, probs = self._layer(layer, h, linear, ctx, record)
+            probs.setflags(write=False)  # shared by the 6 hook calls of the next pass
             maps.append(probs)
         return h, maps
 

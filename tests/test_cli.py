@@ -114,3 +114,12 @@ def test_help_explains_commands() -> None:
     for cmd in ("quantize", "gemm", "error", "sim", "bench"):
         assert cmd in r.stdout
     assert "--pad" in run("quantize", "--help").stdout
+
+
+def test_sim_runs_on_the_default_config() -> None:
+    r = run("sim", "--config", "configs/default.toml")
+    assert r.returncode == 0, r.stderr
+    for name in ("minilm.q_weight", "minilm.ffn_act", "video.tokens", "gaussian", "student-t"):
+        assert name in r.stdout
+    r = run("sim", "--config", "configs/missing.toml")
+    assert r.returncode == 2 and "cannot read" in r.stderr

