@@ -10,9 +10,9 @@ of finite operands, including:
 * ties to even, carries out of the significand into the exponent;
 * overflow to ±Inf (RNE never saturates to the largest finite value).
 
-**Not supported:** Inf or NaN *inputs* (exponent field 255). With FP16 inputs SPEC §5 shows no
-FP32 overflow can occur, so the PE never produces them; for such inputs the output is
-unspecified (don't care), and no flag is raised.
+**Not supported:** Inf or NaN *inputs* (exponent field 255). With FP16 inputs no FP32 overflow
+can occur (SPEC §5), so no Inf ever reaches the PE's accumulator; for such inputs the output
+is unspecified (don't care), and no flag is raised.
 
 Datapath (three combinational steps; widths in bits):
 
@@ -45,10 +45,18 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, ValueLike
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FP32Add", "FP32_PAIR", "fp32_add"]
+__all__ = ["FP32Add", "FP32_ADD_SIGNATURE", "FP32_PAIR", "fp32_add"]
 
 #: Input payload of :class:`FP32Add`: the two binary32 operands as raw bit patterns.
 FP32_PAIR = data.StructLayout({"a": 32, "b": 32})
+
+#: Signature of :class:`FP32Add` (independent of its latency).
+FP32_ADD_SIGNATURE = wiring.Signature(
+    {
+        "i": In(stream.Signature(FP32_PAIR)),
+        "o": Out(stream.Signature(32)),
+    }
+)
 
 _EXT = 27  # 24-bit significand (hidden bit at 23) << 3 guard/round/sticky bits
 
@@ -68,10 +76,20 @@ _ALIGNED = data.StructLayout(
 _NORMALIZED = data.StructLayout(
     {
         "sign": 1,
-        "exp": 9,  # biased exponent field, 0 = subnormal/zero, 255 = overflow
+        "exp": 8,  # biased exponent field, 0 = subnormal/zero, 255 = overflow
         "sig": _EXT,  # [26] hidden bit, [25:3] fraction, [2] round bit, [1:0] sticky bits
     }
 )
+
+
+def _shift_left(value: Value, amount: Value) -> Value:
+    """``value << amount`` truncated to ``len(value)`` bits, as a log-depth mux chain."""
+    width = len(value)
+    for index, bit in enumerate(amount):
+        step = 1 << index
+        shifted = Cat(Const(0, step), value)[:width] if step < width else Const(0, width)
+        value = Mux(bit, shifted, value)
+    return value
 
 
 def _align(m: Module, operands: data.View) -> data.View:
@@ -83,25 +101,28 @@ def _align(m: Module, operands: data.View) -> data.View:
     x = Mux(swap, b, a)  # larger magnitude
     y = Mux(swap, a, b)
 
+    normal_x = x[23:31].any()  # hidden bit
+    normal_y = y[23:31].any()
     exp_x = Signal(8, name="exp_x")
     exp_y = Signal(8, name="exp_y")
     m.d.comb += [
-        exp_x.eq(Mux(x[23:31] == 0, 1, x[23:31])),
-        exp_y.eq(Mux(y[23:31] == 0, 1, y[23:31])),
+        exp_x.eq(Mux(normal_x, x[23:31], 1)),
+        exp_y.eq(Mux(normal_y, y[23:31], 1)),
     ]
-    sig_x = Cat(x[:23], x[23:31] != 0)  # 24 bits with hidden bit
-    sig_y = Cat(y[:23], y[23:31] != 0)
+    sig_x = Cat(x[:23], normal_x)  # 24 bits with hidden bit
+    sig_y = Cat(y[:23], normal_y)
 
     diff = Signal(8, name="exp_diff")
-    shift = Signal(range(_EXT + 1), name="align_shift")
+    shift = Signal(8, name="align_shift")
     m.d.comb += [
         diff.eq(exp_x - exp_y),
-        shift.eq(Mux(diff > _EXT, _EXT, diff)),
+        # min(diff, 27), written so that no operand needs implicit width extension
+        shift.eq(Mux(diff[5:].any() | (diff[:5] > _EXT), _EXT, diff)),
     ]
     # {sig_y, 3'b0, 27'b0} >> shift: the top 27 bits are the aligned operand, the low 27 bits
     # are what was shifted out.
     wide = Signal(2 * _EXT, name="align_wide")
-    m.d.comb += wide.eq(Cat(Const(0, _EXT + 3), sig_y) >> shift)
+    m.d.comb += wide.eq(Cat(Const(0, _EXT + 3), sig_y) >> shift[:5])
 
     aligned = Signal(_ALIGNED, name="aligned")
     m.d.comb += [
@@ -124,7 +145,7 @@ def _normalize(m: Module, aligned: data.View) -> data.View:
         m.d.comb += total.eq(aligned.x + aligned.y)
 
     # Leading zeros of total[:27]; 27 for a zero sum. Later (more significant) bits win.
-    lzc = Signal(range(_EXT + 1), name="lzc")
+    lzc = Signal(8, name="lzc")
     m.d.comb += lzc.eq(_EXT)
     for bit in range(_EXT):
         with m.If(total[bit]):
@@ -132,16 +153,16 @@ def _normalize(m: Module, aligned: data.View) -> data.View:
 
     # Do not shift below the smallest normal exponent: what remains is a subnormal.
     limit = Signal(8, name="lz_limit")
-    shift = Signal(range(_EXT + 1), name="norm_shift")
+    shift = Signal(8, name="norm_shift")
     m.d.comb += [
         limit.eq(aligned.exp - 1),
         shift.eq(Mux(lzc > limit, limit, lzc)),
     ]
     shifted = Signal(_EXT, name="norm_left")
-    m.d.comb += shifted.eq(total[:_EXT] << shift)
+    m.d.comb += shifted.eq(_shift_left(total[:_EXT], shift[:5]))
 
     result = Signal(_NORMALIZED, name="normalized")
-    m.d.comb += result.sign.eq(Mux(total == 0, aligned.zero_sign, aligned.sign_x))
+    m.d.comb += result.sign.eq(Mux(total.any(), aligned.sign_x, aligned.zero_sign))
     with m.If(total[_EXT]):  # carry out: shift right by one, keep the dropped bit as sticky
         m.d.comb += [
             result.exp.eq(aligned.exp + 1),
@@ -161,9 +182,9 @@ def _round(m: Module, norm: data.View) -> Value:
     round_up = Signal(name="round_up")
     m.d.comb += round_up.eq(sig[2] & (sig[1] | sig[0] | sig[3]))
     packed = Signal(31, name="packed")  # {exponent field, fraction}, carry flows into exponent
-    m.d.comb += packed.eq(Cat(sig[3:26], norm.exp[:8]) + round_up)
+    m.d.comb += packed.eq(Cat(sig[3:26], norm.exp) + round_up)
     result = Signal(32, name="result")
-    m.d.comb += result.eq(Cat(Mux(norm.exp >= 255, 0xFF << 23, packed), norm.sign))
+    m.d.comb += result.eq(Cat(Mux(norm.exp.all(), 0xFF << 23, packed), norm.sign))
     return result
 
 
@@ -216,12 +237,7 @@ class FP32Add(wiring.Component):
         if not 0 <= latency <= self.MAX_LATENCY:
             raise ValueError(f"latency must be 0..{self.MAX_LATENCY}, not {latency}")
         self._latency = latency
-        super().__init__(
-            {
-                "i": In(stream.Signature(FP32_PAIR)),
-                "o": Out(stream.Signature(32)),
-            }
-        )
+        super().__init__(FP32_ADD_SIGNATURE)
 
     @property
     def latency(self) -> int:
@@ -239,7 +255,7 @@ class FP32Add(wiring.Component):
             if index < self._latency:
                 stage_valid = Signal(name=f"stage{index}_valid")
                 stage_load = Signal(name=f"stage{index}_load")
-                stage_data = Signal.like(value, name=f"stage{index}_data", reset_less=True)
+                stage_data = Signal(value.shape(), name=f"stage{index}_data", reset_less=True)
                 with m.If(stage_load):
                     m.d.sync += [stage_valid.eq(valid), stage_data.eq(value)]
                 stages.append((stage_valid, stage_load))

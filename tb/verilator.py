@@ -28,7 +28,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["VerilatorError", "Waiver", "lint", "verilator_env", "verilator_root"]
+__all__ = [
+    "VerilatorError",
+    "Waiver",
+    "lint",
+    "verilator_env",
+    "verilator_executable",
+    "verilator_root",
+]
 
 
 class VerilatorError(RuntimeError):
