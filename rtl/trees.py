@@ -1,0 +1,41 @@
+"""Balanced reduction trees (combinational helpers, not components).
+
+A reduction of n operands is ``ceil(log2 n)`` levels deep. Operands are paired left to right
+at every level (an odd one out moves up unchanged), so a *left-biased* operator — one that
+keeps its left operand on a tie — returns the leftmost best operand, exactly like a
+left-to-right scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from amaranth.hdl import Mux, Value
+
+__all__ = ["tree_max", "tree_reduce", "tree_sum"]
+
+T = TypeVar("T")
+
+
+def tree_reduce(operands: Sequence[T], op: Callable[[T, T], T]) -> T:
+    """Reduce ``operands`` with the binary ``op`` in a balanced tree (left operand first)."""
+    level = list(operands)
+    if not level:
+        raise ValueError("operands: a reduction needs at least one operand")
+    while len(level) > 1:
+        paired = [op(level[k], level[k + 1]) for k in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
+
+
+def tree_sum(operands: Sequence[Value]) -> Value:
+    """Sum of unsigned ``operands``; each adder is one bit wider than its widest input."""
+    return tree_reduce(operands, lambda a, b: a + b)
+
+
+def tree_max(operands: Sequence[Value]) -> Value:
+    """Maximum of unsigned ``operands`` (comparator + multiplexer per node)."""
+    return tree_reduce(operands, lambda a, b: Mux(b > a, b, a))

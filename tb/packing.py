@@ -1,0 +1,94 @@
+"""Vectorised packing of ``data.Layout`` payloads to/from Python ints (packed Verilog ports).
+
+A :class:`LayoutCodec` flattens a (nested) ``StructLayout``/``ArrayLayout`` into named leaf
+fields — ``"block.q"`` for an array of 5-bit lanes, ``"se"`` for a scalar — and converts
+between NumPy columns and the integers cocotb reads from and writes to a packed port. Offsets
+come from the Amaranth layout itself (as in :func:`tb.ports.port`), never from hand-written
+constants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+__all__ = ["LayoutCodec"]
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    name: str  # dotted path; array fields are one leaf with ``count`` elements
+    offset: int
+    width: int
+    count: int  # 0 = scalar, else elements of an array of scalars
+    stride: int
+
+
+def _leaves(layout: data.Layout, prefix: str, base: int) -> list[_Leaf]:
+    out: list[_Leaf] = []
+    if isinstance(layout, data.ArrayLayout):
+        elem = layout.elem_shape
+        if isinstance(elem, data.Layout):
+            for i in range(layout.length):
+                out += _leaves(elem, f"{prefix}.{i}", base + i * elem.size)
+        else:
+            width = Shape.cast(elem).width
+            out.append(_Leaf(prefix, base, width, layout.length, width))
+        return out
+    for name, field in layout:
+        path = f"{prefix}.{name}" if prefix else str(name)
+        if isinstance(field.shape, data.Layout):
+            out += _leaves(field.shape, path, base + field.offset)
+        else:
+            out.append(_Leaf(path, base + field.offset, Shape.cast(field.shape).width, 0, 0))
+    return out
+
+
+class LayoutCodec:
+    """Pack/unpack rows of field values for one layout."""
+
+    def __init__(self, layout: data.Layout) -> None:
+        self.layout = layout
+        self.width = Shape.cast(layout).width
+        self.nbytes = (self.width + 7) // 8
+        self.leaves = {leaf.name: leaf for leaf in _leaves(layout, "", 0)}
+
+    def pack(self, n: int, **fields: np.ndarray) -> list[int]:
+        """``n`` packed integers; keyword names use ``__`` for dots (``block__q=...``).
+
+        Scalars are (n,) arrays, array fields (n, count); missing fields are 0.
+        """
+        bits = np.zeros((n, self.nbytes * 8), np.uint8)
+        for key, values in fields.items():
+            leaf = self.leaves[key.replace("__", ".")]
+            vals = np.asarray(values, dtype=np.uint64).reshape(n, max(leaf.count, 1))
+            if vals.size and int(vals.max()) >> leaf.width:
+                raise ValueError(f"{leaf.name}: a value does not fit in {leaf.width} bits")
+            shifts = np.arange(leaf.width, dtype=np.uint64)
+            field_bits = ((vals[:, :, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+            for k in range(max(leaf.count, 1)):
+                start = leaf.offset + k * leaf.stride
+                bits[:, start : start + leaf.width] = field_bits[:, k]
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+    def unpack(self, values: Sequence[int]) -> dict[str, np.ndarray]:
+        """Field name → (n,) or (n, count) int64 array, for every leaf."""
+        n = len(values)
+        raw = b"".join(int(v).to_bytes(self.nbytes, "little") for v in values)
+        bits = np.unpackbits(
+            np.frombuffer(raw, np.uint8).reshape(n, self.nbytes), axis=1, bitorder="little"
+        ).astype(np.int64)
+        out: dict[str, np.ndarray] = {}
+        for leaf in self.leaves.values():
+            weights = np.int64(1) << np.arange(leaf.width, dtype=np.int64)
+            cols = []
+            for k in range(max(leaf.count, 1)):
+                start = leaf.offset + k * leaf.stride
+                cols.append(bits[:, start : start + leaf.width] @ weights)
+            out[leaf.name] = np.stack(cols, axis=1) if leaf.count else cols[0]
+        return out

