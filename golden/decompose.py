@@ -113,13 +113,15 @@ def decomposed_linear(
     candidates: np.ndarray | None = None,
     extra_bits_per_element: float = 0.0,
     out: str = "fp32",
+    qw: QTensor | None = None,
 ) -> DecomposedLinear:
     """Y = Q(X)·Q(W) + Q(R_S)·Q(W) for one sequence X (N, k) and weights W (k, n).
 
     The salient set comes from ``attn`` (H, N, N) or is given as ``salient`` (e.g. a random
     control set). ``candidates`` restricts the main path's selection (SeDA); the residual
     always chooses over the whole formatbook. ``extra_bits_per_element`` adds metadata
-    (SeDA's) to the accounting.
+    (SeDA's) to the accounting. ``qw``: W already quantized by ``quantize_weights(w, fmt,
+    block=...)`` (e.g. cached once per layer); ``w`` is then used only for its shape check.
     """
     x = np.asarray(x)
     w = np.asarray(w)
@@ -140,7 +142,10 @@ def decomposed_linear(
     b = f.block_size(block)
     x16 = to_fp16(x, "X", b)
     qx = quantize(x16, f, block=b, candidates=candidates, name="X")
-    qw = quantize_weights(w, fw, block=b)
+    if qw is None:
+        qw = quantize_weights(w, fw, block=b)
+    elif qw.codes.shape != w.shape[::-1]:
+        raise ValueError(f"qw: expected a quantized Wᵀ {w.shape[::-1]}, got {qw.codes.shape}")
     y = gemm_quantized(qx, qw)
     qr = None
     bits = qx.bits_per_element + extra_bits_per_element

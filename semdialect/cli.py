@@ -157,6 +157,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    # As bench: one BLAS thread, set before NumPy loads, so a child process runs the eval.
+    # Its matrices are small (one sentence at a time): threads only add contention.
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    opts = ["--out", args.out]
+    if args.sentences is not None:
+        opts += ["--sentences", str(args.sentences)]
+    if args.quick:
+        opts.append("--quick")
+    command = " ".join(["semdialect", "eval", *opts])
+    return subprocess.call([sys.executable, "-m", "semdialect.evaluate", *opts,
+                            "--command", command], env=env)
+
+
 def _add_format_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="sd32", choices=FORMAT_NAMES,
                    help="number format (default sd32)")
@@ -219,6 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verilog", help="emit Verilog for a configuration")
     p.add_argument("--config", default="configs/default.toml", metavar="CONFIG.toml")
     p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser(
+        "eval", help="accuracy of every format on real data (MiniLM W4A4, video tokens)",
+        description="Measure every format on real data and write OUT/accuracy.csv, "
+        "OUT/accuracy_layers.csv and OUT/accuracy.md (also printed). (1) all-MiniLM-L6-v2 "
+        "with every linear layer's activations and weights quantized (W4A4): per-layer "
+        "activation/output SQNR, sentence-embedding cosine and Spearman correlation of the "
+        "pairwise similarities, on the first sentences of Python standard-library docstrings; "
+        "(2) 8x8 patch tokens of a real video: SQNR and temporal consistency; (3) "
+        "attention-selected vs random salient tokens for decomposition. Formats: fp16, int4, "
+        "mxfp4, nvfp4, dfp4 two-stage (BlockDialect), dfp4 lut, sd32 lut, sd32 + SeDA, "
+        "sd32 + decomposition (rho 0.05), sd32 + decomposition + SeDA (tau 0.5). Progress "
+        "goes to stderr. A full run takes a few minutes.", epilog=EPILOG)
+    p.add_argument("--sentences", type=int, default=None, metavar="N",
+                   help="MiniLM sentences, at least 3 (default 64, the issue's minimum; "
+                        "--quick: 6)")
+    p.add_argument("--out", default="reports/out", metavar="DIR",
+                   help="output directory (default reports/out)")
+    p.add_argument("--quick", action="store_true",
+                   help="small smoke run: 6 sentences and 3 video frames (used by the tests); "
+                        "its numbers are not a measurement")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="quantization and GEMM throughput, one thread")
     p.add_argument("--size", type=int, default=4096, help="tensor is SIZE x SIZE FP16")

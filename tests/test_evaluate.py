@@ -1,0 +1,229 @@
+"""semdialect eval: metrics by hand, shortcuts checked against golden, a quick smoke run."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden import gemm_quantized, quantize, quantize_weights
+from golden.blocks import to_fp16
+from golden.decompose import decomposed_linear, residual
+from semdialect.evaluate import (
+    STUDY_RHOS,
+    VARIANTS,
+    average_ranks,
+    float_baseline_gemm,
+    spearman,
+    temporal_consistency,
+)
+
+# --------------------------------------------------------------------------------- Spearman
+
+
+def test_average_ranks_ties() -> None:
+    np.testing.assert_array_equal(average_ranks([10, 20, 20, 5]), [2, 3.5, 3.5, 1])
+    np.testing.assert_array_equal(average_ranks([7, 7, 7]), [2, 2, 2])
+    np.testing.assert_array_equal(average_ranks([3, 1, 2, 1, 3]), [4.5, 1.5, 3, 1.5, 4.5])
+
+
+def test_spearman_hand_example_with_ties() -> None:
+    # ranks x = [1, 2.5, 2.5, 4], y = [1, 3, 2, 4]; centred: [-1.5, 0, 0, 1.5] and
+    # [-1.5, 0.5, -0.5, 1.5]; r = 4.5 / sqrt(4.5 · 5) = 3 / sqrt(10)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(3 / math.sqrt(10), abs=1e-15)
+    assert spearman([1, 2, 3, 4], [10, 20, 35, 100]) == pytest.approx(1.0)  # monotone
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+# ---------------------------------------------------------------------- temporal consistency
+
+
+def test_temporal_consistency_hand_case() -> None:
+    # layout (T, H, W) = (2, 1, 2): tokens 0, 1 are frame 0; tokens 2, 3 frame 1.
+    x = np.array([
+        [2.0, 0.0, 0.0, 0.0],      # (0, 0, 0)
+        [1.0, 0.0, 0.0, 0.0],      # (0, 0, 1)
+        [2.0, 0.0, 0.0, 0.015625],  # (1, 0, 0): ||Δ|| = 1/64 < 0.01·2: stable
+        [0.0, 1.0, 0.0, 0.0],      # (1, 0, 1): ||Δ|| = √2: not stable
+    ])
+    deq = np.array([
+        [2.0, 0.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0, 0.0],
+        [2.0, 0.0, 0.0, 0.25],     # mean|Δdeq| = 0.0625, mean|Δx| = 1/256
+        [0.0, 1.0, 0.0, 0.0],
+    ])
+    codes = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 2], [0, 1, 0, 0]])
+    dialect = np.array([[3], [4], [3], [5]])
+    t = temporal_consistency(x, (2, 1, 2), deq, codes, dialect)
+    assert (t.pairs, t.stable) == (2, 1)
+    assert t.code_changed == 1.0  # the stable pair's last code changed
+    assert t.dialect_changed == 0.0  # its dialect did not (the unstable pair's does not count)
+    assert t.excess == pytest.approx(0.0625 - 1 / 256)
+
+    same = temporal_consistency(x, (2, 1, 2), x, codes[[0, 1, 0, 3]])
+    assert same.code_changed == 0.0 and same.excess == 0.0 and math.isnan(same.dialect_changed)
+
+    # the test is strict: ||Δ|| = rel·||x_{t-1}|| is not stable, and no pair leaves nan
+    edge = np.array([[2.0, 0], [3.0, 0]])
+    t = temporal_consistency(edge, (2, 1, 1), edge, edge, rel=0.5)
+    assert t.stable == 0 and math.isnan(t.code_changed) and math.isnan(t.excess)
+    with pytest.raises(ValueError, match="layout"):
+        temporal_consistency(x, (3, 1, 2), deq, codes)
+
+
+# ------------------------------------------------------------ shortcuts checked against golden
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "int4"])
+def test_float_baseline_gemm_equals_the_contract(rng, fmt: str) -> None:
+    x = rng.standard_normal((23, 256)) * np.exp(rng.uniform(-4, 4, (23, 1)))
+    x[3, :40] = 0  # zero blocks and -0.0 products
+    x[4, 7] = -0.0
+    w = rng.standard_normal((256, 40)) * 0.05
+    qx, qw = quantize(x, fmt), quantize_weights(w, fmt)
+    y = float_baseline_gemm(qx, qw)
+    ref = gemm_quantized(qx, qw)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.view(np.uint32), ref.view(np.uint32))
+
+
+def test_decomposed_linear_accepts_prequantized_weights(rng) -> None:
+    x = rng.standard_normal((12, 64)).astype(np.float32)
+    w = rng.standard_normal((64, 16)).astype(np.float32)
+    a = rng.random((2, 12, 12))
+    plain = decomposed_linear(x, w, "sd32", attn=a, rho="0.25")
+    cached = decomposed_linear(x, w, "sd32", attn=a, rho="0.25", qw=quantize_weights(w, "sd32"))
+    np.testing.assert_array_equal(plain.y, cached.y)
+    assert plain.bits_per_element == cached.bits_per_element
+    with pytest.raises(ValueError, match="qw"):
+        decomposed_linear(x, w[:, :8], "sd32", attn=a, qw=quantize_weights(w, "sd32"))
+
+
+def test_study_shortcut_equals_decomposed_linear(rng) -> None:
+    """The study quantizes every row's residual once and picks rows; golden does it per set."""
+    x = (rng.standard_normal((20, 96)) * np.exp(rng.uniform(-3, 3, (20, 1)))).astype(np.float32)
+    w = rng.standard_normal((96, 24)).astype(np.float32)
+    qw = quantize_weights(w, "sd32")
+    x16 = to_fp16(x, "x", 32)
+    qx = quantize(x16, "sd32")
+    qr = quantize(residual(x16, qx), "sd32")
+    y_main = gemm_quantized(qx, qw)
+    y_all = y_main + gemm_quantized(qr, qw)
+    for salient in (np.array([0, 7, 19]), np.sort(rng.choice(20, 5, replace=False))):
+        ref = decomposed_linear(x, w, "sd32", salient=salient, qw=qw)
+        want = y_main.copy()
+        want[salient] = y_all[salient]
+        np.testing.assert_array_equal(ref.y, want)
+        np.testing.assert_array_equal(ref.qr.dequant, qr.dequant[salient])
+
+
+# ------------------------------------------------------------------------- the command itself
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "semdialect", "eval", *args],
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("eval") / "out"
+    return out, _run("--quick", "--out", str(out))
+
+
+def _table(out: Path) -> dict[tuple[str, str, str], tuple[float, float]]:
+    with (out / "accuracy.csv").open(encoding="utf-8") as fh:
+        return {
+            (r["table"], r["row"], r["metric"]): (float(r["value"]),
+                                                  float(r["act_bits_per_element"]))
+            for r in csv.DictReader(fh)
+        }
+
+
+def test_quick_run_writes_every_format(quick) -> None:
+    out, proc = quick
+    assert proc.returncode == 0, proc.stderr
+    assert "MiniLM W4A4" in proc.stderr and "video" in proc.stderr  # progress on stderr
+    md = (out / "accuracy.md").read_text(encoding="utf-8")
+    assert proc.stdout == md
+    assert "sys.version" in md and sys.version.split()[0] in md
+    assert "standard-library docstrings" in md and "parameter-free proxy" in md
+    table = _table(out)
+    for v in VARIANTS:
+        for tbl, metric in (("minilm_w4a4", "out_sqnr_db_mean_over_layers"),
+                            ("minilm_w4a4", "spearman_pairwise_cosine"),
+                            ("video", "sqnr_db"), ("video", "code_change_fraction")):
+            assert (tbl, v.label, metric) in table, (tbl, v.label, metric)
+        assert f"| {v.label}" in md
+    for tbl in ("decomposition_minilm", "decomposition_video"):
+        for rho in STUDY_RHOS:
+            for how in ("attention", "random", "oracle"):
+                assert any(k[0] == tbl and k[1] == f"rho={rho} {how}" for k in table)
+    with (out / "accuracy_layers.csv").open(encoding="utf-8") as fh:
+        layers = list(csv.DictReader(fh))
+    assert len(layers) == 36 * len(VARIANTS)
+
+
+def test_quick_run_values_are_sane(quick) -> None:
+    out, proc = quick
+    assert proc.returncode == 0, proc.stderr
+    t = _table(out)
+
+    def val(tbl: str, row: str, metric: str) -> float:
+        return t[(tbl, row, metric)][0]
+
+    def bits(tbl: str, row: str, metric: str) -> float:
+        return t[(tbl, row, metric)][1]
+
+    sd32 = "sd32 lut (SemanticDialect)"
+    out_db = "out_sqnr_db_mean_over_layers"
+    assert val("minilm_w4a4", "fp16", out_db) > val("minilm_w4a4", sd32, out_db) + 30
+    assert val("video", "fp16", "sqnr_db") > val("video", sd32, "sqnr_db") + 30
+    assert val("minilm_w4a4", "fp16", "spearman_pairwise_cosine") > 0.999
+    for v in VARIANTS:
+        cos = val("minilm_w4a4", v.label, "embedding_cosine_mean")
+        worst = val("minilm_w4a4", v.label, "embedding_cosine_worst")
+        assert 0.5 < worst <= cos <= 1 + 1e-6
+        assert -1 <= val("minilm_w4a4", v.label, "spearman_pairwise_cosine") <= 1 + 1e-12
+        if v.fmt is not None:
+            assert 5 < val("minilm_w4a4", v.label, out_db) < 40
+            assert 10 < val("video", v.label, "sqnr_db") < 40
+        assert 0 <= val("video", v.label, "code_change_fraction") <= 1
+    assert bits("minilm_w4a4", "fp16", out_db) == 16
+    assert bits("minilm_w4a4", sd32, out_db) == 4.3125
+    assert bits("minilm_w4a4", "mxfp4", out_db) == 4.25
+    assert bits("minilm_w4a4", "nvfp4", out_db) == 4.5
+    assert bits("minilm_w4a4", "dfp4 two-stage (BlockDialect)", out_db) == 4.28125
+    dec = next(v.label for v in VARIANTS if v.decompose and not v.seda)
+    assert bits("minilm_w4a4", dec, out_db) > 4.3125  # residual rows are paid for
+    # two code paths, one number: the W4A4 hook's FP32-input activation SQNR and the
+    # decomposition study's (sd32 lut alone, and with attention-selected rows at rho 0.05)
+    iso = "act_sqnr_db_fp32_input_mean_over_layers"
+    act = "act_sqnr_db_mean_over_layers"
+    assert val("minilm_w4a4", sd32, iso) == val("decomposition_minilm", "rho=0 none", act)
+    assert val("minilm_w4a4", dec, iso) == val("decomposition_minilm", "rho=0.05 attention", act)
+    # the residual helps the rows it is applied to, whichever selection picks them
+    none = val("decomposition_video", "rho=0 none", "sqnr_db")
+    assert val("decomposition_video", "rho=0.1 oracle", "sqnr_db") > none
+    assert val("decomposition_video", "rho=0.1 attention", "sqnr_db") > none
+
+
+def test_eval_rejects_too_few_sentences(tmp_path) -> None:
+    out = tmp_path / "out"
+    proc = _run("--sentences", "2", "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "error: sentences" in proc.stderr
+    assert not out.exists()
+
+
+def test_eval_help() -> None:
+    proc = _run("--help")
+    assert proc.returncode == 0
+    for opt in ("--sentences", "--out", "--quick"):
+        assert opt in proc.stdout
