@@ -1,0 +1,76 @@
+"""Run whole GEMMs through :class:`rtl.gemm_core.GemmCore` on Verilator (cocotb).
+
+Shared by the tests (``tests/test_rtl_gemm_verilator.py``) and ``semdialect sim``: generate the
+core for a configuration (test limits), build it once (cached by :func:`tb.runner.run_cocotb`)
+and run ``tb/cocotb_gemm.py`` on a list of cases; every output is compared bit for bit with
+the golden model inside the cocotb tests, and the measured no-stall cycles are written to a
+JSON file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+
+from rtl.emit import generate_verilog
+from rtl.gemm_core import GemmCore
+from semdialect.config import Config, load_config
+from tb.runner import FAST_BUILD_ARGS, REPO_ROOT, CocotbRun, run_cocotb
+
+VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "gemm_tb"
+
+#: GEMM core limits of the test builds (small: fast counters and a small buffer)
+MAX_M = MAX_N = 255
+MAX_KB = 8
+
+
+def case(m: int, n: int, kb: int, data: str = "random", seed: int = 0) -> dict:
+    return {"m": m, "n": n, "kb": kb, "data": data, "seed": seed}
+
+
+@functools.cache
+def gemm_verilog(cfg: Config) -> tuple[Path, float]:
+    """Generate the GemmCore of ``cfg`` (test limits); return its path and the seconds taken."""
+    start = time.monotonic()
+    name = f"gemm_core_{cfg.name.replace('-', '_')}"
+    core = GemmCore.from_config(cfg, max_m=MAX_M, max_n=MAX_N, max_kb=MAX_KB)
+    generate_verilog(core, name, VERILOG_DIR)
+    return VERILOG_DIR / f"{name}.v", time.monotonic() - start
+
+
+def config_file(cfg: Config) -> Path:
+    """A TOML file of ``cfg`` for the cocotb process (reduced configs are not shipped)."""
+    path = VERILOG_DIR / f"{cfg.name}.toml"
+    text = (
+        f'name = "{cfg.name}"\n[array]\nrows = {cfg.rows}\ncols = {cfg.cols}\n'
+        f'dataflow = "{cfg.dataflow}"\n[format]\nblock = {cfg.block}\n'
+        f'formatbook = "{cfg.formatbook}"\nselect = "{cfg.select}"\n'
+        f"[selector]\nformats_per_cycle = {cfg.formats_per_cycle}\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    assert load_config(path) == cfg
+    return path
+
+
+def run_gemm(cfg: Config, cases: list[dict], **env: str) -> tuple[CocotbRun, float, Path]:
+    top, gen_seconds = gemm_verilog(cfg)
+    cycles_tmp = VERILOG_DIR / f"cycles-{cfg.name}.json"
+    cycles_tmp.unlink(missing_ok=True)
+    extra_env = {
+        "GEMM_CONFIG": str(config_file(cfg)),
+        "GEMM_MAX_KB": str(MAX_KB),
+        "GEMM_MAX_M": str(MAX_M),
+        "GEMM_MAX_N": str(MAX_N),
+        "GEMM_CASES": json.dumps(cases),
+        "GEMM_CYCLES": str(cycles_tmp),
+        **env,
+    }
+    run = run_cocotb([top], top.stem, "tb.cocotb_gemm", extra_env=extra_env,
+                     build_args=FAST_BUILD_ARGS)
+    return run, gen_seconds, cycles_tmp
+
+
