@@ -1,0 +1,433 @@
+"""Energy per MAC of a GEMM from analytic action counts and a cited table — an ESTIMATE.
+
+Two halves, kept apart so either can be replaced:
+
+* :func:`load_assumptions` reads a versioned per-action energy table
+  (``data/energy/assumptions_v1.toml``: pJ per action at 45 nm, each entry with its source and
+  how it was scaled; see that file).
+* :func:`action_counts_for_gemm` counts, from a :class:`~semdialect.config.Config` and the GEMM
+  shape, how many of each action the hardware performs; :func:`energy_per_mac` multiplies the
+  counts by the table and divides by the MAC count.
+
+Action counts are a dict: the key ``"macs"`` (M·N·K, the GEMM's multiply-accumulates) plus
+``"<category>.<action>"`` keys, ``action`` naming a table entry and ``category`` one of
+:data:`CATEGORIES` — the part of the hardware the energy is charged to:
+
+``preprocess``   FP16 block → SE and quarter-unit magnitudes q (SPEC §2) and the final code
+                 quantization (IDX lookup for dialects, rounding for MX formats);
+``selector``     dialect choice (SPEC §4: ERR lookups, cost adder trees, argmin; or two-stage);
+``decoder``      4-bit code → ±HU (or E2M1 → 2·value) before the multipliers;
+``multiplier``   element products; ``adder_tree``: the B-input sum of a block pair's products;
+``accumulator``  block product → FP32 (×2^(SE_a+SE_w−2)) and the FP32 accumulation (SPEC §5);
+``memory``       bytes moved to/from the on-chip buffer (SRAM) and DRAM.
+
+Not modelled: clock tree, pipeline/state registers, control, leakage and data-dependent
+activity (a zero operand costs as much as any other). Hence ``formats_per_cycle`` changes the
+selector's cycles but not its counts here.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semdialect.config import Config
+
+__all__ = [
+    "CATEGORIES",
+    "DEFAULT_ASSUMPTIONS",
+    "PE_KINDS",
+    "Action",
+    "Assumptions",
+    "action_counts_for_gemm",
+    "assumptions_table",
+    "energy_per_mac",
+    "load_assumptions",
+    "min_bytes_moved",
+    "tree_add_bits",
+]
+
+#: Where energy is charged (the breakdown of :func:`energy_per_mac`, plus ``total``).
+CATEGORIES = (
+    "preprocess", "selector", "decoder", "multiplier", "adder_tree", "accumulator", "memory",
+)
+
+#: PE datapaths: SemanticDialect/BlockDialect codes, or the OCP MX baselines (SPEC §8).
+PE_KINDS = ("dialect", "mxfp4", "mxint8")
+
+DEFAULT_ASSUMPTIONS = Path(__file__).resolve().parents[1] / "data" / "energy" / (
+    "assumptions_v1.toml"
+)
+
+_MEMORY_LEVELS = ("sram", "dram")
+_ACTION_FIELDS = ("pj", "unit", "source", "note")
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """One table entry: ``pj`` picojoules per ``unit``; ``source`` keys and a scaling ``note``."""
+
+    pj: float
+    unit: str
+    source: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """A loaded energy table (ESTIMATE): ``actions`` by name, ``sources`` by key."""
+
+    version: int
+    status: str
+    node: str
+    sources: dict[str, str]
+    actions: dict[str, Action]
+    path: str
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def load_assumptions(path: str | Path | None = None) -> Assumptions:
+    """Read and validate an energy table (default :data:`DEFAULT_ASSUMPTIONS`).
+
+    Raises ``ValueError`` naming the offending key (``actions.<name>.pj`` …) for a missing or
+    unknown field, a non-numeric, negative or non-finite ``pj``, an empty ``unit``/``note``, a
+    ``source`` that is not a key of ``[sources]``, or a ``status`` other than ``"ESTIMATE"``.
+    """
+    path = Path(DEFAULT_ASSUMPTIONS if path is None else path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"energy table {path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"energy table {path}: not valid TOML ({exc})") from None
+
+    def fail(key: str, msg: str) -> ValueError:
+        return ValueError(f"energy table {path}: {key}: {msg}")
+
+    for key in ("version", "status", "node", "sources", "actions"):
+        if key not in doc:
+            raise fail(key, "missing")
+    unknown = sorted(set(doc) - {"version", "status", "node", "sources", "actions"})
+    if unknown:
+        raise fail(unknown[0], "unknown key")
+    version = doc["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise fail("version", f"expected a positive integer, got {version!r}")
+    if doc["status"] != "ESTIMATE":
+        raise fail("status", f"must be \"ESTIMATE\", got {doc['status']!r}")
+    if not _is_text(doc["node"]):
+        raise fail("node", f"expected a non-empty string, got {doc['node']!r}")
+    sources = doc["sources"]
+    if not isinstance(sources, dict) or not sources:
+        raise fail("sources", "expected a non-empty table of source texts")
+    for key, text in sources.items():
+        if not _is_text(text):
+            raise fail(f"sources.{key}", f"expected a non-empty string, got {text!r}")
+    if not isinstance(doc["actions"], dict) or not doc["actions"]:
+        raise fail("actions", "expected a non-empty table of [actions.<name>]")
+
+    actions: dict[str, Action] = {}
+    for name, entry in doc["actions"].items():
+        where = f"actions.{name}"
+        if not isinstance(entry, dict):
+            raise fail(where, "expected a table")
+        for key in _ACTION_FIELDS:
+            if key not in entry:
+                raise fail(f"{where}.{key}", "missing")
+        extra = sorted(set(entry) - set(_ACTION_FIELDS))
+        if extra:
+            raise fail(f"{where}.{extra[0]}", "unknown key")
+        pj = entry["pj"]
+        if isinstance(pj, bool) or not isinstance(pj, int | float) or not math.isfinite(pj) \
+                or pj < 0:
+            raise fail(f"{where}.pj", f"expected a finite number >= 0, got {pj!r}")
+        src = entry["source"]
+        src = [src] if isinstance(src, str) else src
+        if not isinstance(src, list) or not src:
+            raise fail(f"{where}.source", "expected a source key or a non-empty list of them")
+        for s in src:
+            if s not in sources:
+                raise fail(f"{where}.source", f"{s!r} is not a key of [sources]")
+        for key in ("unit", "note"):
+            if not _is_text(entry[key]):
+                raise fail(f"{where}.{key}", f"expected a non-empty string, got {entry[key]!r}")
+        actions[name] = Action(float(pj), entry["unit"], tuple(src), entry["note"])
+    return Assumptions(version, doc["status"], doc["node"], dict(sources), actions, str(path))
+
+
+def assumptions_table(assumptions: Assumptions) -> str:
+    """Markdown rendering of the table (every value labelled ESTIMATE)."""
+    lines = [
+        f"Energy table v{assumptions.version} ({assumptions.node}) — **{assumptions.status}**",
+        "",
+        "| action | pJ | per | source | note |",
+        "|---|---|---|---|---|",
+    ]
+    for name, act in assumptions.actions.items():
+        lines.append(f"| {name} | {act.pj:g} | {act.unit} | {', '.join(act.source)} "
+                     f"| {act.note} |")
+    lines += ["", *(f"- {k}: {v}" for k, v in assumptions.sources.items())]
+    return "\n".join(lines) + "\n"
+
+
+def energy_per_mac(
+    action_counts: Mapping[str, float], assumptions: Assumptions
+) -> dict[str, float]:
+    """Energy per MAC (pJ/MAC, ESTIMATE) by category, plus ``"total"`` (their sum).
+
+    ``action_counts`` holds ``"macs"`` (> 0) and ``"<category>.<action>"`` counts (≥ 0), e.g.
+    from :func:`action_counts_for_gemm`. Each category's value is
+    Σ count × ``assumptions.actions[action].pj`` / macs. ``ValueError`` names a malformed or
+    unknown key.
+    """
+    macs = action_counts.get("macs")
+    if isinstance(macs, bool) or not isinstance(macs, int | float) or not macs > 0:
+        raise ValueError(f"macs: expected a positive MAC count, got {macs!r}")
+    out = dict.fromkeys(CATEGORIES, 0.0)
+    for key, count in action_counts.items():
+        if key == "macs":
+            continue
+        category, sep, action = key.partition(".")
+        if not sep or category not in out:
+            raise ValueError(f"{key}: expected '<category>.<action>' with a category in "
+                             f"{CATEGORIES}")
+        if action not in assumptions.actions:
+            raise ValueError(f"{key}: action {action!r} is not in the energy table "
+                             f"{assumptions.path}")
+        if isinstance(count, bool) or not isinstance(count, int | float) or count < 0:
+            raise ValueError(f"{key}: expected a count >= 0, got {count!r}")
+        out[category] += count * assumptions.actions[action].pj / macs
+    out["total"] = sum(out[c] for c in CATEGORIES)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Action counts
+# ---------------------------------------------------------------------------------------------
+
+#: Widths (bits) used by the count formulas. ``prod``: signed element product as rtl/pe.py
+#: builds it (5-bit ±HU or ±2·E2M1 operands → 10 bits; int8 → 16 bits);
+#: ``exp``: the scale-exponent adder (two 5-bit SE fields; two 8-bit E8M0 exponents);
+#: ``decode``: magnitude bits out of the decoder (HU ≤ 15, 2·E2M1 ≤ 12; none for MXINT8);
+#: ``elem``/``meta``: stored bits per element / per block (meta: SE + dialect id; E8M0).
+_PE_WIDTHS = {
+    "dialect": {"prod": 10, "exp": 5, "decode": 4, "elem": 4},
+    "mxfp4": {"prod": 10, "exp": 8, "decode": 4, "elem": 4},
+    "mxint8": {"prod": 16, "exp": 8, "decode": 0, "elem": 8},
+}
+_Q_BITS = 5  # preprocessed magnitude q (SPEC §2) and FP16 exponent field
+_ERR_BITS = 8  # ERR ≤ 225 (SPEC §3)
+_IDX_BITS = 3  # magnitude index of a code
+_SHIFT_LEVELS = 3  # q = (m >> 6) >> (E_max − E_i), distance saturating at 5: 3 mux levels
+_MX_ROUND_BITS = {"mxfp4": 4, "mxint8": 8}  # RNE increment on the element magnitude
+_MX_BLOCK = 32  # OCP MX block size
+
+
+def tree_add_bits(n: int, width: int) -> int:
+    """Adder bits of a balanced binary tree summing ``n`` (a power of two) ``width``-bit operands.
+
+    Level l = 1 … log2 n has n / 2^l adders whose inputs are ``width + l − 1`` bits wide (each
+    level's sums are one bit wider, as :func:`rtl.trees.tree_sum`); an adder of w-bit inputs
+    counts w adder bits: Σ_l (n / 2^l)·(width + l − 1). ``tree_add_bits(n, 1)`` is an n-input
+    popcount.
+    """
+    if n < 1 or n & (n - 1):
+        raise ValueError(f"n: expected a power of two, got {n}")
+    return sum((n >> level) * (width + level - 1) for level in range(1, n.bit_length()))
+
+
+def _id_bits(k: int) -> int:
+    return max(1, (k - 1).bit_length())
+
+
+def _check_shape(m: int, n: int, k: int) -> None:
+    for name, val in (("M", m), ("N", n), ("K", k)):
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {val!r}")
+
+
+def _pe_block(cfg: Config, pe: str) -> int:
+    if pe not in PE_KINDS:
+        raise ValueError(f"pe: must be one of {PE_KINDS}, got {pe!r}")
+    if pe != "dialect" and cfg.block != _MX_BLOCK:
+        raise ValueError(f"pe: {pe} fixes the block size at {_MX_BLOCK}, config has "
+                         f"block = {cfg.block}")
+    return cfg.block
+
+
+def action_counts_for_gemm(
+    cfg: Config,
+    M: int,  # noqa: N803 (GEMM shape names)
+    N: int,  # noqa: N803
+    K: int,  # noqa: N803
+    bytes_moved: Mapping[str, Mapping[str, float]],
+    *,
+    pe: str = "dialect",
+    decode_in_pe: bool = False,
+    requantize: bool = False,
+) -> dict[str, float]:
+    """Action counts of Y (M×N) = X (M×K) · W (K×N) on the configured array.
+
+    Symbols: R, C = ``cfg.rows``, ``cfg.cols``; B = ``cfg.block``; F = formatbook size;
+    nb = ⌈K/B⌉ k-blocks (a short last block is zero-padded: the hardware still processes
+    Kp = nb·B elements); TM = ⌈M/R⌉, TN = ⌈N/C⌉ output tiles; pairs = M·N·nb block pairs;
+    products = M·N·Kp; ab = M·nb activation blocks quantized (× TN with ``requantize``,
+    i.e. re-quantized for every column tile instead of reusing stored codes); ae = ab·B.
+    Weights are quantized offline (SPEC §4): no preprocessing or selection for W.
+
+    Counts (each ``category.action``; widths in bits, see ``_PE_WIDTHS``):
+
+    * ``macs`` = M·N·K.
+    * preprocess: ``int_add_bit`` = ab·(B−1)·5 (5-bit exponent max tree) + ae·5 (exponent
+      distance); ``mux2_bit`` = ab·(B−1)·5 (max-tree selects) + ae·5·3 (3-level 5-bit shifter);
+      code quantization: dialect ``rom_read_bit`` += ae·3 (IDX lookup), MXFP4/MXINT8
+      ``int_add_bit`` += ae·4 / ae·8 (round-to-nearest-even increment).
+    * selector, ``lut``: ``rom_read_bit`` = ab·B·F·8 (ERR word per element per dialect);
+      ``int_add_bit`` = ab·(F·tree_add_bits(B, 8) + (F−1)·(8 + log2 B)) (cost trees, then F−1
+      cost compares); ``mux2_bit`` = ab·(F−1)·(8 + log2 B + id_bits(F)) (argmin selects).
+      ``two-stage``: ``int_add_bit`` = ab·((B−1)·5 + 4·B·5 + 2·tree_add_bits(B, 1) +
+      log2 B + 1) (max-q tree, two range tests of two bounds per element, two popcounts, count
+      compare); ``mux2_bit`` = ab·(B−1)·5; ``rom_read_bit`` = ab·20 (pair ROM: 2 × 2 bounds ×
+      5 bits). MX PEs: no selector. ``formats_per_cycle`` does not change these counts.
+    * decoder: decodes = M·Kp·TN + N·Kp·TM (at the array edges: every operand block entering a
+      tile is decoded once and ±HU broadcast along the row/column, as rtl/mac_array.py does)
+      or 2·products with ``decode_in_pe`` (a stand-alone ``BlockPE(decode=True)``); dialect
+      ``rom_read_bit`` = decodes·4 (HU from a K×8 ROM), MXFP4 ``mux2_bit`` = decodes·4 (a
+      fixed 8-entry map is a few gates), MXINT8 none.
+    * multiplier: ``int_mul_5b`` / ``int_mul_e2m1`` / ``int_mul_8b`` = products.
+    * adder_tree: ``int_add_bit`` = pairs·tree_add_bits(B, prod) (prod = 10, 10, 16 bits).
+    * accumulator: ``int_to_fp32`` = ``fp32_add`` = pairs; ``int_add_bit`` = pairs·exp
+      (scale-exponent adder: 5 bits, 8 for MX).
+    * memory: ``sram_byte`` / ``dram_byte`` = Σ ``bytes_moved["sram"|"dram"]`` over operands
+      (e.g. from :func:`min_bytes_moved` or a cycle model).
+
+    Parameters
+    ----------
+    cfg : semdialect.config.Config
+        Array, block, formatbook and selector configuration.
+    M, N, K : int
+        GEMM shape (rows of X, columns of W, reduction length).
+    bytes_moved : Mapping[str, Mapping[str, float]]
+        ``{"sram": {operand: bytes}, "dram": {operand: bytes}}`` (either level may be absent).
+    pe : str
+        ``"dialect"`` (the configured formatbook), ``"mxfp4"`` or ``"mxint8"`` (B must be 32).
+    decode_in_pe : bool
+        Decoders inside every PE instead of at the array edges.
+    requantize : bool
+        Re-run the activation frontend for every column tile.
+    """
+    _check_shape(M, N, K)
+    block = _pe_block(cfg, pe)
+    widths = _PE_WIDTHS[pe]
+    n_books = cfg.book().size
+    log_b = block.bit_length() - 1
+    nb = -(-K // block)
+    kp = nb * block
+    tm, tn = -(-M // cfg.rows), -(-N // cfg.cols)
+    pairs = M * N * nb
+    products = M * N * kp
+    ab = M * nb * (tn if requantize else 1)
+    ae = ab * block
+
+    counts: dict[str, float] = {"macs": M * N * K}
+
+    def add(key: str, value: float) -> None:
+        if value:
+            counts[key] = counts.get(key, 0) + value
+
+    # preprocess (SPEC §2) and code quantization
+    add("preprocess.int_add_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS)
+    add("preprocess.mux2_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS * _SHIFT_LEVELS)
+    if pe == "dialect":
+        add("preprocess.rom_read_bit", ae * _IDX_BITS)
+    else:
+        add("preprocess.int_add_bit", ae * _MX_ROUND_BITS[pe])
+
+    # selector (SPEC §4)
+    if pe == "dialect" and cfg.select == "lut":
+        cost_bits = _ERR_BITS + log_b
+        add("selector.rom_read_bit", ab * block * n_books * _ERR_BITS)
+        add("selector.int_add_bit", ab * (n_books * tree_add_bits(block, _ERR_BITS)
+                                          + (n_books - 1) * cost_bits))
+        add("selector.mux2_bit", ab * (n_books - 1) * (cost_bits + _id_bits(n_books)))
+    elif pe == "dialect":  # two-stage
+        add("selector.int_add_bit", ab * ((block - 1) * _Q_BITS + 4 * block * _Q_BITS
+                                          + 2 * tree_add_bits(block, 1) + log_b + 1))
+        add("selector.mux2_bit", ab * (block - 1) * _Q_BITS)
+        add("selector.rom_read_bit", ab * 2 * 2 * _Q_BITS)
+
+    # decoder
+    decodes = 2 * products if decode_in_pe else M * kp * tn + N * kp * tm
+    if pe == "dialect":
+        add("decoder.rom_read_bit", decodes * widths["decode"])
+    elif pe == "mxfp4":
+        add("decoder.mux2_bit", decodes * widths["decode"])
+
+    # PE datapath (SPEC §5)
+    add({"dialect": "multiplier.int_mul_5b", "mxfp4": "multiplier.int_mul_e2m1",
+         "mxint8": "multiplier.int_mul_8b"}[pe], products)
+    add("adder_tree.int_add_bit", pairs * tree_add_bits(block, widths["prod"]))
+    add("accumulator.int_to_fp32", pairs)
+    add("accumulator.fp32_add", pairs)
+    add("accumulator.int_add_bit", pairs * widths["exp"])
+
+    # memory
+    for level in bytes_moved:
+        if level not in _MEMORY_LEVELS:
+            raise ValueError(f"bytes_moved[{level!r}]: level must be one of {_MEMORY_LEVELS}")
+    for level in _MEMORY_LEVELS:
+        total = 0.0
+        for operand, nbytes in bytes_moved.get(level, {}).items():
+            if isinstance(nbytes, bool) or not isinstance(nbytes, int | float) or nbytes < 0:
+                raise ValueError(f"bytes_moved[{level!r}][{operand!r}]: expected bytes >= 0, "
+                                 f"got {nbytes!r}")
+            total += nbytes
+        add(f"memory.{level}_byte", total)
+    return counts
+
+
+def min_bytes_moved(
+    cfg: Config,
+    M: int,  # noqa: N803
+    N: int,  # noqa: N803
+    K: int,  # noqa: N803
+    *,
+    pe: str = "dialect",
+) -> dict[str, dict[str, float]]:
+    """A simple traffic model (bytes) for :func:`action_counts_for_gemm`, until a cycle model
+    supplies measured traffic.
+
+    Quantized operand size q(rows) = rows·nb·(B·elem + meta)/8 bytes (elem = 4 bits, 8 for
+    MXINT8; meta = 5 + id_bits(F) bits of SE and dialect id, 8 for an E8M0 scale).
+    DRAM: X read once as FP16 (2·M·K), W read once pre-quantized (q(N)), Y written once as
+    FP32 (4·M·N). SRAM: X codes written once and read once per column tile (q(M)·(1 + TN)),
+    W written once and read once per row tile (q(N)·(1 + TM)), Y written once (4·M·N).
+    """
+    _check_shape(M, N, K)
+    block = _pe_block(cfg, pe)
+    nb = -(-K // block)
+    tm, tn = -(-M // cfg.rows), -(-N // cfg.cols)
+    meta = _Q_BITS + _id_bits(cfg.book().size) if pe == "dialect" else 8
+    per_block = (block * _PE_WIDTHS[pe]["elem"] + meta) / 8
+
+    def quantized(rows: int) -> float:
+        return rows * nb * per_block
+
+    return {
+        "dram": {"X": 2.0 * M * K, "W": quantized(N), "Y": 4.0 * M * N},
+        "sram": {"X": quantized(M) * (1 + tn), "W": quantized(N) * (1 + tm),
+                 "Y": 4.0 * M * N},
+    }
