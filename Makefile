@@ -37,6 +37,9 @@ verilog: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/semdialect bench
 
+report: $(STAMP)
+	$(BIN)/python -m reports.build --config configs/$(CONFIG).toml
+
 lint: $(STAMP)
 	$(BIN)/ruff check golden rtl sim tb reports semdialect tests
 

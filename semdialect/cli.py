@@ -126,21 +126,10 @@ def cmd_error(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from semdialect.config import load_config
-    from semdialect.samples import sample_tensors
+    from semdialect.mainjob import run
 
-    cfg = load_config(args.config)
-    print(f"semdialect sim — config {cfg.name}: {cfg.rows}x{cfg.cols} array, B={cfg.block}, "
-          f"{cfg.formatbook} {cfg.select}")
-    print("\n[1/4] golden model: quantizing the shipped sample tensors")
-    for name, x, source in sample_tensors():
-        print()
-        print(format_error_table(list(error_rows(x, block=cfg.block, name=name)),
-                                 f"{name} {x.shape} — {source}"))
-    print("\n[2/4] RTL bit-exactness on Verilator: not yet available (RTL issue)")
-    print("[3/4] cycle model on video-DiT workloads: not yet available (cycle-model issue)")
-    print("[4/4] area from Yosys synthesis: not yet available (cycle-model issue)")
-    return 0
+    return run(args.config, args.out, workload=args.workload, rho=args.rho,
+               skip_rtl=args.skip_rtl, skip_area=args.skip_area)
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -237,8 +226,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pad", action="store_true", help="zero-pad the last axis to a multiple of B")
     p.set_defaults(func=cmd_error)
 
-    p = sub.add_parser("sim", help="the main job: run every available stage on a configuration")
+    p = sub.add_parser(
+        "sim", help="the main job: golden accuracy, RTL check, cycle model, area, energy",
+        description="Quantize the shipped real tensors, run one GEMM tile of the configuration "
+        "through the RTL on Verilator (bit-exact check, cycles vs the cycle model), run the "
+        "cycle model on a video-DiT workload for SemanticDialect, BlockDialect, MXFP4 and "
+        "MXINT8, synthesize for area, estimate energy, and write OUT/summary.md plus plots.",
+        epilog=EPILOG)
     p.add_argument("--config", default="configs/default.toml", metavar="CONFIG.toml")
+    p.add_argument("--out", default="reports/out", metavar="DIR")
+    p.add_argument("--workload", default="opensora2_256px_129f",
+                   help="a shipped workload (data/workloads/*.csv stem) or a CSV path "
+                        "(layer,M,K,N,count or a SCALE-Sim topology)")
+    p.add_argument("--rho", default="0.05", help="decomposition's salient fraction for the "
+                   "+decomposition design (decimal)")
+    p.add_argument("--skip-rtl", action="store_true", help="skip the Verilator stage")
+    p.add_argument("--skip-area", action="store_true", help="skip synthesis")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("verilog", help="emit Verilog for a configuration (linted)",

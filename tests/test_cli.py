@@ -116,10 +116,19 @@ def test_help_explains_commands() -> None:
     assert "--pad" in run("quantize", "--help").stdout
 
 
-def test_sim_runs_on_the_default_config() -> None:
-    r = run("sim", "--config", "configs/default.toml")
+def test_sim_runs_on_the_default_config(tmp_path) -> None:
+    """The main job's golden, cycle-model, energy and report stages (the RTL and synthesis
+    stages have their own tests and are skipped here to keep the suite fast)."""
+    r = run("sim", "--config", "configs/default.toml", "--out", str(tmp_path), "--skip-rtl",
+            "--skip-area")
     assert r.returncode == 0, r.stderr
     for name in ("minilm.q_weight", "minilm.ffn_act", "video.tokens", "gaussian", "student-t"):
         assert name in r.stdout
+    for f in ("summary.md", "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "energy.csv",
+              "samples_accuracy.csv", "throughput.png", "roofline.png", "dialect_usage.png"):
+        assert (tmp_path / f).is_file(), f
+    summary = (tmp_path / "summary.md").read_text()
+    for design in ("semanticdialect", "blockdialect", "mxfp4", "mxint8"):
+        assert f"| {design} |" in summary
     r = run("sim", "--config", "configs/missing.toml")
     assert r.returncode == 2 and "cannot read" in r.stderr

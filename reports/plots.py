@@ -1,0 +1,140 @@
+"""Plots of the generated CSVs (matplotlib, Agg backend, PNG files).
+
+Every function takes already-computed rows (read from ``reports/out/*.csv``) and writes one
+PNG; nothing here computes a number the models own.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
+    """SQNR vs bits/element per format: MiniLM layer-output SQNR and video-token SQNR."""
+    panels = (
+        ("minilm_w4a4", "out_sqnr_db_mean_over_layers", "act_bits_per_element",
+         "MiniLM W4A4: layer-output SQNR (dB)"),
+        ("video", "sqnr_db", "act_bits_per_element", "Video tokens: SQNR (dB)"),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, (table, metric, bits_key, title) in zip(axes, panels, strict=True):
+        pts = [(float(r[bits_key]), float(r["value"]), r["row"]) for r in rows
+               if r["table"] == table and r["metric"] == metric and r["row"] != "fp16"]
+        for bits, val, label in pts:
+            marker = "*" if label.startswith("sd32") else "o"
+            ax.scatter(bits, val, s=70, marker=marker)
+            ax.annotate(label, (bits, val), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+        ax.set_xlabel("bits / element (activations, incl. metadata)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def area_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
+    """NAND2-equivalent gates per module, grouped by configuration."""
+    groups: dict[str, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        groups[r["config"]][r["module"]] = float(r["nand2_eq"])
+    modules = sorted({m for g in groups.values() for m in g})
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4.8))
+    bottom = np.zeros(len(groups))
+    names = list(groups)
+    for mod in modules:
+        vals = np.array([groups[c].get(mod, 0.0) for c in names])
+        ax.bar(names, vals, bottom=bottom, label=mod)
+        bottom += vals
+    ax.set_ylabel("NAND2-equivalent gates (Yosys generic synthesis)")
+    ax.set_title("Area by module and configuration")
+    ax.legend(fontsize=7)
+    ax.tick_params(axis="x", rotation=20)
+    return _save(fig, out)
+
+
+def throughput_per_layer(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
+    """Effective TOPS and utilization per layer of a workload, one series per PE kind."""
+    by_pe: dict[str, list[Mapping[str, str]]] = defaultdict(list)
+    for r in rows:
+        by_pe[r["design"]].append(r)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
+    for design, rs in by_pe.items():
+        x = np.arange(len(rs))
+        ax1.plot(x, [float(r["effective_tops"]) for r in rs], marker=".", label=design)
+        ax2.plot(x, [100 * float(r["utilization"]) for r in rs], marker=".", label=design)
+        ax2.set_xticks(x, [r["layer"] for r in rs], rotation=90, fontsize=6)
+    ax1.set_ylabel("effective TOPS at Fmax")
+    ax2.set_ylabel("utilization (%)")
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax2.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def dialect_histograms(counts: Mapping[str, np.ndarray], out: Path) -> Path:
+    """Share of blocks choosing each dialect, one panel per (tensor, formatbook)."""
+    n = len(counts)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.2 * n), squeeze=False)
+    for ax, (label, hist) in zip(axes[:, 0], counts.items(), strict=True):
+        share = hist / max(1, hist.sum())
+        ax.bar(np.arange(len(hist)), 100 * share)
+        ax.set_ylabel("% blocks")
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks(np.arange(len(hist)))
+        ax.tick_params(axis="x", labelsize=6)
+    axes[-1, 0].set_xlabel("dialect id")
+    return _save(fig, out)
+
+
+def roofline(peak_tops: float, bandwidth_gbs: float, points: Sequence[tuple[str, float, float]],
+             out: Path) -> Path:
+    """Roofline: attainable TOPS vs operational intensity (ops/byte) with layer points."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ridge = peak_tops * 1e12 / (bandwidth_gbs * 1e9)
+    oi = np.logspace(-1, 4, 200)
+    ax.loglog(oi, np.minimum(peak_tops, oi * bandwidth_gbs / 1e3), "k-", label="roof")
+    for label, intensity, tops in points:
+        ax.scatter(intensity, tops, s=18)
+        ax.annotate(label, (intensity, tops), fontsize=6)
+    ax.axvline(ridge, color="grey", ls=":", lw=1)
+    ax.set_xlabel("operational intensity (ops / DRAM byte)")
+    ax.set_ylabel("TOPS")
+    ax.set_title(f"Roofline: peak {peak_tops:.3g} TOPS, {bandwidth_gbs:g} GB/s (assumed)")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, out)
+
+
+def model_vs_rtl(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
+    """Cycle-model prediction vs cycles measured on the RTL (Verilator), one point per GEMM."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    meas = np.array([float(r["rtl_cycles"]) for r in rows])
+    pred = np.array([float(r["model_cycles"]) for r in rows])
+    ax.loglog(meas, pred, "o")
+    lim = [max(1.0, min(meas.min(), pred.min()) / 1.5), max(meas.max(), pred.max()) * 1.5]
+    ax.loglog(lim, lim, "k:", lw=1)
+    exact = int(np.sum(meas == pred))
+    ax.set_title(f"cycle model vs RTL: {exact}/{len(rows)} exact")
+    ax.set_xlabel("RTL cycles (Verilator)")
+    ax.set_ylabel("model cycles")
+    return _save(fig, out)

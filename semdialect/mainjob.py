@@ -1,0 +1,237 @@
+"""``semdialect sim`` — the project's main job, end to end on one configuration.
+
+Stages (progress on the terminal, results in ``reports/out/``):
+
+1. golden model: quantize the shipped real tensors (MiniLM weights/activations, video tokens)
+   and two synthetics in every format (``samples_accuracy.csv``, dialect usage);
+2. RTL: one GEMM tile of the configuration through :class:`rtl.gemm_core.GemmCore` on
+   Verilator, bit-exact with the golden model, its cycles against the cycle model
+   (``model_vs_rtl.csv``, with every GEMM the testbenches measured in ``build/cycles/``);
+3. cycle model on a video-DiT workload (default Open-Sora 2.0, 256px) for SemanticDialect,
+   BlockDialect, MXFP4 and MXINT8 arrays (``COMPUTE_REPORT.csv``, ``BANDWIDTH_REPORT.csv``);
+4. area: Yosys synthesis of the generated PEs and activation frontends (``area.csv``) and the
+   PE's iCE40 Fmax;
+5. energy: pJ/MAC from the versioned assumptions table (``energy.csv``, an ESTIMATE): DRAM
+   carries the compulsory traffic (X, W and Y once, plus residual rows), the on-chip SRAM
+   what the core's streams carry (the cycle model's bytes: weights re-sent per row tile);
+
+then ``summary.md`` and the plots (:mod:`reports.build`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from golden import quantize
+from golden.compare import error_rows
+from semdialect.config import Config, load_config
+from sim.cycles import gemm_cycles
+from sim.model import DESIGNS, LayerResult, design, model_workload, step_cycles, write_reports
+from sim.workloads import load_workload, workload_path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+CYCLES_DIR = REPO / "build" / "cycles"
+#: clock assumed for throughput when no Fmax was measured (MHz); the summary says which
+FALLBACK_FMAX_MHZ = 100.0
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(list(header))
+        w.writerows(rows)
+
+
+def stage_golden(cfg: Config, out: Path) -> tuple[list[list[object]], dict[str, np.ndarray]]:
+    """SQNR of every format on the sample tensors, and sd32/dfp4 dialect usage counts."""
+    from semdialect.cli import format_error_table
+    from semdialect.samples import sample_tensors
+
+    rows: list[list[object]] = []
+    usage: dict[str, np.ndarray] = {}
+    for name, x, source in sample_tensors():
+        table = list(error_rows(x, block=cfg.block, name=name))
+        _say(format_error_table(table, f"\n{name} {x.shape} — {source}"))
+        rows += [[name, r.label, r.block, r.bits_per_element, r.sqnr_db, r.mse] for r in table]
+        for book in ("sd32", "dfp4"):
+            q = quantize(x, book, block=cfg.block)
+            usage[f"{name} · {book} lut"] = np.bincount(q.dialect.ravel(), minlength=32 if
+                                                        book == "sd32" else 16)
+    _write_csv(out / "samples_accuracy.csv",
+               ["tensor", "format", "block", "bits_per_element", "sqnr_db", "mse"], rows)
+    _write_csv(out / "dialect_usage.csv", ["tensor_format", "dialect", "blocks"],
+               [[k, i, int(c)] for k, v in usage.items() for i, c in enumerate(v)])
+    return rows, usage
+
+
+def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
+    """One GEMM tile through the RTL on Verilator; model-vs-RTL rows for every measured GEMM."""
+    from tb.gemm_run import case, run_gemm
+
+    tile = case(cfg.rows, cfg.cols, 4, "random", 2024)
+    run, gen_s, cycles_file = run_gemm(cfg, [tile])
+    measured = json.loads(cycles_file.read_text())
+    _say(f"  GemmCore {cfg.name}: Y[{cfg.rows}x{cfg.cols}] = X·W with K = {4 * cfg.block}: "
+         f"{run.tests} cocotb tests passed (bit-exact vs golden, with and without stalls); "
+         f"generate {gen_s:.0f} s, build {run.build_seconds:.0f} s "
+         f"({'built' if run.built else 'cached'}), run {run.test_seconds:.0f} s")
+    rows = [{"config": cfg.name, "M": r["M"], "N": r["N"], "K": r["K"],
+             "rtl_cycles": r["cycles"], "model_cycles": gemm_cycles(cfg, r["M"], r["N"], r["K"]),
+             "source": "semdialect sim"} for r in measured]
+    for f in sorted(CYCLES_DIR.glob("*.json")):  # written by the Verilator GEMM tests
+        name = f.stem
+        path = CONFIGS / f"{name}.toml"
+        if not path.is_file():
+            continue
+        other = load_config(path)
+        for r in json.loads(f.read_text()):
+            rows.append({"config": name, "M": r["M"], "N": r["N"], "K": r["K"],
+                         "rtl_cycles": r["cycles"],
+                         "model_cycles": gemm_cycles(other, r["M"], r["N"], r["K"]),
+                         "source": f"tests ({f.relative_to(REPO)})"})
+    exact = sum(r["rtl_cycles"] == r["model_cycles"] for r in rows)
+    _say(f"  cycle model vs RTL: {exact}/{len(rows)} GEMMs exact")
+    _write_csv(out / "model_vs_rtl.csv", ["config", "M", "N", "K", "rtl_cycles", "model_cycles",
+                                          "source"], [list(r.values()) for r in rows])
+    return rows
+
+
+def stage_cycles(cfg: Config, workload: str, rho: str, out: Path, fmax_mhz: float
+                 ) -> dict[str, list[LayerResult]]:
+    """The cycle model on every design for one workload."""
+    gemms = load_workload(workload_path(workload))
+    results: dict[str, list[LayerResult]] = {}
+    t0 = time.perf_counter()
+    for name in DESIGNS:
+        d = design(name, cfg)
+        results[d.label] = model_workload(d, gemms)
+    d = design("semanticdialect", cfg, rho)
+    results[d.label] = model_workload(d, gemms)
+    secs = time.perf_counter() - t0
+    write_reports([r for rs in results.values() for r in rs], out, fmax_mhz)
+    _say(f"  {workload}: {len(gemms)} GEMM shapes × {len(results)} designs in {secs:.2f} s")
+    for label, rs in results.items():
+        _say(f"  {label:42s} {step_cycles(rs):>16,d} cycles / denoising step")
+    return results
+
+
+def stage_area(cfg: Config, out: Path) -> tuple[list[list[object]], float | None]:
+    """Synthesize the PEs and the activation frontends of ``cfg`` and of BlockDialect."""
+    from rtl.generate import generate
+    from sim.area import synthesize
+
+    bd = load_config(CONFIGS / "blockdialect.toml")
+    bd = replace(bd, rows=cfg.rows, cols=cfg.cols, block=cfg.block)
+    targets = []
+    for c in (cfg, bd):
+        vdir = generate(c, REPO / "build" / "verilog" / "sim", max_kb=8, run_lint=False)
+        for module in ("pe", "format_selector", "block_quantizer"):
+            targets.append((c.name, module, vdir / f"{module}.v"))
+    vdir = REPO / "build" / "verilog" / "sim" / cfg.name
+    targets += [("mxfp4", "pe_mxfp4", vdir / "pe_mxfp4.v"),
+                ("mxint8", "pe_mxint8", vdir / "pe_mxint8.v")]
+    rows: list[list[object]] = []
+    fmax = None
+    for config_name, module, path in targets:
+        want_fmax = config_name == cfg.name and module == "pe"
+        t0 = time.perf_counter()
+        rep = synthesize(path, module, fmax=want_fmax)
+        ice = rep.ice40
+        if want_fmax and ice is not None:
+            fmax = ice.fmax_mhz
+        rows.append([config_name, module, sum(rep.generic_cells.values()), rep.flip_flops,
+                     round(rep.nand2_eq, 1), rep.transistors,
+                     ice.lut4 if ice else "", ice.fmax_mhz if ice else ""])
+        _say(f"  {config_name:14s} {module:16s} {rep.nand2_eq / 1000:8.2f} kGE "
+             f"({time.perf_counter() - t0:.0f} s)")
+    _write_csv(out / "area.csv", ["config", "module", "generic_cells", "flip_flops", "nand2_eq",
+                                  "transistors", "ice40_lut4", "fmax_mhz"], rows)
+    return rows, fmax
+
+
+def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
+                 ) -> list[list[object]]:
+    """pJ/MAC per design over the workload (action counts × the assumptions table)."""
+    from sim.energy import action_counts_for_gemm, energy_per_mac, load_assumptions, min_bytes_moved
+
+    table = load_assumptions()
+    pe_of = {"semanticdialect": "dialect", "blockdialect": "dialect", "mxfp4": "mxfp4",
+             "mxint8": "mxint8"}
+    rows: list[list[object]] = []
+    for label, rs in results.items():
+        name = label.split("+")[0]
+        d = design(name, cfg)
+        totals: dict[str, float] = {}
+        macs = 0
+        for r in rs:
+            # DRAM: compulsory traffic (X, W, Y once; residual rows); SRAM: what the core's
+            # streams carry (weights re-sent for every row tile), from the cycle model
+            dram = min_bytes_moved(d.cfg, r.m, r.n, r.k, pe=pe_of[name])["dram"]
+            traffic = {"dram": {**dram, "R": r.residual_bytes},
+                       "sram": {"X": r.x_bytes, "W": r.w_elem_bytes + r.w_meta_bytes,
+                                "Y": r.y_bytes}}
+            counts = action_counts_for_gemm(d.cfg, r.m, r.n, r.k, traffic, pe=pe_of[name])
+            e = energy_per_mac(counts, table)
+            for key, val in e.items():
+                totals[key] = totals.get(key, 0.0) + val * counts["macs"] * r.count
+            macs += counts["macs"] * r.count
+        per_mac = {k: v / macs for k, v in totals.items()}
+        rows.append([label] + [round(per_mac[k], 4) for k in sorted(per_mac)])
+        header = ["design"] + sorted(per_mac)
+    _write_csv(out / "energy.csv", header, rows)
+    for row in rows:
+        _say(f"  {row[0]:42s} {dict(zip(header[1:], row[1:], strict=True))['total']:.3f} pJ/MAC")
+    return rows
+
+
+def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensora2_256px_129f",
+        rho: str = "0.05", skip_rtl: bool = False, skip_area: bool = False) -> int:
+    """The main job; returns the process exit status."""
+    t_start = time.perf_counter()
+    cfg = load_config(config_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _say(f"semdialect sim — config {cfg.name}: {cfg.rows}x{cfg.cols} array, B={cfg.block}, "
+         f"{cfg.formatbook} {cfg.select}, {cfg.formats_per_cycle} formats/cycle")
+    _say("\n[1/5] golden model: every format on the shipped real tensors")
+    stage_golden(cfg, out)
+    if skip_rtl:
+        _say("\n[2/5] RTL on Verilator: skipped (--skip-rtl)")
+    else:
+        _say("\n[2/5] RTL: one GEMM tile on Verilator, bit-exact check and cycles")
+        stage_rtl(cfg, out)
+    fmax = None
+    if skip_area:
+        _say("\n[3/5] area: skipped (--skip-area)")
+    else:
+        _say("\n[3/5] area: Yosys synthesis of the generated PEs and frontends (cached)")
+        _, fmax = stage_area(cfg, out)
+    clock = fmax or FALLBACK_FMAX_MHZ
+    _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
+         f"{' = iCE40 Fmax of the PE' if fmax else ', assumed'})")
+    results = stage_cycles(cfg, workload, rho, out, clock)
+    _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
+    stage_energy(cfg, results, out)
+    from reports.build import build_report
+
+    summary = build_report(out, cfg=cfg, workload=workload, fmax_mhz=fmax,
+                           fallback_mhz=FALLBACK_FMAX_MHZ)
+    _say(f"\nwrote {summary} and plots in {out}/ ({time.perf_counter() - t_start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else "configs/default.toml"))

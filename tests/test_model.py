@@ -1,0 +1,56 @@
+"""The cycle/traffic model of a workload (sim/model.py)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+
+from semdialect.config import load_config
+from sim.cycles import gemm_cycles, gemm_cycles_raw
+from sim.model import design, layer_result, model_workload, step_cycles
+from sim.workloads import Gemm, load_workload, workload_path
+
+CFG = load_config("configs/default.toml")
+
+
+def test_layer_result_counts() -> None:
+    g = Gemm("fc", m=20, k=96, n=10, count=3)
+    r = layer_result(design("semanticdialect", CFG), g)
+    assert r.cycles == gemm_cycles(CFG, 20, 10, 96)
+    assert r.macs == 20 * 96 * 10
+    assert r.utilization == pytest.approx(r.macs / (r.cycles * 8 * 8 * 32))
+    row_tiles = math.ceil(20 / 8)
+    assert r.x_bytes == 20 * 96 * 2 and r.y_bytes == 20 * 10 * 4
+    assert r.w_elem_bytes == row_tiles * 10 * 96 / 2  # 4-bit codes, re-sent per row tile
+    assert r.w_meta_bytes == row_tiles * 10 * 3 * (5 + 5) / 8  # SE + sd32 id per block
+    assert r.residual_bytes == 0
+
+
+def test_designs_differ_where_they_should() -> None:
+    g = Gemm("fc", m=64, k=1024, n=64)
+    sd = layer_result(design("semanticdialect", CFG), g)
+    bd = layer_result(design("blockdialect", CFG), g)
+    i8 = layer_result(design("mxint8", CFG), g)
+    assert sd.cycles == gemm_cycles_raw(8, 8, 32 // 8, 64, 64, 32)
+    assert bd.cycles == gemm_cycles_raw(8, 8, 1, 64, 64, 32)
+    assert i8.w_elem_bytes == 2 * sd.w_elem_bytes
+    dec = layer_result(design("semanticdialect", CFG, "0.05"), g)
+    m_res = math.ceil(Fraction(5, 100) * 64)
+    assert dec.cycles == sd.cycles + gemm_cycles_raw(8, 8, 4, m_res, 64, 32)
+    assert dec.residual_bytes == m_res * 1024 * 2 + m_res * 64 * 4
+    with pytest.raises(ValueError, match="design"):
+        design("fp8", CFG)
+    padded = layer_result(design("mxfp4", CFG), Gemm("odd", 4, 68, 4))  # K padded to 96
+    assert padded.cycles == gemm_cycles_raw(8, 8, 1, 4, 4, 3)
+    assert padded.macs == 4 * 68 * 4
+
+
+def test_whole_workload_step() -> None:
+    gemms = load_workload(workload_path("opensora2_256px_129f"))
+    rs = model_workload(design("semanticdialect", CFG), gemms)
+    assert len(rs) == len(gemms)
+    want = sum(gemm_cycles_raw(8, 8, 4, g.m, g.n, -(-g.k // 32)) * g.count for g in gemms)
+    assert step_cycles(rs) == want
+    assert all(0 < r.utilization <= 1 for r in rs)
