@@ -78,8 +78,9 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
         pe = kge.get(pe_key, float("nan"))
         fe = kge.get(fe_key, float("nan")) if fe_key else float("nan")
         cyc = step.get(name, 0)
-        lines.append(f"| {name} | {bits:.3f} | {act:.2f} | {vid:.2f} | {pe:.2f} | "
-                     f"{'–' if np.isnan(fe) else f'{fe:.2f}'} | {cyc:,d} | "
+        cells = [f"{bits:.3f}", f"{act:.2f}", f"{vid:.2f}", f"{pe:.2f}", f"{fe:.2f}"]
+        cells = ["–" if c == "nan" else c for c in cells]
+        lines.append(f"| {name} | {' | '.join(cells)} | {cyc:,d} | "
                      f"{cyc / (clock * 1e6):.2f} | {energy.get(name, float('nan')):.3f} |")
     for label in step:
         if label not in DESIGN_FORMATS:

@@ -129,7 +129,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from semdialect.mainjob import run
 
     return run(args.config, args.out, workload=args.workload, rho=args.rho,
-               skip_rtl=args.skip_rtl, skip_area=args.skip_area)
+               skip_rtl=args.skip_rtl, skip_area=args.skip_area, fmax=args.fmax)
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -242,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "+decomposition design (decimal)")
     p.add_argument("--skip-rtl", action="store_true", help="skip the Verilator stage")
     p.add_argument("--skip-area", action="store_true", help="skip synthesis")
+    p.add_argument("--fmax", action="store_true", help="also place and route the PE on iCE40 "
+                   "(nextpnr) and report throughput at its Fmax (adds minutes; cached)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("verilog", help="emit Verilog for a configuration (linted)",

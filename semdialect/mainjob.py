@@ -128,30 +128,29 @@ def stage_cycles(cfg: Config, workload: str, rho: str, out: Path, fmax_mhz: floa
     return results
 
 
-def stage_area(cfg: Config, out: Path) -> tuple[list[list[object]], float | None]:
-    """Synthesize the PEs and the activation frontends of ``cfg`` and of BlockDialect."""
+def stage_area(cfg: Config, out: Path, fmax: bool = False) -> tuple[list[list[object]],
+                                                                      float | None]:
+    """Synthesize the PEs (dialect, MXFP4, MXINT8) and the activation frontends of ``cfg`` and
+    of BlockDialect; with ``fmax`` also place and route the PE on iCE40 for its Fmax."""
     from rtl.generate import generate
     from sim.area import synthesize
 
     bd = load_config(CONFIGS / "blockdialect.toml")
     bd = replace(bd, rows=cfg.rows, cols=cfg.cols, block=cfg.block)
-    targets = []
-    for c in (cfg, bd):
-        vdir = generate(c, REPO / "build" / "verilog" / "sim", max_kb=8, run_lint=False)
-        for module in ("pe", "format_selector", "block_quantizer"):
-            targets.append((c.name, module, vdir / f"{module}.v"))
-    vdir = REPO / "build" / "verilog" / "sim" / cfg.name
-    targets += [("mxfp4", "pe_mxfp4", vdir / "pe_mxfp4.v"),
-                ("mxint8", "pe_mxint8", vdir / "pe_mxint8.v")]
+    root = REPO / "build" / "verilog" / "sim"
+    vdir = generate(cfg, root, max_kb=8, run_lint=False)
+    bdir = generate(bd, root, max_kb=8, run_lint=False)
+    targets = [(cfg.name, "pe", vdir), ("mxfp4", "pe_mxfp4", vdir), ("mxint8", "pe_mxint8", vdir),
+               (cfg.name, "block_quantizer", vdir), (bd.name, "block_quantizer", bdir)]
     rows: list[list[object]] = []
-    fmax = None
+    measured = None
     for config_name, module, path in targets:
-        want_fmax = config_name == cfg.name and module == "pe"
+        want_fmax = fmax and config_name == cfg.name and module == "pe"
         t0 = time.perf_counter()
-        rep = synthesize(path, module, fmax=want_fmax)
+        rep = synthesize(path / f"{module}.v", module, fmax=want_fmax)
         ice = rep.ice40
         if want_fmax and ice is not None:
-            fmax = ice.fmax_mhz
+            measured = ice.fmax_mhz
         rows.append([config_name, module, sum(rep.generic_cells.values()), rep.flip_flops,
                      round(rep.nand2_eq, 1), rep.transistors,
                      ice.lut4 if ice else "", ice.fmax_mhz if ice else ""])
@@ -159,7 +158,7 @@ def stage_area(cfg: Config, out: Path) -> tuple[list[list[object]], float | None
              f"({time.perf_counter() - t0:.0f} s)")
     _write_csv(out / "area.csv", ["config", "module", "generic_cells", "flip_flops", "nand2_eq",
                                   "transistors", "ice40_lut4", "fmax_mhz"], rows)
-    return rows, fmax
+    return rows, measured
 
 
 def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
@@ -198,7 +197,8 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
 
 
 def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensora2_256px_129f",
-        rho: str = "0.05", skip_rtl: bool = False, skip_area: bool = False) -> int:
+        rho: str = "0.05", skip_rtl: bool = False, skip_area: bool = False,
+        fmax: bool = False) -> int:
     """The main job; returns the process exit status."""
     t_start = time.perf_counter()
     cfg = load_config(config_path)
@@ -213,21 +213,21 @@ def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensor
     else:
         _say("\n[2/5] RTL: one GEMM tile on Verilator, bit-exact check and cycles")
         stage_rtl(cfg, out)
-    fmax = None
+    measured = None
     if skip_area:
         _say("\n[3/5] area: skipped (--skip-area)")
     else:
         _say("\n[3/5] area: Yosys synthesis of the generated PEs and frontends (cached)")
-        _, fmax = stage_area(cfg, out)
-    clock = fmax or FALLBACK_FMAX_MHZ
+        _, measured = stage_area(cfg, out, fmax)
+    clock = measured or FALLBACK_FMAX_MHZ
     _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
-         f"{' = iCE40 Fmax of the PE' if fmax else ', assumed'})")
+         f"{' = iCE40 Fmax of the PE' if measured else ', assumed'})")
     results = stage_cycles(cfg, workload, rho, out, clock)
     _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
     stage_energy(cfg, results, out)
     from reports.build import build_report
 
-    summary = build_report(out, cfg=cfg, workload=workload, fmax_mhz=fmax,
+    summary = build_report(out, cfg=cfg, workload=workload, fmax_mhz=measured,
                            fallback_mhz=FALLBACK_FMAX_MHZ)
     _say(f"\nwrote {summary} and plots in {out}/ ({time.perf_counter() - t_start:.0f} s)")
     return 0
