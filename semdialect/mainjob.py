@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,18 +145,26 @@ def stage_area(cfg: Config, out: Path, fmax: bool = False) -> tuple[list[list[ob
                (cfg.name, "block_quantizer", vdir), (bd.name, "block_quantizer", bdir)]
     rows: list[list[object]] = []
     measured = None
-    for config_name, module, path in targets:
-        want_fmax = fmax and config_name == cfg.name and module == "pe"
+
+    def synth(target: tuple[str, str, Path]) -> tuple[object, float]:
+        config_name, module, path = target
         t0 = time.perf_counter()
-        rep = synthesize(path / f"{module}.v", module, fmax=want_fmax)
+        want = fmax and config_name == cfg.name and module == "pe"
+        return synthesize(path / f"{module}.v", module, fmax=want), time.perf_counter() - t0
+
+    # one Yosys process per core (each is single-threaded); results are cached
+    _say(f"  synthesizing {len(targets)} modules, 2 at a time (cold cache: several minutes)")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(synth, targets))
+    for (config_name, module, _), (rep, secs) in zip(targets, done, strict=True):
+        want_fmax = fmax and config_name == cfg.name and module == "pe"
         ice = rep.ice40
         if want_fmax and ice is not None:
             measured = ice.fmax_mhz
         rows.append([config_name, module, sum(rep.generic_cells.values()), rep.flip_flops,
                      round(rep.nand2_eq, 1), rep.transistors,
                      ice.lut4 if ice else "", ice.fmax_mhz if ice else ""])
-        _say(f"  {config_name:14s} {module:16s} {rep.nand2_eq / 1000:8.2f} kGE "
-             f"({time.perf_counter() - t0:.0f} s)")
+        _say(f"  {config_name:14s} {module:16s} {rep.nand2_eq / 1000:8.2f} kGE ({secs:.0f} s)")
     _write_csv(out / "area.csv", ["config", "module", "generic_cells", "flip_flops", "nand2_eq",
                                   "transistors", "ice40_lut4", "fmax_mhz"], rows)
     return rows, measured
