@@ -19,7 +19,7 @@ import numpy as np
 
 from .blocks import to_fp16
 from .formats import DialectFormat, resolve_format
-from .gemm import gemm_quantized
+from .gemm import gemm_quantized, output_precision
 from .quantize import QTensor, quantize, quantize_weights
 
 #: default salient fraction ρ
@@ -155,11 +155,7 @@ def decomposed_linear(
         qr = quantize(r, f, block=b, name="residual")
         y[salient] = y[salient] + gemm_quantized(qr, qw)  # RNE_fp32(main + resid)
         bits += qr.bits_per_element * salient.size / n_tok
-    if out == "fp16":
-        with np.errstate(over="ignore"):
-            y = y.astype(np.float16)
-    elif out != "fp32":
-        raise ValueError(f"out: must be 'fp32' or 'fp16', got {out!r}")
+    y = output_precision(y, out)
     return DecomposedLinear(y=y, salient=salient, qx=qx, qr=qr, bits_per_element=bits)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from .blocks import as_blocks
 from .formatbook import Formatbook
 from .formats import DialectFormat, resolve_format
-from .quantize import QTensor, quantize
+from .quantize import QTensor, quantize, quantize_weights
 
 #: bytes of temporaries a GEMM chunk may use
 CHUNK_BYTES = 1 << 27
@@ -84,6 +84,22 @@ def _gemm_float(qx: QTensor, qw: QTensor) -> np.ndarray:
     return y
 
 
+def check_out(out: str) -> None:
+    """Reject an output precision other than ``fp32`` / ``fp16``."""
+    if out not in ("fp32", "fp16"):
+        raise ValueError(f"out: must be 'fp32' or 'fp16', got {out!r}")
+
+
+def output_precision(y: np.ndarray, out: str) -> np.ndarray:
+    """A float32 GEMM result as requested: ``fp32`` as is, ``fp16`` rounded once (RNE;
+    overflow becomes ±Inf, SPEC §5)."""
+    check_out(out)
+    if out == "fp32":
+        return y
+    with np.errstate(over="ignore"):
+        return y.astype(np.float16)
+
+
 def gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
     """Y from a quantized X (…, k) and a quantized Wᵀ (n, k) of the same format and B."""
     if qx.format != qw.format or qx.block != qw.block:
@@ -92,15 +108,10 @@ def gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
         )
     if qx.codes.shape[-1] != qw.codes.shape[-1]:
         raise ValueError(f"gemm: X has k={qx.codes.shape[-1]}, W has k={qw.codes.shape[-1]}")
-    if out not in ("fp32", "fp16"):
-        raise ValueError(f"out: must be 'fp32' or 'fp16', got {out!r}")
+    check_out(out)  # before the work
     pow2 = qx.fmt.pow2_scaled if qx.fmt is not None else qx.exp is not None
     y = _gemm_pow2(qx, qw) if pow2 else _gemm_float(qx, qw)
-    y = y.reshape(qx.codes.shape[:-1] + (qw.codes.shape[0],))
-    if out == "fp16":
-        with np.errstate(over="ignore"):
-            return y.astype(np.float16)  # RNE; overflow becomes ±Inf (SPEC §5)
-    return y
+    return output_precision(y.reshape(qx.codes.shape[:-1] + (qw.codes.shape[0],)), out)
 
 
 def gemm(
@@ -132,5 +143,6 @@ def gemm(
     fx = resolve_format(fmt, select=select, formatbook=formatbook)
     fw = resolve_format(fmt, formatbook=formatbook) if isinstance(fx, DialectFormat) else fx
     qx = quantize(x, fx, block=block, pad=pad, name="X")
-    qw = quantize(w.T, fw, block=block, pad=pad, name="W (as Wᵀ: rows are output columns)")
+    qw = quantize_weights(w, fw, block=block, pad=pad,
+                          name="W (as Wᵀ: rows are output columns)")
     return gemm_quantized(qx, qw, out=out)

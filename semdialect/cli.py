@@ -145,22 +145,25 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    # One thread: thread-count variables must be set before NumPy/BLAS/torch load.
+def _single_thread_env() -> dict[str, str]:
+    """The environment with one BLAS/OpenMP thread; it must be set before NumPy, BLAS or
+    torch load, so the commands using it run their work in a child process."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
+    return env
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    env = _single_thread_env()
     cmd = [sys.executable, "-m", "semdialect.bench", "--size", str(args.size),
            "--repeat", str(args.repeat)]
     return subprocess.call(cmd, env=env)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    # As bench: one BLAS thread, set before NumPy loads, so a child process runs the eval.
-    # Its matrices are small (one sentence at a time): threads only add contention.
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
+    # Its matrices are small (one sentence at a time): BLAS threads only add contention.
+    env = _single_thread_env()
     opts = ["--out", args.out]
     if args.sentences is not None:
         opts += ["--sentences", str(args.sentences)]

@@ -149,17 +149,19 @@ def stage_area(cfg: Config, out: Path, fmax: bool = False) -> tuple[list[list[ob
     def synth(target: tuple[str, str, Path]) -> tuple[object, float]:
         config_name, module, path = target
         t0 = time.perf_counter()
-        want = fmax and config_name == cfg.name and module == "pe"
-        return synthesize(path / f"{module}.v", module, fmax=want), time.perf_counter() - t0
+        rep = synthesize(path / f"{module}.v", module, fmax=fmax_of(config_name, module))
+        return rep, time.perf_counter() - t0
+
+    def fmax_of(config_name: str, module: str) -> bool:
+        return fmax and config_name == cfg.name and module == "pe"
 
     # one Yosys process per core (each is single-threaded); results are cached
     _say(f"  synthesizing {len(targets)} modules, 2 at a time (cold cache: several minutes)")
     with ThreadPoolExecutor(max_workers=2) as pool:
         done = list(pool.map(synth, targets))
     for (config_name, module, _), (rep, secs) in zip(targets, done, strict=True):
-        want_fmax = fmax and config_name == cfg.name and module == "pe"
         ice = rep.ice40
-        if want_fmax and ice is not None:
+        if fmax_of(config_name, module) and ice is not None:
             measured = ice.fmax_mhz
         rows.append([config_name, module, sum(rep.generic_cells.values()), rep.flip_flops,
                      round(rep.nand2_eq, 1), rep.transistors,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from golden.minilm import load_minilm
+from golden.minilm import MiniLM, load_minilm
 from golden.sentences import stdlib_sentences
 from golden.video import load_video_tokens
 
@@ -31,10 +31,9 @@ def synthetic(kind: str, shape: tuple[int, int] = (256, 1024), seed: int = 0) ->
 
 
 def minilm_activation(
-    layer_name: str = "layer.2.output.dense", n_sentences: int = 16
+    model: MiniLM, layer_name: str = "layer.2.output.dense", n_sentences: int = 16
 ) -> np.ndarray:
     """Real inputs of one MiniLM linear layer, all tokens of the first sentences stacked."""
-    model = load_minilm()
     record: dict = {}
     ids, mask = model.tokenize(stdlib_sentences(n_sentences))
     model.forward(ids, mask, record=record)
@@ -47,7 +46,7 @@ def sample_tensors() -> Iterator[tuple[str, np.ndarray, str]]:
     w, _ = model.linear_weights("layer.0.attention.self.query")
     source = "all-MiniLM-L6-v2 layer 0 query weight (out, in)"
     yield "minilm.q_weight", np.ascontiguousarray(w.T), source
-    act = minilm_activation()
+    act = minilm_activation(model)
     yield "minilm.ffn_act", act, "all-MiniLM-L6-v2 layer 2 FFN-down input, 16 stdlib sentences"
     tokens, grid = load_video_tokens()
     yield "video.tokens", tokens, f"vtest.avi 8x8 grey patches, (T, H, W) = {grid}"

@@ -31,7 +31,7 @@ from semdialect.config import Config
 from sim.cycles import gemm_cycles_raw
 from sim.workloads import Gemm
 
-#: element code bits and per-block weight metadata bits of every design
+#: the compared designs (see the module docstring)
 DESIGNS = ("semanticdialect", "blockdialect", "mxfp4", "mxint8")
 
 
