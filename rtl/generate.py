@@ -16,6 +16,12 @@ block_decoder.v      :class:`~rtl.block_decoder.BlockDecoder` (dialect kind)
 pe.v                 :class:`~rtl.pe.BlockPE`, dialect kind (decoders inside)
 pe_mxfp4.v           :class:`~rtl.pe.BlockPE`, MXFP4 kind (baseline)
 pe_mxint8.v          :class:`~rtl.pe.BlockPE`, MXINT8 kind (baseline)
+pe_core.v            :class:`~rtl.pe.BlockPE` without decoders (``decode=False``): the cell
+                     :class:`~rtl.mac_array.MACArray` instantiates rows × cols times
+pe_core_mxfp4.v      the same for MXFP4 (baseline array cell)
+pe_core_mxint8.v     the same for MXINT8 (baseline array cell)
+block_decoder_mxfp4.v  :class:`~rtl.block_decoder.BlockDecoder`, MXFP4 kind
+block_decoder_mxint8.v :class:`~rtl.block_decoder.BlockDecoder`, MXINT8 kind
 mac_array.v          :class:`~rtl.mac_array.MACArray`
 act_buffer.v         :class:`~rtl.act_buffer.ActivationBuffer`
 tile_drain.v         :class:`~rtl.tile_drain.TileDrain`
@@ -111,6 +117,11 @@ def components(
         "pe": lambda: BlockPE(kind),
         "pe_mxfp4": lambda: BlockPE(ElementKind.mxfp4()),
         "pe_mxint8": lambda: BlockPE(ElementKind.mxint8()),
+        "pe_core": lambda: BlockPE(kind, decode=False),
+        "pe_core_mxfp4": lambda: BlockPE(ElementKind.mxfp4(), decode=False),
+        "pe_core_mxint8": lambda: BlockPE(ElementKind.mxint8(), decode=False),
+        "block_decoder_mxfp4": lambda: BlockDecoder(ElementKind.mxfp4()),
+        "block_decoder_mxint8": lambda: BlockDecoder(ElementKind.mxint8()),
         "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
         "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb),
         "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols),

