@@ -126,26 +126,27 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
         lines += ["### Per-feature ablation", "",
                   "Each variant is the configuration with one parameter changed "
                   "(`sim/ablation.py`); kGE per module, × = total over the axis's baseline "
-                  "(marked *). Modules: block_quantizer = activation frontend (preprocessor, "
-                  "format selector, code quantizer); pe_core = the PE cell the array repeats; "
-                  "block_decoder = one block's decoders (the array has rows + cols); pe = a "
-                  "PE with its own two decoders.", ""]
+                  "(marked *). frontend = the activation quantizer (preprocessor, format "
+                  "selector, code quantizer); PE core = the PE cell the array repeats rows × "
+                  "cols times; block decoder = one block's decoders (the array has rows + cols)."
+                  " Totals add the listed modules once each.", ""]
         for axis in dict.fromkeys(r["axis"] for r in area):
             rs = [r for r in area if r["axis"] == axis]
-            mods = list(dict.fromkeys(r["module"] for r in rs))
+            roles = list(dict.fromkeys(r["role"] for r in rs))
             lines += [f"**{axis}**", "",
                       "| variant | config | selector cycles / block | "
-                      + " | ".join(f"{m} (kGE)" for m in mods) + " | total (kGE) | × |",
-                      "|---|---|---:|" + "---:|" * (len(mods) + 2)]
+                      + " | ".join(f"{m} (kGE)" for m in roles) + " | total (kGE) | × |",
+                      "|---|---|---:|" + "---:|" * (len(roles) + 2)]
             base = sum(_num(r["nand2_eq"]) for r in rs if r["baseline"] == "1")
             for v in dict.fromkeys(r["variant"] for r in rs):
-                vr = {r["module"]: r for r in rs if r["variant"] == v}
+                vr = {r["role"]: r for r in rs if r["variant"] == v}
                 total = sum(_num(r["nand2_eq"]) for r in vr.values())
                 first = next(iter(vr.values()))
                 mark = " *" if first["baseline"] == "1" else ""
-                lines.append(f"| {v}{mark} | {first['config']} | {first['selector_cycles']} | "
+                lines.append(f"| {v}{mark} | {first['config']} | "
+                             f"{first['selector_cycles'] or '–'} | "
                              + " | ".join(f"{_num(vr[m]['nand2_eq']) / 1000:.2f}"
-                                          if m in vr else "–" for m in mods)
+                                          if m in vr else "–" for m in roles)
                              + f" | {total / 1000:.2f} | {total / base:.2f} |")
             lines.append("")
         pngs.append(plots.ablation_bars(area, out / "ablation.png"))
@@ -163,6 +164,20 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
         if notes.exists() and notes.read_text().strip():
             lines += [""] + [f"- {n}" for n in notes.read_text().splitlines()]
         lines.append("")
+    if samples:
+        tensors = list(dict.fromkeys(r["tensor"] for r in samples))
+        lines += ["## Accuracy on the shipped tensors", "",
+                  "SQNR (dB) of every format through the golden model (`samples_accuracy.csv`; "
+                  "bits/element include scales and dialect ids, at the tensor's block size).",
+                  "", "| format | bits/elem | " + " | ".join(tensors) + " |",
+                  "|---|---:|" + "---:|" * len(tensors)]
+        for fmt in dict.fromkeys(r["format"] for r in samples):
+            by = {r["tensor"]: r for r in samples if r["format"] == fmt}
+            bits = next(iter(by.values()))["bits_per_element"]
+            lines.append(f"| {fmt} | {_num(bits):.3f} | " + " | ".join(
+                f"{_num(by[t]['sqnr_db']):.2f}" if t in by else "–" for t in tensors) + " |")
+        lines.append("")
+        pngs.append(plots.samples_sqnr_vs_bits(samples, out / "samples_sqnr_vs_bits.png"))
     acc = out / "accuracy.csv"
     if acc.exists():
         pngs.append(plots.accuracy_vs_bits(plots.read_csv(acc), out / "accuracy_vs_bits.png"))

@@ -53,6 +53,41 @@ def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
     return _save(fig, out)
 
 
+def samples_sqnr_vs_bits(rows: Sequence[Mapping[str, str]], out: Path,
+                         max_bits: float = 6.0) -> Path:
+    """SQNR vs bits/element of the 4-bit formats on each sample tensor
+    (``samples_accuracy.csv`` written by ``make sim``), one panel per tensor, one colour per
+    format (shared legend). Formats above ``max_bits`` (fp16, MXINT8) are left out of the
+    axes; the summary's table has them."""
+    formats = [f for f in dict.fromkeys(r["format"] for r in rows)
+               if all(float(r["bits_per_element"]) <= max_bits for r in rows
+                      if r["format"] == f)]
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(formats)}
+    tensors = list(dict.fromkeys(r["tensor"] for r in rows))
+    cols = min(3, len(tensors))
+    nrows = -(-len(tensors) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.0 * cols, 3.6 * nrows), squeeze=False)
+    for ax, tensor in zip(axes.ravel(), tensors, strict=False):
+        for r in rows:
+            if r["tensor"] != tensor or r["format"] not in colours:
+                continue
+            star = r["format"].startswith("sd32")
+            ax.scatter(float(r["bits_per_element"]), float(r["sqnr_db"]),
+                       s=140 if star else 60, marker="*" if star else "o",
+                       color=colours[r["format"]], label=r["format"])
+        ax.set_title(tensor, fontsize=9)
+        ax.set_xlabel("bits / element (incl. scales and dialect ids)")
+        ax.set_ylabel("SQNR (dB)")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(tensors):]:
+        ax.set_visible(False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower right", fontsize=8, ncol=1,
+               bbox_to_anchor=(0.98, 0.05))
+    fig.suptitle(f"SQNR of the formats up to {max_bits:g} bits/element on the shipped tensors")
+    return _save(fig, out)
+
+
 def area_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
     """Array logic per design (``array_area.csv``), stacked by part, in kGE."""
     groups: dict[str, dict[str, float]] = defaultdict(dict)
@@ -76,7 +111,7 @@ def area_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
 
 def ablation_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
     """Per-feature area ablation (``area.csv``): one panel per axis, variants stacked by module
-    (kGE); the baseline variant's bar is hatched."""
+    role (kGE); the baseline variant's bar is hatched."""
     axes_rows: dict[str, list[Mapping[str, str]]] = defaultdict(list)
     for r in rows:
         axes_rows[r["axis"]].append(r)
@@ -84,11 +119,11 @@ def ablation_bars(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)
     for ax, (axis, rs) in zip(axes[0], axes_rows.items(), strict=True):
         variants = list(dict.fromkeys(r["variant"] for r in rs))
-        modules = list(dict.fromkeys(r["module"] for r in rs))
+        roles = list(dict.fromkeys(r["role"] for r in rs))
         bottom = np.zeros(len(variants))
-        for mod in modules:
+        for mod in roles:
             vals = np.array([sum(float(r["nand2_eq"]) / 1000 for r in rs
-                                 if r["variant"] == v and r["module"] == mod) for v in variants])
+                                 if r["variant"] == v and r["role"] == mod) for v in variants])
             ax.bar(range(len(variants)), vals, bottom=bottom, label=mod)
             bottom += vals
         for x, v in enumerate(variants):
@@ -107,11 +142,16 @@ def throughput_per_layer(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
     for r in rows:
         by_pe[r["design"]].append(r)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
-    for design, rs in by_pe.items():
-        x = np.arange(len(rs))
-        ax1.plot(x, [float(r["effective_tops"]) for r in rs], marker=".", label=design)
-        ax2.plot(x, [100 * float(r["utilization"]) for r in rs], marker=".", label=design)
-        ax2.set_xticks(x, [r["layer"] for r in rs], rotation=90, fontsize=6)
+    markers = "o^sx"
+    width = 0.6 / max(1, len(by_pe))
+    for i, (design, rs) in enumerate(by_pe.items()):
+        # one marker per layer (no connecting lines: layers are categories), designs side by
+        # side so equal values stay visible
+        x = np.arange(len(rs)) + (i - (len(by_pe) - 1) / 2) * width
+        style = {"marker": markers[i % len(markers)], "ls": "none", "label": design}
+        ax1.plot(x, [float(r["effective_tops"]) for r in rs], **style)
+        ax2.plot(x, [100 * float(r["utilization"]) for r in rs], **style)
+        ax2.set_xticks(np.arange(len(rs)), [r["layer"] for r in rs], rotation=90, fontsize=6)
     ax1.set_ylabel("effective TOPS at Fmax")
     ax2.set_ylabel("utilization (%)")
     ax1.legend(fontsize=8)

@@ -81,10 +81,17 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     """One GEMM tile through the RTL on Verilator; model-vs-RTL rows for every measured GEMM."""
     from tb.gemm_run import case, run_gemm
 
-    tile = case(cfg.rows, cfg.cols, 4, "random", 2024)
-    run, gen_s, cycles_file = run_gemm(cfg, [tile])
+    r, c = cfg.rows, cfg.cols
+    # one full tile of the array, then a sweep for the cycle-model check: several row and
+    # column tiles, ragged edges, K up to the generated limit, adversarial/NaN/max data
+    cases = [case(r, c, 4, "random", 2024), case(2 * r, c, 8, "random", 2025),
+             case(r + 3, 2 * c + 1, 3, "adversarial", 2026), case(1, 1, 1, "random", 2027),
+             case(2 * r + 1, c - 1 or 1, 6, "nan", 2028), case(r, 3 * c, 2, "max", 2029)]
+    run, gen_s, cycles_file = run_gemm(cfg, cases)
     measured = json.loads(cycles_file.read_text())
-    _say(f"  GemmCore {cfg.name}: Y[{cfg.rows}x{cfg.cols}] = X·W with K = {4 * cfg.block}: "
+    shapes = ", ".join(f"{x['M']}×{x['N']}×{x['K']}" for x in measured[1:])
+    _say(f"  GemmCore {cfg.name}: Y[{r}x{c}] = X·W with K = {4 * cfg.block} and "
+         f"{len(cases) - 1} more shapes (M×N×K: {shapes}): "
          f"{run.tests} cocotb tests passed (bit-exact vs golden, with and without stalls); "
          f"generate {gen_s:.0f} s, build {run.build_seconds:.0f} s "
          f"({'built' if run.built else 'cached'}), run {run.test_seconds:.0f} s")

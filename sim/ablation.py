@@ -15,12 +15,12 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
 ``selector``          dfp4 with ``lut`` (base P) vs ``two-stage`` selection [frontend]
 ``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P) [frontend]
 ``block``             B = 16 / 32 / 64 [frontend, PE core, block decoder]
-``pe``                dialect (base) vs MXFP4 vs MXINT8 [PE with its decoders, PE core,
-                      block decoder]
+``pe``                dialect (base) vs MXFP4 vs MXINT8 [PE core, block decoder]
 
 "frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
 code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
-array instantiates rows × cols times; "PE" (``decode=True``) adds the two block decoders.
+array instantiates rows × cols times; "block decoder" decodes one block (B element lanes), of
+which the array has rows + cols. :data:`ROLES` names each module's role in the tables.
 
 Array logic (:func:`array_parts`): rows·cols PE cores + (rows + cols) block decoders (the
 array decodes each broadcast block once at its edge) + one frontend + the tile drain, per
@@ -56,6 +56,7 @@ __all__ = [
     "AblationRow",
     "AreaRun",
     "ArrayPart",
+    "ROLES",
     "Clock",
     "Variant",
     "array_parts",
@@ -78,9 +79,13 @@ ABLATION_AXES: dict[str, str] = {
 }
 
 _FRONTEND = "block_quantizer"
+#: module → its role in the ablation and array tables
+ROLES = {"block_quantizer": "frontend", "pe_core": "PE core", "pe_core_mxfp4": "PE core",
+         "pe_core_mxint8": "PE core", "block_decoder": "block decoder",
+         "block_decoder_mxfp4": "block decoder", "block_decoder_mxint8": "block decoder",
+         "tile_drain": "tile drain"}
 _DECODER = {"dialect": "block_decoder", "mxfp4": "block_decoder_mxfp4",
             "mxint8": "block_decoder_mxint8"}
-_PE = {"dialect": "pe", "mxfp4": "pe_mxfp4", "mxint8": "pe_mxint8"}
 _CORE = {"dialect": "pe_core", "mxfp4": "pe_core_mxfp4", "mxint8": "pe_core_mxint8"}
 
 
@@ -154,7 +159,7 @@ def variants(base: Config) -> list[Variant]:
     # PE kinds (the MX kinds ignore the formatbook; OCP MX blocks are 32 elements)
     for kind in ("dialect", "mxfp4", "mxint8"):
         label = f"dialect ({base.book().name})" if kind == "dialect" else kind
-        out.append(Variant("pe", label, base, (_PE[kind], _CORE[kind], _DECODER[kind]),
+        out.append(Variant("pe", label, base, (_CORE[kind], _DECODER[kind]),
                            kind == "dialect"))
     return out
 
@@ -279,30 +284,32 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
         t = time.perf_counter()
         rep = synthesize(path, module)
         done += 1
-        say(f"  [{done}/{len(jobs)}] {module:20s} {describe(cfg):24s} "
+        say(f"  [{done}] {module:20s} {describe(cfg):24s} "
             f"{rep.nand2_eq / 1000:8.2f} kGE  ({time.perf_counter() - t:.0f} s)")
         return rep
 
     by_text: dict[tuple[str, str], Future[AreaReport]] = {}
     results: dict[tuple[str, str], Future[AreaReport]] = {}
-    clock_future: Future[Clock] | None = None
+    pe_future: Future[tuple[AreaReport, float | None, list[str]]] | None = None
+    sel_future: Future[tuple[AreaReport | None, float | None, int | None, list[str]]] | None
+    sel_future = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        if fmax:  # the longest chain, submitted first; its Verilog emitted here
-            pe_core = _verilog(base, "pe_core")[0]
+        if fmax:  # the longest chains, submitted first; their Verilog emitted here
             selectors = [(lanes, _verilog(replace(base, formats_per_cycle=lanes),
                                           "format_selector")[0])
-                         for lanes in (_selector_lanes(base) if base.select == "lut" else [])]
-            clock_future = pool.submit(_clock, base, pe_core, selectors, say)
+                         for lanes in (_selector_lanes(base) if base.select == "lut"
+                                       else [base.formats_per_cycle])]
+            sel_future = pool.submit(_selector_fmax, selectors, say)
+            pe_future = pool.submit(_pe_fmax, base, _verilog(base, "pe_core")[0], say)
         for key in order:
             cfg, module = jobs[key]
             path, digest = _verilog(cfg, module)
             if (digest, module) not in by_text:  # identical Verilog: synthesized once
                 by_text[(digest, module)] = pool.submit(synth, cfg, module, path)
-            else:
-                done += 1
             results[key] = by_text[(digest, module)]
         reports = {key: fut.result() for key, fut in results.items()}
-        clock_ = clock_future.result() if clock_future else None
+        clock_ = (_combine(pe_future.result(), sel_future.result())
+                  if pe_future and sel_future else None)
 
     def rep_of(cfg: Config, module: str) -> AreaReport:
         return reports[_key(cfg, module)]
@@ -312,53 +319,78 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
     return AreaRun(rows, placed, clock_, time.perf_counter() - t0, len(by_text))
 
 
-def _clock(base: Config, pe_core: Path, selectors: list[tuple[int, Path]],
-           say: Callable[[str], None]) -> Clock:
-    """iCE40 Fmax of the PE core and of the largest-P selector that fits (module docstring)."""
-    notes: list[str] = []
-    cells = ICE40_LCS[DEFAULT_DEVICE]
+def _pe_fmax(base: Config, pe_core: Path, say: Callable[[str], None]
+             ) -> tuple[AreaReport, float | None, list[str]]:
+    """iCE40 Fmax of the PE core (None and a note when it does not place)."""
     pe = synthesize(pe_core, "pe_core", ice40=True)
-    pe_mhz = None
     if _fits(pe):
         pe = synthesize(pe_core, "pe_core", fmax=True)
-        pe_mhz = pe.ice40.fmax_mhz if pe.ice40 else None
-    if pe_mhz:
+    mhz = pe.ice40.fmax_mhz if pe.ice40 else None
+    if mhz:
         say(f"  iCE40 {DEFAULT_DEVICE}: PE core {describe(base)}: "
-            f"{pe.ice40.lut4 if pe.ice40 else '?'} LUT4, Fmax {pe_mhz:.1f} MHz")
-    else:
-        notes.append(f"PE core needs {pe.ice40.lut4 if pe.ice40 else '?'} LUT4: does not "
-                     f"place on an iCE40 {DEFAULT_DEVICE}, no Fmax")
-        say(f"  iCE40 {DEFAULT_DEVICE}: {notes[-1]}")
-    sel_rep, sel_mhz, sel_p = None, None, None
+            f"{pe.ice40.lut4 if pe.ice40 else '?'} LUT4, Fmax {mhz:.1f} MHz")
+        return pe, mhz, []
+    note = (f"PE core needs {pe.ice40.lut4 if pe.ice40 else '?'} LUT4 and "
+            f"{_why_not(pe)}: no Fmax")
+    say(f"  iCE40 {DEFAULT_DEVICE}: {note}")
+    return pe, None, [note]
+
+
+def _why_not(rep: AreaReport) -> str:
+    ice = rep.ice40
+    if ice is None or ice.pnr_error is None:
+        return f"exceeds the {ICE40_LCS[DEFAULT_DEVICE]} logic cells of an iCE40 {DEFAULT_DEVICE}"
+    if any(text in ice.pnr_error for text in ("no BELs remaining", "Unable to place")):
+        return (f"does not place on an iCE40 {DEFAULT_DEVICE} with its timing harness "
+                f"(nextpnr ran out of logic cells)")
+    return f"does not place on an iCE40 {DEFAULT_DEVICE} ({ice.pnr_error})"
+
+
+def _selector_fmax(selectors: list[tuple[int, Path]], say: Callable[[str], None]
+                   ) -> tuple[AreaReport | None, float | None, int | None, list[str]]:
+    """iCE40 Fmax of the largest-P selector that places (module docstring)."""
+    notes: list[str] = []
     for lanes, path in selectors:
         rep = synthesize(path, "format_selector", ice40=True)
         if _fits(rep):
             rep = synthesize(path, "format_selector", fmax=True)
-            if rep.ice40 and rep.ice40.fmax_mhz:
-                sel_rep, sel_mhz, sel_p = rep, rep.ice40.fmax_mhz, lanes
-                say(f"  iCE40 {DEFAULT_DEVICE}: selector with P = {lanes}: "
-                    f"{rep.ice40.lut4} LUT4, Fmax {sel_mhz:.1f} MHz")
-                break
-            why = (f"does not place on an iCE40 {DEFAULT_DEVICE} with its timing harness "
-                   f"({rep.ice40.pnr_error if rep.ice40 else '?'})")
-        else:
-            why = f"> {cells} logic cells of an iCE40 {DEFAULT_DEVICE}"
-        notes.append(f"selector with P = {lanes} needs "
-                     f"{rep.ice40.lut4 if rep.ice40 else '?'} LUT4 {why}: no Fmax")
+        mhz = rep.ice40.fmax_mhz if rep.ice40 else None
+        if mhz:
+            say(f"  iCE40 {DEFAULT_DEVICE}: selector with P = {lanes}: "
+                f"{rep.ice40.lut4 if rep.ice40 else '?'} LUT4, Fmax {mhz:.1f} MHz")
+            return rep, mhz, lanes, notes
+        notes.append(f"selector with P = {lanes} needs {rep.ice40.lut4 if rep.ice40 else '?'} "
+                     f"LUT4 and {_why_not(rep)}: no Fmax")
         say(f"  iCE40 {DEFAULT_DEVICE}: {notes[-1]}")
-    return Clock(pe_mhz, sel_mhz, sel_p, pe, sel_rep, tuple(notes))
+    return None, None, None, notes
+
+
+def _clock(base: Config, pe_core: Path, selectors: list[tuple[int, Path]],
+           say: Callable[[str], None]) -> Clock:
+    """:func:`_pe_fmax` and :func:`_selector_fmax` one after the other."""
+    return _combine(_pe_fmax(base, pe_core, say), _selector_fmax(selectors, say))
+
+
+def _combine(pe: tuple[AreaReport, float | None, list[str]],
+             sel: tuple[AreaReport | None, float | None, int | None, list[str]]) -> Clock:
+    pe_rep, pe_mhz, pe_notes = pe
+    sel_rep, sel_mhz, sel_p, sel_notes = sel
+    return Clock(pe_mhz, sel_mhz, sel_p, pe_rep, sel_rep, tuple(pe_notes + sel_notes))
 
 
 def rows_for_csv(rows: Iterable[AblationRow]) -> list[list[object]]:
-    """``area.csv`` rows (see :data:`CSV_HEADER`)."""
+    """``area.csv`` rows (see :data:`CSV_HEADER`). ``selector_cycles`` is blank on the PE
+    axis (the MX designs have no selector)."""
     out: list[list[object]] = []
     for r in rows:
         rep, v = r.report, r.variant
-        out.append([v.axis, v.label, int(v.baseline), r.module, describe(v.cfg),
-                    v.cfg.selector_cycles, sum(rep.generic_cells.values()), rep.flip_flops,
-                    round(rep.nand2_eq, 1), rep.transistors])
+        cycles = "" if v.axis == "pe" else v.cfg.selector_cycles
+        out.append([v.axis, v.label, int(v.baseline), r.module, ROLES[r.module],
+                    describe(v.cfg) if v.axis != "pe" else v.label, cycles,
+                    sum(rep.generic_cells.values()), rep.flip_flops, round(rep.nand2_eq, 1),
+                    rep.transistors])
     return out
 
 
-CSV_HEADER = ["axis", "variant", "baseline", "module", "config", "selector_cycles",
+CSV_HEADER = ["axis", "variant", "baseline", "module", "role", "config", "selector_cycles",
               "generic_cells", "flip_flops", "nand2_eq", "transistors"]

@@ -49,14 +49,13 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ABLATION_AXES",
     "DEFAULT_DEVICE",
     "DEFAULT_PACKAGE",
     "ABC_SCRIPT",
@@ -67,8 +66,6 @@ __all__ = [
     "AreaReport",
     "Ice40Stats",
     "SynthesisError",
-    "ablation_reports",
-    "ablation_table",
     "area_table",
     "ff_weight",
     "harness_verilog",
@@ -695,29 +692,3 @@ def area_table(
             cols.append(f"{rep.nand2_eq / base:.2f}" if base else "–")
         rows.append("| " + " | ".join(cols) + " |")
     return "\n".join(rows) + "\n"
-
-
-#: Planned per-feature ablations (the RTL variants come from the rtl/ components once they
-#: exist; each axis is a list of (label, Verilog, top) rows for :func:`ablation_table`).
-ABLATION_AXES: dict[str, str] = {
-    "formatbook": "formatbook size K = 1 / 16 (dfp4) / 32 (sd32): selector ROMs and argmin",
-    "selector": "select = lut vs two-stage (dfp4), same B",
-    "formats_per_cycle": "P = 1 / 2 / 4 / 8 / 16 / 32 LUT lanes (area vs K/P cycles per block)",
-    "block": "B = 16 / 32 / 64 (preprocessor, selector trees, PE adder tree)",
-    "pe": "dialect PE (5b×5b) vs MXFP4 (E2M1) vs MXINT8 (8b×8b) PEs",
-}
-
-
-def ablation_reports(
-    variants: Iterable[tuple[str, str | os.PathLike[str], str]], **options: Any
-) -> list[tuple[str, AreaReport]]:
-    """:func:`synthesize` each (label, Verilog path, top) with the same ``options``."""
-    return [(label, synthesize(verilog, top, **options)) for label, verilog, top in variants]
-
-
-def ablation_table(
-    variants: Iterable[tuple[str, str | os.PathLike[str], str]], **options: Any
-) -> str:
-    """Markdown :func:`area_table` of an ablation; the first variant is the baseline."""
-    return area_table(ablation_reports(variants, **options), baseline=True)
-

@@ -48,7 +48,9 @@ def test_default_axes_cover_the_issue_points() -> None:
         32, 16, 8, 4, 2, 1]
     assert sorted(v.cfg.select for v in vs if v.axis == "selector") == ["lut", "two-stage"]
     pe = {m for v in vs if v.axis == "pe" for m in v.modules}
-    assert {"pe", "pe_mxfp4", "pe_mxint8", "pe_core_mxfp4", "pe_core_mxint8"} <= pe
+    assert pe == {"pe_core", "pe_core_mxfp4", "pe_core_mxint8", "block_decoder",
+                  "block_decoder_mxfp4", "block_decoder_mxint8"}
+    assert all(m in ablation.ROLES for v in vs for m in v.modules)
     baseline = next(v for v in vs if v.axis == "formatbook" and v.baseline)
     assert baseline.cfg == DEFAULT
 
