@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from semdialect.config import Config
-from sim.area import DEFAULT_DEVICE, ICE40_LCS, AreaReport, synthesize
+from sim.area import DEFAULT_DEVICE, ICE40_LCS, NO_FIT_ERRORS, AreaReport, synthesize
 
 __all__ = [
     "ABLATION_AXES",
@@ -319,13 +319,18 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
     return AreaRun(rows, placed, clock_, time.perf_counter() - t0, len(by_text))
 
 
+def _place(path: Path, top: str) -> tuple[AreaReport, float | None]:
+    """iCE40-map ``top``; place and route it when its cells fit the device; its Fmax or None."""
+    rep = synthesize(path, top, ice40=True)
+    if _fits(rep):
+        rep = synthesize(path, top, fmax=True)
+    return rep, rep.ice40.fmax_mhz if rep.ice40 else None
+
+
 def _pe_fmax(base: Config, pe_core: Path, say: Callable[[str], None]
              ) -> tuple[AreaReport, float | None, list[str]]:
     """iCE40 Fmax of the PE core (None and a note when it does not place)."""
-    pe = synthesize(pe_core, "pe_core", ice40=True)
-    if _fits(pe):
-        pe = synthesize(pe_core, "pe_core", fmax=True)
-    mhz = pe.ice40.fmax_mhz if pe.ice40 else None
+    pe, mhz = _place(pe_core, "pe_core")
     if mhz:
         say(f"  iCE40 {DEFAULT_DEVICE}: PE core {describe(base)}: "
             f"{pe.ice40.lut4 if pe.ice40 else '?'} LUT4, Fmax {mhz:.1f} MHz")
@@ -340,7 +345,7 @@ def _why_not(rep: AreaReport) -> str:
     ice = rep.ice40
     if ice is None or ice.pnr_error is None:
         return f"exceeds the {ICE40_LCS[DEFAULT_DEVICE]} logic cells of an iCE40 {DEFAULT_DEVICE}"
-    if any(text in ice.pnr_error for text in ("no BELs remaining", "Unable to place")):
+    if any(text in ice.pnr_error for text in NO_FIT_ERRORS):
         return (f"does not place on an iCE40 {DEFAULT_DEVICE} with its timing harness "
                 f"(nextpnr ran out of logic cells)")
     return f"does not place on an iCE40 {DEFAULT_DEVICE} ({ice.pnr_error})"
@@ -351,10 +356,7 @@ def _selector_fmax(selectors: list[tuple[int, Path]], say: Callable[[str], None]
     """iCE40 Fmax of the largest-P selector that places (module docstring)."""
     notes: list[str] = []
     for lanes, path in selectors:
-        rep = synthesize(path, "format_selector", ice40=True)
-        if _fits(rep):
-            rep = synthesize(path, "format_selector", fmax=True)
-        mhz = rep.ice40.fmax_mhz if rep.ice40 else None
+        rep, mhz = _place(path, "format_selector")
         if mhz:
             say(f"  iCE40 {DEFAULT_DEVICE}: selector with P = {lanes}: "
                 f"{rep.ice40.lut4 if rep.ice40 else '?'} LUT4, Fmax {mhz:.1f} MHz")

@@ -61,6 +61,7 @@ __all__ = [
     "ABC_SCRIPT",
     "FLOW_VERSION",
     "ICE40_LCS",
+    "NO_FIT_ERRORS",
     "NAND2_WEIGHTS",
     "TOOL_RUNS",
     "AreaReport",
@@ -509,7 +510,7 @@ def harness_verilog(top: str, ports: Mapping[str, tuple[str, int]], clock: str =
 
 
 #: nextpnr errors that mean "the design does not fit the device" (a result, not a failure)
-_NO_FIT = ("no BELs remaining", "Unable to place cell")
+NO_FIT_ERRORS = ("no BELs remaining", "Unable to place cell")
 
 
 def _fmax(device: str, package: str, seed: int, timeout: float):
@@ -521,7 +522,7 @@ def _fmax(device: str, package: str, seed: int, timeout: float):
                        "--pcf-allow-unconstrained", "-q", "-l", "nextpnr.log"],
                       work, "nextpnr.log", timeout)
         except SynthesisError as exc:
-            if not any(text in str(exc) for text in _NO_FIT):
+            if not any(text in str(exc) for text in NO_FIT_ERRORS):
                 raise
             return {"fmax_mhz": None, "pnr_lcs": None,
                     "pnr_error": _first_error(work / "nextpnr.log")}
