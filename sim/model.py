@@ -12,9 +12,11 @@ count of ``rtl/gemm_core.py``):
 * ``+decomposition`` (ρ > 0) adds ⌈ρ·M⌉ residual rows per GEMM, run as a second pass through
   the array whose FP32 outputs are added to the main ones (modelled, not in the RTL).
 
-Bytes moved follow the RTL's streams: activations enter as FP16 once (M·K·2 bytes); weight
-blocks (codes + metadata) are re-sent for every row tile (⌈M/rows⌉ times); outputs leave as
-FP32 (M·N·4 bytes). K that is not a multiple of B is zero-padded to ⌈K/B⌉ blocks (SPEC §2
+Bytes moved follow the RTL's streams: activations enter as FP16 once (M·K·2 bytes; their SE
+and dialect ids are made on chip); weight blocks are re-sent for every row tile (⌈M/rows⌉
+times), reported as element codes (``w_elem_bytes``), SE/E8M0 fields (``w_se_bytes``) and
+dialect ids (``w_dialect_bytes``); residual rows of decomposition enter as FP16 and leave as
+FP32 partial outputs (``residual_bytes``); outputs leave as FP32 (M·N·4 bytes). K that is not a multiple of B is zero-padded to ⌈K/B⌉ blocks (SPEC §2
 ``pad``): the array spends the padded cycles, utilization counts only the real MACs.
 """
 
@@ -43,7 +45,8 @@ class Design:
     cfg: Config
     sel_cycles: int
     element_bits: int
-    meta_bits: int
+    se_bits: int  # per-block shared exponent (SE field or E8M0 scale)
+    id_bits: int  # per-block dialect id (0 for the MX formats)
     rho: Fraction = Fraction(0)
 
     @property
@@ -56,14 +59,14 @@ def design(name: str, cfg: Config, rho: Fraction | str | float = 0) -> Design:
     rho_f = Fraction(str(rho)) if not isinstance(rho, Fraction) else rho
     if name == "semanticdialect":
         book = cfg.book()
-        return Design(name, cfg, cfg.selector_cycles, 4, 5 + book.id_bits, rho_f)
+        return Design(name, cfg, cfg.selector_cycles, 4, 5, book.id_bits, rho_f)
     if name == "blockdialect":
         bd = replace(cfg, formatbook="dfp4", select="two-stage", formats_per_cycle=16)
-        return Design(name, bd, 1, 4, 5 + 4, rho_f)
+        return Design(name, bd, 1, 4, 5, 4, rho_f)
     if name == "mxfp4":
-        return Design(name, cfg, 1, 4, 8, rho_f)
+        return Design(name, cfg, 1, 4, 8, 0, rho_f)
     if name == "mxint8":
-        return Design(name, cfg, 1, 8, 8, rho_f)
+        return Design(name, cfg, 1, 8, 8, 0, rho_f)
     raise ValueError(f"design: unknown {name!r} (choose from {', '.join(DESIGNS)})")
 
 
@@ -82,9 +85,15 @@ class LayerResult:
     utilization: float
     x_bytes: float
     w_elem_bytes: float
-    w_meta_bytes: float
+    w_se_bytes: float
+    w_dialect_bytes: float
     residual_bytes: float
     y_bytes: float
+
+    @property
+    def w_meta_bytes(self) -> float:
+        """Weight metadata: SE/scale fields plus dialect ids."""
+        return self.w_se_bytes + self.w_dialect_bytes
 
     @property
     def total_bytes(self) -> float:
@@ -107,7 +116,7 @@ def layer_result(d: Design, g: Gemm) -> LayerResult:
         design=d.label, layer=g.layer, m=g.m, k=g.k, n=g.n, count=g.count, cycles=total,
         macs=macs, utilization=macs / (total * cfg.rows * cfg.cols * cfg.block),
         x_bytes=g.m * g.k * 2, w_elem_bytes=w_blocks * cfg.block * d.element_bits / 8,
-        w_meta_bytes=w_blocks * d.meta_bits / 8,
+        w_se_bytes=w_blocks * d.se_bits / 8, w_dialect_bytes=w_blocks * d.id_bits / 8,
         residual_bytes=m_res * g.k * 2 + m_res * g.n * 4, y_bytes=g.m * g.n * 4,
     )
 
@@ -136,7 +145,8 @@ def write_reports(results: Sequence[LayerResult], out_dir: str | Path, fmax_mhz:
                         r.macs, f"{r.utilization:.6f}", f"{tops:.6f}"])
     with open(out / "BANDWIDTH_REPORT.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        fields = ["x_bytes", "w_elem_bytes", "w_meta_bytes", "residual_bytes", "y_bytes"]
+        fields = ["x_bytes", "w_elem_bytes", "w_se_bytes", "w_dialect_bytes", "residual_bytes",
+                  "y_bytes"]
         w.writerow(["design", "layer", *fields, "total_bytes", "bytes_per_cycle"])
         for r in results:
             d = asdict(r)

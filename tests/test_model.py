@@ -24,7 +24,11 @@ def test_layer_result_counts() -> None:
     row_tiles = math.ceil(20 / 8)
     assert r.x_bytes == 20 * 96 * 2 and r.y_bytes == 20 * 10 * 4
     assert r.w_elem_bytes == row_tiles * 10 * 96 / 2  # 4-bit codes, re-sent per row tile
-    assert r.w_meta_bytes == row_tiles * 10 * 3 * (5 + 5) / 8  # SE + sd32 id per block
+    assert r.w_se_bytes == row_tiles * 10 * 3 * 5 / 8  # 5-bit SE per block
+    assert r.w_dialect_bytes == row_tiles * 10 * 3 * 5 / 8  # 5-bit sd32 dialect id per block
+    assert r.w_meta_bytes == r.w_se_bytes + r.w_dialect_bytes
+    mx = layer_result(design("mxfp4", CFG), g)
+    assert mx.w_se_bytes == row_tiles * 10 * 3 * 8 / 8 and mx.w_dialect_bytes == 0  # E8M0
     assert r.residual_bytes == 0
 
 
