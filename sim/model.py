@@ -16,8 +16,9 @@ Bytes moved follow the RTL's streams: activations enter as FP16 once (M·K·2 by
 and dialect ids are made on chip); weight blocks are re-sent for every row tile (⌈M/rows⌉
 times), reported as element codes (``w_elem_bytes``), SE/E8M0 fields (``w_se_bytes``) and
 dialect ids (``w_dialect_bytes``); residual rows of decomposition enter as FP16 and leave as
-FP32 partial outputs (``residual_bytes``); outputs leave as FP32 (M·N·4 bytes). K that is not a multiple of B is zero-padded to ⌈K/B⌉ blocks (SPEC §2
-``pad``): the array spends the padded cycles, utilization counts only the real MACs.
+FP32 partial outputs (``residual_bytes``); outputs leave as FP32 (M·N·4 bytes). K that is not
+a multiple of B is zero-padded to ⌈K/B⌉ blocks (SPEC §2 ``pad``): the array spends the padded
+cycles, utilization counts only the real MACs.
 """
 
 from __future__ import annotations
