@@ -35,6 +35,8 @@ from .select import (
 E2M1_HU = np.array([0, 1, 2, 3, 4, 6, 8, 12], dtype=np.float32)
 #: E2M1 largest magnitude
 E2M1_MAX = 6.0
+#: OCP MX block size (elements per E8M0 scale), fixed for MXFP4 and MXINT8
+MX_BLOCK = 32
 #: OCP E8M0 bias; scale exponent of an all-zero MX block
 E8M0_BIAS = 127
 #: largest finite FP8 E4M3 (e4m3fn) value and its smallest normal (torchao's E4M3_EPS)
@@ -187,7 +189,7 @@ class MXFP4(BlockFormat):
     name = "mxfp4"
 
     def block_size(self, requested: int | None) -> int:
-        return check_block(32 if requested is None else requested, (32,), "mxfp4 ")
+        return check_block(MX_BLOCK if requested is None else requested, (MX_BLOCK,), "mxfp4 ")
 
     def metadata_bits(self) -> int:
         return 8
@@ -218,7 +220,7 @@ class MXINT8(BlockFormat):
     nibble_codes = False
 
     def block_size(self, requested: int | None) -> int:
-        return check_block(32 if requested is None else requested, (32,), "mxint8 ")
+        return check_block(MX_BLOCK if requested is None else requested, (MX_BLOCK,), "mxint8 ")
 
     def metadata_bits(self) -> int:
         return 8

@@ -74,7 +74,10 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
               f"Yosys generic synthesis in NAND2 equivalents (an ESTIMATE). Cycles: the cycle "
               f"model (equal to the RTL's, see below) per denoising step of `{workload}`; "
               f"time at {clock:.1f} MHz ({clock_note}). Energy: pJ/MAC ESTIMATE from "
-              f"`data/energy/assumptions_v1.toml`.", "",
+              f"`data/energy/assumptions_v1.toml`."
+              + (f" MXFP4 and MXINT8 use OCP's 32-element blocks, so their PEs have 32 "
+                 f"lanes where the dialect PEs have B = {cfg.block}." if cfg.block != 32
+                 else ""), "",
               "| design | bits/elem | SQNR MiniLM act (dB) | SQNR video (dB) | array logic "
               "(kGE) | of which frontend (kGE) | cycles / step | s / step | pJ/MAC |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.blocks import BLOCK_SIZES
 from golden.formatbook import Formatbook
-from golden.formats import E2M1_HU, E8M0_BIAS
+from golden.formats import E2M1_HU, E8M0_BIAS, MX_BLOCK
 from rtl.decoder import DialectDecoder
 from rtl.layouts import E8M0_BITS, HU_BITS, SE_BITS, decoded_block, mx_block, quantized_block
 from rtl.selector import resolve_formatbook
@@ -45,7 +45,6 @@ KINDS = ("dialect", "mxfp4", "mxint8")
 #: SE field = SE + 16 (SPEC §2); the per-operand exponent is SE − 1 (dequant = ±HU·2^(SE−1))
 _SE_FIELD_BIAS = 16
 #: MX block size (SPEC §8)
-_MX_BLOCK = 32
 #: MXINT8 element bits
 _INT8_BITS = 8
 
@@ -79,7 +78,7 @@ class ElementKind:
     def __post_init__(self) -> None:
         if self.name not in KINDS:
             raise ValueError(f"kind: must be one of {KINDS}, got {self.name!r}")
-        allowed = BLOCK_SIZES if self.name == "dialect" else (_MX_BLOCK,)
+        allowed = BLOCK_SIZES if self.name == "dialect" else (MX_BLOCK,)
         if isinstance(self.block, bool) or self.block not in allowed:
             raise ValueError(f"block: {self.name} needs B in {allowed}, got {self.block!r}")
         if (self.formatbook is None) != (self.name == "mxint8"):
@@ -91,12 +90,12 @@ class ElementKind:
         return cls("dialect", block, resolve_formatbook(formatbook))
 
     @classmethod
-    def mxfp4(cls, block: int = _MX_BLOCK) -> ElementKind:
+    def mxfp4(cls, block: int = MX_BLOCK) -> ElementKind:
         """OCP MXFP4: E2M1 elements, E8M0 scale, B = 32."""
         return cls("mxfp4", block, e2m1_formatbook())
 
     @classmethod
-    def mxint8(cls, block: int = _MX_BLOCK) -> ElementKind:
+    def mxint8(cls, block: int = MX_BLOCK) -> ElementKind:
         """OCP MXINT8: int8 elements, E8M0 scale, B = 32."""
         return cls("mxint8", block, None)
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from golden.formats import MX_BLOCK
+
 if TYPE_CHECKING:
     from semdialect.config import Config
 
@@ -233,7 +235,6 @@ _ERR_BITS = 8  # ERR ≤ 225 (SPEC §3)
 _IDX_BITS = 3  # magnitude index of a code
 _SHIFT_LEVELS = 3  # q = (m >> 6) >> (E_max − E_i), distance saturating at 5: 3 mux levels
 _MX_ROUND_BITS = {"mxfp4": 4, "mxint8": 8}  # RNE increment on the element magnitude
-_MX_BLOCK = 32  # OCP MX block size
 
 
 def tree_add_bits(n: int, width: int) -> int:
@@ -262,8 +263,8 @@ def _check_shape(m: int, n: int, k: int) -> None:
 def _pe_block(cfg: Config, pe: str) -> int:
     if pe not in PE_KINDS:
         raise ValueError(f"pe: must be one of {PE_KINDS}, got {pe!r}")
-    if pe != "dialect" and cfg.block != _MX_BLOCK:
-        raise ValueError(f"pe: {pe} fixes the block size at {_MX_BLOCK}, config has "
+    if pe != "dialect" and cfg.block != MX_BLOCK:
+        raise ValueError(f"pe: {pe} fixes the block size at {MX_BLOCK}, config has "
                          f"block = {cfg.block}")
     return cfg.block
 

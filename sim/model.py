@@ -8,7 +8,8 @@ count of ``rtl/gemm_core.py``):
   takes K / formats_per_cycle cycles per activation block);
 * ``blockdialect`` — dfp4 with two-stage selection (1 cycle per block);
 * ``mxfp4`` / ``mxint8`` — the OCP MX PEs (E8M0 scale: no selection, modelled with 1
-  selector cycle per block on the same array; only their PEs exist as RTL);
+  selector cycle per block on the same rows × cols array, always with 32-element blocks —
+  the OCP block size — whatever the configuration's B; only their PEs exist as RTL);
 * ``+decomposition`` (ρ > 0) adds ⌈ρ·M⌉ residual rows per GEMM, run as a second pass through
   the array whose FP32 outputs are added to the main ones (modelled, not in the RTL).
 
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
+from golden.formats import MX_BLOCK
 from semdialect.config import Config
 from sim.cycles import gemm_cycles_raw
 from sim.workloads import Gemm
@@ -64,10 +66,9 @@ def design(name: str, cfg: Config, rho: Fraction | str | float = 0) -> Design:
     if name == "blockdialect":
         bd = replace(cfg, formatbook="dfp4", select="two-stage", formats_per_cycle=16)
         return Design(name, bd, 1, 4, 5, 4, rho_f)
-    if name == "mxfp4":
-        return Design(name, cfg, 1, 4, 8, 0, rho_f)
-    if name == "mxint8":
-        return Design(name, cfg, 1, 8, 8, 0, rho_f)
+    if name in ("mxfp4", "mxint8"):  # OCP MX blocks are 32 elements whatever cfg.block says
+        mx = replace(cfg, block=MX_BLOCK)
+        return Design(name, mx, 1, 4 if name == "mxfp4" else 8, 8, 0, rho_f)
     raise ValueError(f"design: unknown {name!r} (choose from {', '.join(DESIGNS)})")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -58,3 +59,15 @@ def test_whole_workload_step() -> None:
     want = sum(gemm_cycles_raw(8, 8, 4, g.m, g.n, -(-g.k // 32)) * g.count for g in gemms)
     assert step_cycles(rs) == want
     assert all(0 < r.utilization <= 1 for r in rs)
+
+
+def test_mx_designs_keep_ocp_32_element_blocks() -> None:
+    small = replace(CFG, block=16, formatbook="dfp4", formats_per_cycle=4)
+    g = Gemm("fc", m=16, k=256, n=16)
+    for name in ("mxfp4", "mxint8"):
+        d = design(name, small)
+        assert d.cfg.block == 32 and d.cfg.rows == small.rows
+        r = layer_result(d, g)
+        assert r.cycles == gemm_cycles(d.cfg, 16, 16, 256)
+        assert r.utilization == pytest.approx(r.macs / (r.cycles * 8 * 8 * 32))
+    assert design("semanticdialect", small).cfg.block == 16
