@@ -54,6 +54,7 @@ from tb.frontend_ref import (
 from tb.frontend_top import FrontendTestTop
 from tb.packing import LayoutCodec
 from tb.ports import port
+from tb.streams import OutputMonitor
 
 CFG = Config(**json.loads(os.environ["FRONTEND_CONFIG"]))
 N_RANDOM = int(os.environ.get("FRONTEND_RANDOM", "2000"))
@@ -153,7 +154,7 @@ async def run_stream(
     n = len(payloads)
     sent = 0
     holding = False
-    stalled: int | None = None
+    monitor = OutputMonitor("o")
     stall = 0
     readonly = ReadOnly()
     falling = FallingEdge(clk)
@@ -179,17 +180,10 @@ async def run_stream(
             t.accepted.append(cycle)
             sent += 1
             holding = False
-        if s.o_valid.value:
-            value = s.o_payload.value.to_unsigned()
-            assert stalled is None or value == stalled, f"o.payload changed while stalled @{cycle}"
-            if ready:
-                t.outputs.append(value)
-                t.emitted.append(cycle)
-                stalled = None
-            else:
-                stalled = value
-        else:
-            assert stalled is None, f"o.valid dropped before o.ready @{cycle}"
+        value = s.o_payload.value.to_unsigned() if s.o_valid.value else None
+        if monitor.transferred(cycle, value, ready):
+            t.outputs.append(value)
+            t.emitted.append(cycle)
         cycle += 1
         assert cycle < 20 * n + 200, f"stuck after {cycle} cycles, {len(t.outputs)}/{n} out"
     await falling

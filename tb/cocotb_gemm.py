@@ -34,6 +34,7 @@ from semdialect.config import Config, load_config
 from sim.cycles import gemm_cycles
 from tb.gemm_ref import activation_words, gemm_expected, pack, tile_order, weight_beats
 from tb.ports import port
+from tb.streams import OutputMonitor
 
 CONFIG: Config = load_config(os.environ["GEMM_CONFIG"])
 CORE = GemmCore.from_config(
@@ -159,7 +160,7 @@ class Harness:
         holds its beat until taken) and ``y.ready`` is high with probability ``p_ready``."""
         streams = {"cmd": Streams(cmds), "x": Streams(x), "w": Streams(w)}
         out = Outcome()
-        stalled: int | None = None
+        monitor = OutputMonitor("y")
         cycle = 0
         readonly = ReadOnly()
         off = self.y_offsets
@@ -183,21 +184,14 @@ class Harness:
                     st.holding = False
                     if name == "cmd":
                         out.cmd_cycles.append(cycle)
-            if self.y_valid.value:
-                raw = self.y_payload.value.to_unsigned()
-                assert stalled is None or raw == stalled, f"y.payload changed in a stall @{cycle}"
-                if ready:
-                    value = (raw >> off["value"]) & 0xFFFF_FFFF
-                    invalid = (raw >> off["invalid"]) & 1
-                    last = (raw >> off["last"]) & 1
-                    out.outputs.append((value, invalid, last))
-                    if last:
-                        out.last_cycles.append(cycle)
-                    stalled = None
-                else:
-                    stalled = raw
-            else:
-                assert stalled is None, f"y.valid dropped before y.ready @{cycle}"
+            raw = self.y_payload.value.to_unsigned() if self.y_valid.value else None
+            if monitor.transferred(cycle, raw, ready):
+                value = (raw >> off["value"]) & 0xFFFF_FFFF
+                invalid = (raw >> off["invalid"]) & 1
+                last = (raw >> off["last"]) & 1
+                out.outputs.append((value, invalid, last))
+                if last:
+                    out.last_cycles.append(cycle)
             cycle += 1
             assert cycle < limit, f"stuck after {cycle} cycles with {len(out.outputs)} outputs"
         for name, st in streams.items():

@@ -25,6 +25,7 @@ from semdialect.config import load_config
 from tb.gemm_ref import pack, pe_vectors
 from tb.pe_top import PE_PREFIXES, PETestTop
 from tb.ports import port
+from tb.streams import OutputMonitor
 
 CONFIG = load_config(os.environ["PE_CONFIG"])
 TOP = PETestTop(CONFIG)
@@ -71,7 +72,7 @@ async def test_pe_random_stalls(dut) -> None:
         layout = TOP.pes[prefix].signature.members["o"].signature.members["payload"].shape
         state[prefix] = {
             "probs": probs, "words": beats(prefix, probs), "sent": 0, "holding": False,
-            "got": [], "stalled": None,
+            "got": [], "monitor": OutputMonitor(f"{prefix}o"),
             "off_v": layout["value"].offset, "off_i": layout["invalid"].offset,
             "i_valid": port(dut, f"{prefix}i.valid"), "i_ready": port(dut, f"{prefix}i.ready"),
             "i_payload": port(dut, f"{prefix}i.payload"),
@@ -97,16 +98,9 @@ async def test_pe_random_stalls(dut) -> None:
             if s["holding"] and s["i_ready"].value:
                 s["sent"] += 1
                 s["holding"] = False
-            if s["o_valid"].value:
-                raw = s["o_payload"].value.to_unsigned()
-                assert s["stalled"] in (None, raw), f"o changed while stalled @{cycle}"
-                if ready[id(s)]:
-                    s["got"].append(((raw >> s["off_v"]) & 0xFFFF_FFFF, (raw >> s["off_i"]) & 1))
-                    s["stalled"] = None
-                else:
-                    s["stalled"] = raw
-            else:
-                assert s["stalled"] is None, f"o.valid dropped while stalled @{cycle}"
+            raw = s["o_payload"].value.to_unsigned() if s["o_valid"].value else None
+            if s["monitor"].transferred(cycle, raw, ready[id(s)]):
+                s["got"].append(((raw >> s["off_v"]) & 0xFFFF_FFFF, (raw >> s["off_i"]) & 1))
         cycle += 1
         assert cycle < 20 * sum(len(s["words"]) for s in state.values()) + 100, "stuck"
     summary = {}
