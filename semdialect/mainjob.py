@@ -42,6 +42,9 @@ CONFIGS = REPO / "configs"
 CYCLES_DIR = REPO / "build" / "cycles"
 #: clock assumed for throughput when no Fmax was measured (MHz); the summary says which
 FALLBACK_FMAX_MHZ = 100.0
+#: files of the area stage, and of its Fmax part (removed when a run skips them)
+AREA_OUTPUTS = ("area.csv", "array_area.csv", "area.png", "ablation.png")
+FMAX_OUTPUTS = ("fmax.csv", "fmax_notes.txt")
 
 
 def _say(msg: str) -> None:
@@ -165,7 +168,7 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
                                       "fmax_mhz", "device"], fm_rows)
         (out / "fmax_notes.txt").write_text("".join(n + "\n" for n in clock.notes))
     else:
-        for name in ("fmax.csv", "fmax_notes.txt"):
+        for name in FMAX_OUTPUTS:
             (out / name).unlink(missing_ok=True)
     _say(f"  {run.modules_synthesized} distinct modules in {run.seconds:.0f} s")
     return clock.mhz if clock else None
@@ -226,6 +229,8 @@ def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensor
     measured = None
     if skip_area:
         _say("\n[3/5] area: skipped (--skip-area)")
+        for name in (*AREA_OUTPUTS, *FMAX_OUTPUTS):  # a report of this run, not an older one
+            (out / name).unlink(missing_ok=True)
     else:
         _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's array "
              "(cached)")

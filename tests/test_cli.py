@@ -119,6 +119,10 @@ def test_help_explains_commands() -> None:
 def test_sim_runs_on_the_default_config(tmp_path) -> None:
     """The main job's golden, cycle-model, energy and report stages (the RTL and synthesis
     stages have their own tests and are skipped here to keep the suite fast)."""
+    # outputs of an older run with synthesis must not leak into this run's report
+    (tmp_path / "fmax.csv").write_text("unit,formats_per_cycle,ice40_lut4,ice40_dff,fmax_mhz,"
+                                       "device\npe_core,,1,1,5.0,hx8k-ct256\n")
+    (tmp_path / "array_area.csv").write_text("design,part,module,count,unit_nand2_eq,nand2_eq\n")
     r = run("sim", "--config", "configs/default.toml", "--out", str(tmp_path), "--skip-rtl",
             "--skip-area")
     assert r.returncode == 0, r.stderr
@@ -130,5 +134,7 @@ def test_sim_runs_on_the_default_config(tmp_path) -> None:
     summary = (tmp_path / "summary.md").read_text()
     for design in ("semanticdialect", "blockdialect", "mxfp4", "mxint8"):
         assert f"| {design} |" in summary
+    assert "time at 100.0 MHz (an assumed clock" in summary
+    assert not (tmp_path / "fmax.csv").exists() and not (tmp_path / "array_area.csv").exists()
     r = run("sim", "--config", "configs/missing.toml")
     assert r.returncode == 2 and "cannot read" in r.stderr
