@@ -38,10 +38,10 @@ bench: $(STAMP)
 	$(BIN)/semdialect bench
 
 report: $(STAMP)
-	$(BIN)/python -m reports.build --config configs/$(CONFIG).toml
+	$(BIN)/python -m semdialect.reports.build --config configs/$(CONFIG).toml
 
 lint: $(STAMP)
-	$(BIN)/ruff check golden rtl sim tb reports semdialect tests
+	$(BIN)/ruff check golden rtl sim tb reports evaluation semdialect tests
 
 clean:
 	rm -rf build reports/out .pytest_cache

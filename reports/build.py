@@ -12,8 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from semdialect.reports import plots
 
-from reports import plots
 from semdialect.config import Config, load_config
 
 #: design → (format label in the accuracy tables, PE module, frontend config)
@@ -227,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {args.out}/COMPUTE_REPORT.csv not found: run `make sim` first",
               file=sys.stderr)
         return 2
-    from semdialect.mainjob import FALLBACK_FMAX_MHZ
+    from semdialect.sim.model import ASSUMED_CLOCK_MHZ
 
     path = build_report(args.out, cfg=load_config(args.config), workload=args.workload,
-                        fmax_mhz=args.fmax, fallback_mhz=FALLBACK_FMAX_MHZ)
+                        fmax_mhz=args.fmax, fallback_mhz=ASSUMED_CLOCK_MHZ)
     print(f"wrote {path}")
     return 0
 

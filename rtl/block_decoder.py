@@ -29,13 +29,19 @@ from functools import cached_property
 from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
-from golden.blocks import BLOCK_SIZES
-from golden.formatbook import Formatbook
-from golden.formats import E2M1_HU, E8M0_BIAS, MX_BLOCK
-from rtl.decoder import DialectDecoder
-from rtl.layouts import E8M0_BITS, HU_BITS, SE_BITS, decoded_block, mx_block, quantized_block
-from rtl.selector import resolve_formatbook
+from semdialect.golden.blocks import BLOCK_SIZES
+from semdialect.golden.formatbook import Formatbook
+from semdialect.golden.formats import E2M1_HU, E8M0_BIAS, MX_BLOCK
+from semdialect.rtl.decoder import DialectDecoder
+from semdialect.rtl.layouts import (
+    E8M0_BITS,
+    HU_BITS,
+    SE_BITS,
+    decoded_block,
+    mx_block,
+    quantized_block,
+)
+from semdialect.rtl.selector import resolve_formatbook
 
 __all__ = ["KINDS", "BlockDecoder", "ElementKind", "e2m1_formatbook"]
 

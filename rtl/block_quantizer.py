@@ -16,12 +16,13 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+from semdialect.golden.formatbook import Formatbook
+from semdialect.rtl.layouts import masked_fp16_block, quantized_block
+from semdialect.rtl.preprocess import BlockPreprocessor
+from semdialect.rtl.quantizer import CodeQuantizer
+from semdialect.rtl.selector import FormatSelector, selector_parameters
+from semdialect.rtl.timing import QUANTIZER_EXTRA
 
-from golden.formatbook import Formatbook
-from rtl.layouts import masked_fp16_block, quantized_block
-from rtl.preprocess import BlockPreprocessor
-from rtl.quantizer import CodeQuantizer
-from rtl.selector import FormatSelector, selector_parameters
 from semdialect.config import Config
 
 __all__ = ["BlockQuantizer"]
@@ -100,7 +101,7 @@ class BlockQuantizer(wiring.Component):
     def latency(self) -> int:
         """Cycles from accepting a block to presenting it at ``o``: C + 2 (preprocessor 0,
         selector C + 1, quantizer 1)."""
-        return self._params.cycles + 2
+        return self._params.cycles + QUANTIZER_EXTRA
 
     @property
     def initiation_interval(self) -> int:

@@ -18,10 +18,9 @@ from amaranth.hdl import Cat, Module, Mux, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from golden.formatbook import DIALECT_LEN, Formatbook
-from rtl.layouts import CODE_BITS, HU_BITS, id_bits
-from rtl.selector import resolve_formatbook
+from semdialect.golden.formatbook import DIALECT_LEN, Formatbook
+from semdialect.rtl.layouts import CODE_BITS, HU_BITS, id_bits
+from semdialect.rtl.selector import resolve_formatbook
 
 __all__ = ["DialectDecoder"]
 

@@ -48,14 +48,14 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from semdialect.golden.formatbook import Formatbook
+from semdialect.rtl.act_buffer import ActivationBuffer
+from semdialect.rtl.block_decoder import ElementKind
+from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.layouts import GEMM_OUTPUT, gemm_command, masked_fp16_block, quantized_block
+from semdialect.rtl.mac_array import MACArray
+from semdialect.rtl.tile_drain import TileDrain
 
-from golden.formatbook import Formatbook
-from rtl.act_buffer import ActivationBuffer
-from rtl.block_decoder import ElementKind
-from rtl.block_quantizer import BlockQuantizer
-from rtl.layouts import GEMM_OUTPUT, gemm_command, masked_fp16_block, quantized_block
-from rtl.mac_array import MACArray
-from rtl.tile_drain import TileDrain
 from semdialect.config import Config
 
 __all__ = ["GemmCore"]

@@ -41,11 +41,11 @@ import operator
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.block_decoder import BlockDecoder, ElementKind
-from rtl.fp32_add import fp32_add
-from rtl.layouts import FP32_RESULT, pe_operands
-from rtl.trees import tree_reduce
+from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
+from semdialect.rtl.fp32_add import fp32_add
+from semdialect.rtl.layouts import FP32_RESULT, pe_operands
+from semdialect.rtl.timing import PE_LATENCY
+from semdialect.rtl.trees import tree_reduce
 
 __all__ = ["BlockPE"]
 
@@ -145,7 +145,7 @@ class BlockPE(wiring.Component):
         accumulation had its ``invalid`` flag set; SPEC §2).
     """
 
-    LATENCY = 3
+    LATENCY = PE_LATENCY
 
     def __init__(self, kind: ElementKind, *, decode: bool = True) -> None:
         if not isinstance(kind, ElementKind):

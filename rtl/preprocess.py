@@ -25,10 +25,9 @@ import operator
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from golden.blocks import BLOCK_SIZES
-from rtl.layouts import SE_BITS, fp16_block, preprocessed_block
-from rtl.trees import tree_max
+from semdialect.golden.blocks import BLOCK_SIZES
+from semdialect.rtl.layouts import SE_BITS, fp16_block, preprocessed_block
+from semdialect.rtl.trees import tree_max
 
 __all__ = ["BlockPreprocessor", "check_block"]
 

@@ -16,12 +16,11 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from golden.formatbook import Formatbook
-from golden.luts import Q_LEVELS, build_luts
-from rtl.layouts import CODE_BITS, SE_BITS, dialect_block, id_bits, quantized_block
-from rtl.preprocess import check_block
-from rtl.selector import resolve_formatbook
+from semdialect.golden.formatbook import Formatbook
+from semdialect.golden.luts import Q_LEVELS, build_luts
+from semdialect.rtl.layouts import CODE_BITS, SE_BITS, dialect_block, id_bits, quantized_block
+from semdialect.rtl.preprocess import check_block
+from semdialect.rtl.selector import resolve_formatbook
 
 __all__ = ["CodeQuantizer"]
 

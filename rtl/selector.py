@@ -36,18 +36,17 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-
-from golden.formatbook import Formatbook, get_formatbook
-from golden.luts import Q_LEVELS, build_luts, two_stage_tables
-from rtl.layouts import (
+from semdialect.golden.formatbook import Formatbook, get_formatbook
+from semdialect.golden.luts import Q_LEVELS, build_luts, two_stage_tables
+from semdialect.rtl.layouts import (
     Q_BITS,
     id_bits,
     masked_preprocessed_block,
     preprocessed_block,
     selected_block,
 )
-from rtl.preprocess import check_block
-from rtl.trees import tree_max, tree_reduce, tree_sum
+from semdialect.rtl.preprocess import check_block
+from semdialect.rtl.trees import tree_max, tree_reduce, tree_sum
 
 __all__ = [
     "MODES",

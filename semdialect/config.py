@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from golden.blocks import BLOCK_SIZES
-from golden.formatbook import Formatbook, get_formatbook
-from golden.luts import two_stage_tables
+from semdialect.golden.blocks import BLOCK_SIZES
+from semdialect.golden.formatbook import Formatbook, get_formatbook
+from semdialect.golden.luts import two_stage_tables
 
 DATAFLOWS = ("output-stationary",)
 SELECTS = ("lut", "two-stage")

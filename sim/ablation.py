@@ -3,8 +3,9 @@ each compared design, and the iCE40 Fmax that sets the clock of the throughput f
 
 Every variant is the base :class:`~semdialect.config.Config` with **one** parameter replaced
 (:func:`dataclasses.replace`), emitted by the same generator as the verified RTL
-(:func:`rtl.generate.components`) and synthesized by :func:`sim.area.synthesize` (cached by
-Verilog content, so a module shared by two variants is synthesized once). Areas are
+(:func:`semdialect.rtl.components.components`) and synthesized by
+:func:`sim.area.synthesize` (cached by Verilog content, so a module shared by two variants is
+synthesized once). Areas are
 ESTIMATES: Yosys generic gates weighted as NAND2 equivalents (see :mod:`sim.area`).
 
 Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
@@ -47,9 +48,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from golden.formatbook import get_formatbook
+from semdialect.golden.formatbook import get_formatbook
+from semdialect.sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
+
 from semdialect.config import Config
-from sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
+from semdialect.paths import build_dir, configs_dir
 
 __all__ = [
     "ABLATION_AXES",
@@ -66,10 +69,8 @@ __all__ = [
     "variants",
 ]
 
-_REPO = Path(__file__).resolve().parents[1]
 #: the one-dialect formatbook of the formatbook-size axis
-K1_FORMATBOOK = _REPO / "configs" / "formatbooks" / "k1_e2m1.toml"
-_VERILOG = _REPO / "build" / "verilog" / "area"
+K1_FORMATBOOK = configs_dir() / "formatbooks" / "k1_e2m1.toml"
 
 ABLATION_AXES: dict[str, str] = {
     "formatbook": "formatbook size K = 1 / 16 (dfp4) / 32 (sd32), LUT selection",
@@ -174,7 +175,7 @@ class ArrayPart:
 
 def array_parts(base: Config) -> list[ArrayPart]:
     """Logic of each compared design's array (see the module docstring)."""
-    from sim.model import DESIGNS, design
+    from semdialect.sim.model import DESIGNS, design
 
     n_pe, n_dec = base.rows * base.cols, base.rows + base.cols
     parts: list[ArrayPart] = []
@@ -233,11 +234,11 @@ class AreaRun:
 def _verilog(cfg: Config, module: str) -> tuple[Path, str]:
     """Emit ``module`` of ``cfg`` (top named ``module``) under ``build/verilog/area/``; return
     the path and the SHA-256 of its text. Call from the main thread only (Amaranth)."""
-    from rtl.emit import generate_verilog
-    from rtl.generate import components
+    from semdialect.rtl.components import components
+    from semdialect.rtl.emit import generate_verilog
 
     key = hashlib.sha256(_key(cfg, module)[0].encode()).hexdigest()[:12]
-    out = _VERILOG / f"{module}-{key}"
+    out = build_dir() / "verilog" / "area" / f"{module}-{key}"
     text = generate_verilog(components(cfg)[module](), module, out)
     return out / f"{module}.v", hashlib.sha256(text.encode()).hexdigest()
 

@@ -55,6 +55,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from semdialect.paths import build_dir
+
 __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_PACKAGE",
@@ -99,7 +101,6 @@ ICE40_LCS = {"lp384": 384, "lp1k": 1280, "hx1k": 1280, "lp4k": 3520, "hx4k": 352
 #: Tool invocations of this process, by tool ("yosys", "nextpnr-ice40").
 TOOL_RUNS: Counter[str] = Counter()
 
-_REPO = Path(__file__).resolve().parents[1]
 _HARNESS = "fmax_harness"
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +350,7 @@ def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir)
     env = os.environ.get("SEMDIALECT_AREA_CACHE")
-    return Path(env) if env else _REPO / "build" / "area"
+    return Path(env) if env else build_dir() / "area"
 
 
 def _digest(*parts: object) -> str:
@@ -642,7 +643,9 @@ def synthesize(
 def synthesize_component(component: Any, name: str, **options: Any) -> AreaReport:
     """Emit an Amaranth ``wiring.Component`` as Verilog (``rtl.emit.generate_verilog``, top
     module ``name``, into ``<cache root>/verilog/``) and :func:`synthesize` it."""
-    from rtl.emit import generate_verilog  # lazy: sim needs Amaranth only for this helper
+    from semdialect.rtl.emit import (
+        generate_verilog,  # lazy: sim needs Amaranth only for this helper
+    )
 
     out_dir = _cache_root(options.get("cache_dir")) / "verilog"
     generate_verilog(component, name, out_dir)

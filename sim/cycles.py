@@ -39,14 +39,12 @@ from __future__ import annotations
 
 from math import ceil
 
+from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
+
 from semdialect.config import Config
 
 __all__ = ["PE_LATENCY", "gemm_cycles", "gemm_cycles_raw"]
 
-#: Array (PE) latency: last k-step issued in cycle t → results capturable in cycle t + 3.
-PE_LATENCY = 3
-#: BlockQuantizer latency beyond its selector cycles (latency = C_sel + 2).
-QUANTIZER_EXTRA = 2
 
 
 def gemm_cycles_raw(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: int) -> int:

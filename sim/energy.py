@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from golden.formats import MX_BLOCK
+from semdialect.golden.formats import MX_BLOCK
+
+from semdialect.paths import data_dir
 
 if TYPE_CHECKING:
     from semdialect.config import Config
@@ -62,7 +64,7 @@ CATEGORIES = (
 #: PE datapaths: SemanticDialect/BlockDialect codes, or the OCP MX baselines (SPEC §8).
 PE_KINDS = ("dialect", "mxfp4", "mxint8")
 
-DEFAULT_ASSUMPTIONS = Path(__file__).resolve().parents[1] / "data" / "energy" / (
+DEFAULT_ASSUMPTIONS = data_dir() / "energy" / (
     "assumptions_v1.toml"
 )
 

@@ -31,13 +31,17 @@ from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from golden.formats import MX_BLOCK
+from semdialect.golden.formats import MX_BLOCK
+from semdialect.sim.cycles import gemm_cycles_raw
+from semdialect.sim.workloads import Gemm
+
 from semdialect.config import Config
-from sim.cycles import gemm_cycles_raw
-from sim.workloads import Gemm
 
 #: the compared designs (see the module docstring)
 DESIGNS = ("semanticdialect", "blockdialect", "mxfp4", "mxint8")
+
+#: clock assumed for times and TOPS when no Fmax was measured (``semdialect sim --no-fmax``)
+ASSUMED_CLOCK_MHZ = 100.0
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKLOADS = Path(__file__).resolve().parents[1] / "data" / "workloads"
+from semdialect.paths import data_dir
+
+WORKLOADS = data_dir() / "workloads"
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer, Trigger
-
-from rtl.fp32_add import FP32_ADD_SIGNATURE, FP32_PAIR
-from tb.fp32_ref import fp32_add_vectors, ref_fp32_add
-from tb.ports import port
-from tb.streams import OutputMonitor
+from semdialect.rtl.fp32_add import FP32_ADD_SIGNATURE, FP32_PAIR
+from semdialect.tb.fp32_ref import fp32_add_vectors, ref_fp32_add
+from semdialect.tb.ports import port
+from semdialect.tb.streams import OutputMonitor
 
 LATENCY = int(os.environ["FP32_ADD_LATENCY"])
 VECTORS = int(os.environ.get("FP32_ADD_VECTORS", "100000"))

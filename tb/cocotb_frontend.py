@@ -31,9 +31,8 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
-
-from golden.luts import Q_LEVELS, build_luts
-from rtl.layouts import (
+from semdialect.golden.luts import Q_LEVELS, build_luts
+from semdialect.rtl.layouts import (
     fp16_block,
     masked_fp16_block,
     masked_preprocessed_block,
@@ -41,8 +40,7 @@ from rtl.layouts import (
     quantized_block,
     selected_block,
 )
-from semdialect.config import Config
-from tb.frontend_ref import (
+from semdialect.tb.frontend_ref import (
     Expected,
     exhaustive_q_vectors,
     frontend_vectors,
@@ -51,10 +49,12 @@ from tb.frontend_ref import (
     ref_preprocess,
     uniform_q_block,
 )
-from tb.frontend_top import FrontendTestTop
-from tb.packing import LayoutCodec
-from tb.ports import port
-from tb.streams import OutputMonitor
+from semdialect.tb.frontend_top import FrontendTestTop
+from semdialect.tb.packing import LayoutCodec
+from semdialect.tb.ports import port
+from semdialect.tb.streams import OutputMonitor
+
+from semdialect.config import Config
 
 CFG = Config(**json.loads(os.environ["FRONTEND_CONFIG"]))
 N_RANDOM = int(os.environ.get("FRONTEND_RANDOM", "2000"))

@@ -18,11 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from golden.formatbook import Formatbook, get_formatbook
-from golden.luts import Q_LEVELS, build_luts, two_stage_tables
-from golden.quantize import dialect_costs, quantize
-from golden.select import SE_BIAS, preprocess
+from semdialect.golden.formatbook import Formatbook, get_formatbook
+from semdialect.golden.luts import Q_LEVELS, build_luts, two_stage_tables
+from semdialect.golden.quantize import dialect_costs, quantize
+from semdialect.golden.select import SE_BIAS, preprocess
 
 __all__ = [
     "Expected",

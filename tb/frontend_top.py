@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
+from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.preprocess import BlockPreprocessor
+from semdialect.rtl.selector import FormatSelector
 
-from rtl.block_quantizer import BlockQuantizer
-from rtl.preprocess import BlockPreprocessor
-from rtl.selector import FormatSelector
 from semdialect.config import Config
 
 __all__ = ["FrontendTestTop"]

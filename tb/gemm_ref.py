@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
+from semdialect.golden.formats import DialectFormat
 
-import golden
-from golden.formats import DialectFormat
+from semdialect import golden
 from semdialect.config import Config
 
 __all__ = [

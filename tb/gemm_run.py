@@ -12,14 +12,20 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from rtl.emit import generate_verilog
-from rtl.gemm_core import GemmCore
-from semdialect.config import Config, load_config
-from tb.runner import FAST_BUILD_ARGS, REPO_ROOT, CocotbRun, run_cocotb
+from semdialect.rtl.emit import generate_verilog
+from semdialect.rtl.gemm_core import GemmCore
+from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbRun, run_cocotb
 
-VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "gemm_tb"
+from semdialect.config import Config, load_config
+from semdialect.paths import build_dir
+
+
+def verilog_dir() -> Path:
+    """Where the test builds of the GEMM core and their configuration files go."""
+    return build_dir() / "verilog" / "gemm_tb"
 
 #: GEMM core limits of the test builds (small: fast counters and a small buffer)
 MAX_M = MAX_N = 255
@@ -30,19 +36,23 @@ def case(m: int, n: int, kb: int, data: str = "random", seed: int = 0) -> dict:
     return {"m": m, "n": n, "kb": kb, "data": data, "seed": seed}
 
 
+#: expected no-stall cycles of a GEMM (M, N, K) — the cycle model, given by the caller
+CycleModel = Callable[[int, int, int], int]
+
+
 @functools.cache
 def gemm_verilog(cfg: Config) -> tuple[Path, float]:
     """Generate the GemmCore of ``cfg`` (test limits); return its path and the seconds taken."""
     start = time.monotonic()
     name = f"gemm_core_{cfg.name.replace('-', '_')}"
     core = GemmCore.from_config(cfg, max_m=MAX_M, max_n=MAX_N, max_kb=MAX_KB)
-    generate_verilog(core, name, VERILOG_DIR)
-    return VERILOG_DIR / f"{name}.v", time.monotonic() - start
+    generate_verilog(core, name, verilog_dir())
+    return verilog_dir() / f"{name}.v", time.monotonic() - start
 
 
 def config_file(cfg: Config) -> Path:
     """A TOML file of ``cfg`` for the cocotb process (reduced configs are not shipped)."""
-    path = VERILOG_DIR / f"{cfg.name}.toml"
+    path = verilog_dir() / f"{cfg.name}.toml"
     text = (
         f'name = "{cfg.name}"\n[array]\nrows = {cfg.rows}\ncols = {cfg.cols}\n'
         f'dataflow = "{cfg.dataflow}"\n[format]\nblock = {cfg.block}\n'
@@ -56,9 +66,16 @@ def config_file(cfg: Config) -> Path:
     return path
 
 
-def run_gemm(cfg: Config, cases: list[dict], **env: str) -> tuple[CocotbRun, float, Path]:
+def run_gemm(cfg: Config, cases: list[dict], expected_cycles: CycleModel | None = None,
+             **env: str) -> tuple[CocotbRun, float, Path]:
+    """Run ``cases`` on ``cfg``'s GemmCore; with ``expected_cycles`` (e.g.
+    ``functools.partial(semdialect.sim.cycles.gemm_cycles, cfg)``) every no-stall GEMM and
+    every back-to-back command period must take exactly that many cycles."""
+    if expected_cycles is not None:
+        cases = [{**c, "cycles": expected_cycles(c["m"], c["n"], c["kb"] * cfg.block)}
+                 for c in cases]
     top, gen_seconds = gemm_verilog(cfg)
-    cycles_tmp = VERILOG_DIR / f"cycles-{cfg.name}.json"
+    cycles_tmp = verilog_dir() / f"cycles-{cfg.name}.json"
     cycles_tmp.unlink(missing_ok=True)
     extra_env = {
         "GEMM_CONFIG": str(config_file(cfg)),
@@ -69,7 +86,7 @@ def run_gemm(cfg: Config, cases: list[dict], **env: str) -> tuple[CocotbRun, flo
         "GEMM_CYCLES": str(cycles_tmp),
         **env,
     }
-    run = run_cocotb([top], top.stem, "tb.cocotb_gemm", extra_env=extra_env,
+    run = run_cocotb([top], top.stem, "semdialect.tb.cocotb_gemm", extra_env=extra_env,
                      build_args=FAST_BUILD_ARGS)
     return run, gen_seconds, cycles_tmp
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
+from semdialect.rtl.block_decoder import ElementKind
+from semdialect.rtl.pe import BlockPE
 
-from rtl.block_decoder import ElementKind
-from rtl.pe import BlockPE
 from semdialect.config import Config
 
 __all__ = ["PE_PREFIXES", "PETestTop"]

@@ -27,15 +27,14 @@ from pathlib import Path
 
 import cocotb_tools.config
 from cocotb_tools.runner import get_runner
+from semdialect.tb.verilator import verilator_env, verilator_root
 
-from tb.verilator import verilator_env, verilator_root
+from semdialect import paths
 
 __all__ = [
-    "FAST_BUILD_ARGS", "REPO_ROOT", "CocotbFailure", "CocotbRun", "run_cocotb", "sources_hash",
+    "FAST_BUILD_ARGS", "CocotbFailure", "CocotbRun", "run_cocotb", "sources_hash",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_BUILD_DIR = REPO_ROOT / "build" / "sim"
 _STAMP = "build.json"
 
 #: Verilator arguments for the project's testbench builds.
@@ -154,7 +153,7 @@ def run_cocotb(
     waves = _effective_waves(waves)
     parameters = dict(parameters or {})
     key = sources_hash(sources, toplevel, parameters=parameters, build_args=build_args, waves=waves)
-    sim_dir = Path(build_dir or DEFAULT_BUILD_DIR).resolve() / f"{toplevel}-{key}"
+    sim_dir = Path(build_dir or paths.build_dir() / "sim").resolve() / f"{toplevel}-{key}"
     stamp = sim_dir / _STAMP
     binary = sim_dir / toplevel
 

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from sim import area
-from sim.area import (
+from semdialect.sim import area
+from semdialect.sim.area import (
     AreaReport,
     area_table,
     ff_weight,

@@ -8,9 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 from conftest import all_finite_fp16
-
-from golden import quantize
-from golden.formats import e2m1_encode, e4m3_encode
+from semdialect.golden import quantize
+from semdialect.golden.formats import e2m1_encode, e4m3_encode
 
 E2M1_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from golden import pack_nibbles, quantize, quantize_weights, unpack_nibbles
-from golden.blocks import to_fp16
+from semdialect.golden import pack_nibbles, quantize, quantize_weights, unpack_nibbles
+from semdialect.golden.blocks import to_fp16
 
 
 def test_nan_inf_names_first_block_in_row_major_order() -> None:

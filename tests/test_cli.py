@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from semdialect.golden import gemm, quantize
 
-from golden import gemm, quantize
 from semdialect.cli import main
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from golden import gemm, quantize, sd32
-from golden.decompose import decomposed_linear, n_salient, residual, saliency, salient_tokens
-from golden.quantize import dialect_costs
-from golden.seda import SedaGroups, seda_groups, seda_quantize, window
+from semdialect.golden import gemm, quantize, sd32
+from semdialect.golden.decompose import (
+    decomposed_linear,
+    n_salient,
+    residual,
+    saliency,
+    salient_tokens,
+)
+from semdialect.golden.quantize import dialect_costs
+from semdialect.golden.seda import SedaGroups, seda_groups, seda_quantize, window
 
 
 def uniform_map(n: int, heads: int = 2) -> np.ndarray:
@@ -145,7 +150,7 @@ def test_seda_rejects_two_stage_and_bad_shapes() -> None:
     x = np.ones((4, 32), np.float16)
     g = SedaGroups.singletons(4)
     with pytest.raises(ValueError, match="lut"):
-        from golden.formats import DialectFormat
+        from semdialect.golden.formats import DialectFormat
 
         seda_quantize(x, g, DialectFormat("dfp4", "two-stage"))
     with pytest.raises(ValueError, match="expected"):

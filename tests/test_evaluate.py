@@ -10,11 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from golden import gemm_quantized, quantize, quantize_weights
-from golden.blocks import to_fp16
-from golden.decompose import decomposed_linear, residual
-from semdialect.evaluate import (
+from semdialect.evaluation.study import (
     STUDY_RHOS,
     VARIANTS,
     average_ranks,
@@ -22,6 +18,9 @@ from semdialect.evaluate import (
     spearman,
     temporal_consistency,
 )
+from semdialect.golden import gemm_quantized, quantize, quantize_weights
+from semdialect.golden.blocks import to_fp16
+from semdialect.golden.decompose import decomposed_linear, residual
 
 # --------------------------------------------------------------------------------- Spearman
 

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 import pytest
-
-from golden import dfp4, get_formatbook, load_formatbook, sd32
+from semdialect.golden import dfp4, get_formatbook, load_formatbook, sd32
 
 
 def test_dfp4_pairs_share_maximum_and_dialect7_is_e2m1() -> None:

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
-
-from rtl.fp32_add import FP32Add, fp32_add
-from tb.fp32_ref import VECTOR_CLASSES, fp32_add_vectors, ref_fp32_add
-from tb.streams import OutputMonitor
+from semdialect.rtl.fp32_add import FP32Add, fp32_add
+from semdialect.tb.fp32_ref import VECTOR_CLASSES, fp32_add_vectors, ref_fp32_add
+from semdialect.tb.streams import OutputMonitor
 
 VECTORS = fp32_add_vectors(8000, seed=2025)
 

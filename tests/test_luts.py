@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import ref_nearest_up
-
-from golden import build_luts, dfp4, sd32, two_stage_tables
+from semdialect.golden import build_luts, dfp4, sd32, two_stage_tables
 
 
 @pytest.mark.parametrize("book", [dfp4(), sd32()], ids=["dfp4", "sd32"])
@@ -47,7 +46,7 @@ def test_two_stage_rejects_other_books() -> None:
         two_stage_tables("sd32")
     bad = dfp4().hu.copy()
     bad[1] = [0, 1, 2, 3, 4, 5, 9, 15]  # differs from dialect 0 in two magnitudes
-    from golden import Formatbook
+    from semdialect.golden import Formatbook
 
     with pytest.raises(ValueError, match="exactly one"):
         two_stage_tables(Formatbook("bad", bad))

@@ -1,4 +1,4 @@
-"""golden.minilm (NumPy all-MiniLM-L6-v2) and golden.sentences: no torch needed."""
+"""evaluation.minilm (NumPy all-MiniLM-L6-v2) and evaluation.sentences: no torch needed."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import importlib.util
 
 import numpy as np
 import pytest
-
-from golden.minilm import LINEAR_SUFFIXES, MODEL_PACKAGE, LinearContext, MiniLM, load_minilm
-from golden.sentences import stdlib_sentences
+from semdialect.evaluation.minilm import (
+    LINEAR_SUFFIXES,
+    MODEL_PACKAGE,
+    LinearContext,
+    MiniLM,
+    load_minilm,
+)
+from semdialect.evaluation.sentences import stdlib_sentences
 
 SHORT = "Return the arc cosine of z."
 LONG = "A node visitor base class that walks the abstract syntax tree and calls a visitor."

@@ -7,11 +7,11 @@ from dataclasses import replace
 from fractions import Fraction
 
 import pytest
+from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
+from semdialect.sim.model import design, layer_result, model_workload, step_cycles
+from semdialect.sim.workloads import Gemm, load_workload, workload_path
 
 from semdialect.config import load_config
-from sim.cycles import gemm_cycles, gemm_cycles_raw
-from sim.model import design, layer_result, model_workload, step_cycles
-from sim.workloads import Gemm, load_workload, workload_path
 
 CFG = load_config("configs/default.toml")
 

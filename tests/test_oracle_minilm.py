@@ -1,4 +1,5 @@
-"""Oracle: golden.minilm against torch + transformers (and sentence-transformers) on the same files.
+"""Oracle: evaluation.minilm against torch + transformers (and sentence-transformers) on the
+same files.
 
 Needs torch==2.13.0 and transformers (checked with 5.24.0): without them these tests fail
 with an ImportError that says so, they are not skipped. The sentence-transformers test is an
@@ -14,9 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from golden.minilm import MiniLM, load_minilm
-from golden.sentences import stdlib_sentences
+from semdialect.evaluation.minilm import MiniLM, load_minilm
+from semdialect.evaluation.sentences import stdlib_sentences
 
 pytestmark = pytest.mark.oracle
 

@@ -20,8 +20,7 @@ from collections.abc import Callable
 import ml_dtypes
 import numpy as np
 import pytest
-
-from golden import quantize
+from semdialect.golden import quantize
 
 try:  # tests/ laid out as a package
     from . import torchao_ref

@@ -10,8 +10,7 @@ from conftest import ref_nearest_up, ref_q, ref_se
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from golden import dfp4, quantize, sd32
+from semdialect.golden import dfp4, quantize, sd32
 
 BOOKS = {"dfp4": dfp4(), "sd32": sd32()}
 

@@ -10,13 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import semdialect.sim.ablation as ablation
+from semdialect.reports import plots
+from semdialect.reports.build import build_report
+from semdialect.sim.area import AreaReport, Ice40Stats
 
-import sim.ablation as ablation
-from reports import plots
-from reports.build import build_report
-from semdialect import mainjob
+from semdialect.cli import mainjob
 from semdialect.config import Config, load_config
-from sim.area import AreaReport, Ice40Stats
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = load_config(REPO / "configs" / "small.toml")

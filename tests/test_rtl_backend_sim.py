@@ -18,22 +18,20 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module, UnusedElaboratable
 from amaranth.sim import Simulator
-
-from golden.formatbook import get_formatbook
-from golden.formats import E2M1_HU
-from rtl.act_buffer import ActivationBuffer
-from rtl.block_decoder import BlockDecoder, ElementKind, e2m1_formatbook
-from rtl.block_quantizer import BlockQuantizer
-from rtl.decoder import DialectDecoder
-from rtl.gemm_core import GemmCore
-from rtl.generate import LINT_WAIVERS, generate
-from rtl.layouts import pe_operands, quantized_block
-from rtl.mac_array import MACArray
-from rtl.pe import BlockPE
-from rtl.tile_drain import TileDrain
-from semdialect.config import Config, load_config
-from sim.cycles import PE_LATENCY, QUANTIZER_EXTRA, gemm_cycles, gemm_cycles_raw
-from tb.gemm_ref import (
+from semdialect.golden.formatbook import get_formatbook
+from semdialect.golden.formats import E2M1_HU
+from semdialect.rtl.act_buffer import ActivationBuffer
+from semdialect.rtl.block_decoder import BlockDecoder, ElementKind, e2m1_formatbook
+from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.decoder import DialectDecoder
+from semdialect.rtl.gemm_core import GemmCore
+from semdialect.rtl.layouts import pe_operands, quantized_block
+from semdialect.rtl.mac_array import MACArray
+from semdialect.rtl.pe import BlockPE
+from semdialect.rtl.tile_drain import TileDrain
+from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
+from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
+from semdialect.tb.gemm_ref import (
     activation_words,
     gemm_expected,
     pack,
@@ -41,7 +39,11 @@ from tb.gemm_ref import (
     tile_order,
     weight_beats,
 )
-from tb.runner import REPO_ROOT
+from semdialect.tb.generate import LINT_WAIVERS, generate
+
+from semdialect.config import Config, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 CONFIGS = REPO_ROOT / "configs"
 SMALL = load_config(CONFIGS / "small.toml")

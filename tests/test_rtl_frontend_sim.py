@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,15 +19,13 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.lib import data, wiring
 from amaranth.sim import Simulator
-
-from golden.formatbook import get_formatbook
-from golden.luts import Q_LEVELS, build_luts
-from rtl.block_quantizer import BlockQuantizer
-from rtl.preprocess import BlockPreprocessor
-from rtl.quantizer import CodeQuantizer
-from rtl.selector import FormatSelector
-from semdialect.config import load_config
-from tb.frontend_ref import (
+from semdialect.golden.formatbook import get_formatbook
+from semdialect.golden.luts import Q_LEVELS, build_luts
+from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.preprocess import BlockPreprocessor
+from semdialect.rtl.quantizer import CodeQuantizer
+from semdialect.rtl.selector import FormatSelector
+from semdialect.tb.frontend_ref import (
     Expected,
     exhaustive_q_vectors,
     frontend_vectors,
@@ -35,7 +34,10 @@ from tb.frontend_ref import (
     ref_frontend,
     ref_preprocess,
 )
-from tb.runner import REPO_ROOT
+
+from semdialect.config import load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # -- stream helpers (Glasgow style) -----------------------------------------------------------
 

@@ -15,18 +15,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from semdialect.golden.luts import Q_LEVELS
+from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.emit import generate_verilog
+from semdialect.tb.frontend_top import FrontendTestTop
+from semdialect.tb.generate import LINT_WAIVERS
+from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, CocotbRun, run_cocotb
+from semdialect.tb.verilator import lint
 
-from golden.luts import Q_LEVELS
-from rtl.block_quantizer import BlockQuantizer
-from rtl.emit import generate_verilog
-from rtl.generate import LINT_WAIVERS
 from semdialect.config import Config, load_config
-from tb.frontend_top import FrontendTestTop
-from tb.runner import FAST_BUILD_ARGS, REPO_ROOT, CocotbFailure, CocotbRun, run_cocotb
-from tb.verilator import lint
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "frontend"
-TEST_MODULE = "tb.cocotb_frontend"
+TEST_MODULE = "semdialect.tb.cocotb_frontend"
 
 #: the B = 64 run: dfp4, lut, 8 formats per cycle (C = 2, a value no shipped config has)
 B64 = Config(name="b64", rows=2, cols=2, block=64, formatbook="dfp4", select="lut",

@@ -18,21 +18,26 @@ generation); ``SEMDIALECT_REDUCED_ARRAYS=1`` runs them on 3×2 / 2×3 arrays ins
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from semdialect.rtl.emit import generate_verilog
+from semdialect.sim.cycles import gemm_cycles
+from semdialect.tb.gemm_run import case, run_gemm, verilog_dir
+from semdialect.tb.pe_top import PETestTop
+from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, run_cocotb
 
-from rtl.emit import generate_verilog
 from semdialect.config import Config, load_config
-from sim.cycles import gemm_cycles
-from tb.gemm_run import VERILOG_DIR, case, run_gemm
-from tb.pe_top import PETestTop
-from tb.runner import FAST_BUILD_ARGS, REPO_ROOT, CocotbFailure, run_cocotb
+from semdialect.paths import build_dir
 
-CYCLES_DIR = REPO_ROOT / "build" / "cycles"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+PE_MODULE = "semdialect.tb.cocotb_pe"
+CYCLES_DIR = build_dir() / "cycles"  # read by semdialect sim (model_vs_rtl.csv)
 CONFIGS = REPO_ROOT / "configs"
 
 #: ``SEMDIALECT_REDUCED_ARRAYS=1``: run default/blockdialect on 3×2 / 2×3 arrays (same book, B
@@ -86,7 +91,7 @@ RUNS = _runs()
 @pytest.mark.parametrize("name", list(RUNS))
 def test_gemm_verilator(name: str, record_property) -> None:
     cfg, cases = RUNS[name]
-    run, gen_seconds, cycles_tmp = run_gemm(cfg, cases)
+    run, gen_seconds, cycles_tmp = run_gemm(cfg, cases, functools.partial(gemm_cycles, cfg))
     assert run.tests == 3
     records = json.loads(cycles_tmp.read_text())
     assert [(r["M"], r["N"], r["K"]) for r in records] == [
@@ -115,8 +120,8 @@ def test_gemm_verilator_reports_failure() -> None:
 
 def pe_verilog(cfg: Config) -> Path:
     name = f"pe_top_{cfg.name}"
-    generate_verilog(PETestTop(cfg), name, VERILOG_DIR)
-    return VERILOG_DIR / f"{name}.v"
+    generate_verilog(PETestTop(cfg), name, verilog_dir())
+    return verilog_dir() / f"{name}.v"
 
 
 PE_VECTORS = 600
@@ -126,9 +131,9 @@ def test_pe_verilator(record_property) -> None:
     """Dialect (default: sd32, B = 32), MXFP4 and MXINT8 PEs vs golden, with stalls."""
     cfg = load_config(CONFIGS / "default.toml")
     top = pe_verilog(cfg)
-    summary_path = VERILOG_DIR / "pe-summary.json"
+    summary_path = verilog_dir() / "pe-summary.json"
     summary_path.unlink(missing_ok=True)
-    run = run_cocotb([top], top.stem, "tb.cocotb_pe", build_args=FAST_BUILD_ARGS, extra_env={
+    run = run_cocotb([top], top.stem, PE_MODULE, build_args=FAST_BUILD_ARGS, extra_env={
         "PE_CONFIG": str(CONFIGS / "default.toml"), "PE_VECTORS": str(PE_VECTORS),
         "PE_SUMMARY": str(summary_path),
     })
@@ -146,7 +151,7 @@ def test_pe_verilator(record_property) -> None:
 def test_pe_verilator_reports_failure() -> None:
     top = pe_verilog(load_config(CONFIGS / "default.toml"))
     with pytest.raises(CocotbFailure, match="test_pe_random_stalls"):
-        run_cocotb([top], top.stem, "tb.cocotb_pe", build_args=FAST_BUILD_ARGS, extra_env={
+        run_cocotb([top], top.stem, PE_MODULE, build_args=FAST_BUILD_ARGS, extra_env={
             "PE_CONFIG": str(CONFIGS / "default.toml"), "PE_VECTORS": "60",
             "PE_CORRUPT": "1",
         })

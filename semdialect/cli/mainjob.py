@@ -22,6 +22,7 @@ then ``summary.md`` and the plots (:mod:`reports.build`).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 import time
@@ -30,18 +31,23 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import quantize
-from golden.compare import error_rows
 from semdialect.config import Config, load_config
-from sim.cycles import gemm_cycles
-from sim.model import DESIGNS, LayerResult, design, model_workload, step_cycles, write_reports
-from sim.workloads import load_workload, workload_path
+from semdialect.evaluation.compare import error_rows
+from semdialect.golden import quantize
+from semdialect.paths import build_dir, configs_dir
+from semdialect.sim.cycles import gemm_cycles
+from semdialect.sim.model import (
+    ASSUMED_CLOCK_MHZ,
+    DESIGNS,
+    LayerResult,
+    design,
+    model_workload,
+    step_cycles,
+    write_reports,
+)
+from semdialect.sim.workloads import load_workload, workload_path
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
-CYCLES_DIR = REPO / "build" / "cycles"
 #: clock assumed for throughput when no Fmax was measured (MHz); the summary says which
-FALLBACK_FMAX_MHZ = 100.0
 #: files of the area stage, and of its Fmax part (removed when a run skips them)
 AREA_OUTPUTS = ("area.csv", "array_area.csv", "area.png", "ablation.png")
 FMAX_OUTPUTS = ("fmax.csv", "fmax_notes.txt")
@@ -60,8 +66,8 @@ def _write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object
 
 def stage_golden(cfg: Config, out: Path) -> tuple[list[list[object]], dict[str, np.ndarray]]:
     """SQNR of every format on the sample tensors, and sd32/dfp4 dialect usage counts."""
-    from semdialect.cli import format_error_table
-    from semdialect.samples import sample_tensors
+    from semdialect.evaluation.samples import sample_tensors
+    from semdialect.reports.tables import format_error_table
 
     rows: list[list[object]] = []
     usage: dict[str, np.ndarray] = {}
@@ -82,7 +88,7 @@ def stage_golden(cfg: Config, out: Path) -> tuple[list[list[object]], dict[str, 
 
 def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     """One GEMM tile through the RTL on Verilator; model-vs-RTL rows for every measured GEMM."""
-    from tb.gemm_run import case, run_gemm
+    from semdialect.tb.gemm_run import case, run_gemm
 
     r, c = cfg.rows, cfg.cols
     # one full tile of the array, then a sweep for the cycle-model check: several row and
@@ -90,7 +96,7 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     cases = [case(r, c, 4, "random", 2024), case(2 * r, c, 8, "random", 2025),
              case(r + 3, 2 * c + 1, 3, "adversarial", 2026), case(1, 1, 1, "random", 2027),
              case(2 * r + 1, c - 1 or 1, 6, "nan", 2028), case(r, 3 * c, 2, "max", 2029)]
-    run, gen_s, cycles_file = run_gemm(cfg, cases)
+    run, gen_s, cycles_file = run_gemm(cfg, cases, functools.partial(gemm_cycles, cfg))
     measured = json.loads(cycles_file.read_text())
     shapes = ", ".join(f"{x['M']}×{x['N']}×{x['K']}" for x in measured[1:])
     _say(f"  GemmCore {cfg.name}: Y[{r}x{c}] = X·W with K = {4 * cfg.block} and "
@@ -101,9 +107,9 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     rows = [{"config": cfg.name, "M": r["M"], "N": r["N"], "K": r["K"],
              "rtl_cycles": r["cycles"], "model_cycles": gemm_cycles(cfg, r["M"], r["N"], r["K"]),
              "source": "semdialect sim"} for r in measured]
-    for f in sorted(CYCLES_DIR.glob("*.json")):  # written by the Verilator GEMM tests
+    for f in sorted((build_dir() / "cycles").glob("*.json")):  # written by the Verilator GEMM tests
         name = f.stem
-        path = CONFIGS / f"{name}.toml"
+        path = configs_dir() / f"{name}.toml"
         if not path.is_file():
             continue
         other = load_config(path)
@@ -111,7 +117,7 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
             rows.append({"config": name, "M": r["M"], "N": r["N"], "K": r["K"],
                          "rtl_cycles": r["cycles"],
                          "model_cycles": gemm_cycles(other, r["M"], r["N"], r["K"]),
-                         "source": f"tests ({f.relative_to(REPO)})"})
+                         "source": f"tests ({f})"})
     exact = sum(r["rtl_cycles"] == r["model_cycles"] for r in rows)
     _say(f"  cycle model vs RTL: {exact}/{len(rows)} GEMMs exact")
     _write_csv(out / "model_vs_rtl.csv", ["config", "M", "N", "K", "rtl_cycles", "model_cycles",
@@ -142,7 +148,7 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
     """Synthesize the per-feature ablation modules and each design's array logic
     (:mod:`sim.ablation`); with ``fmax`` place the PE core and the selector on iCE40. Writes
     ``area.csv``, ``array_area.csv`` and ``fmax.csv``; returns the clock (MHz) or None."""
-    from sim.ablation import CSV_HEADER, rows_for_csv, run_area
+    from semdialect.sim.ablation import CSV_HEADER, rows_for_csv, run_area
 
     run = run_area(cfg, fmax=fmax, say=_say)
     _write_csv(out / "area.csv", CSV_HEADER, rows_for_csv(run.rows))
@@ -177,7 +183,12 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
 def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
                  ) -> list[list[object]]:
     """pJ/MAC per design over the workload (action counts × the assumptions table)."""
-    from sim.energy import action_counts_for_gemm, energy_per_mac, load_assumptions, min_bytes_moved
+    from semdialect.sim.energy import (
+        action_counts_for_gemm,
+        energy_per_mac,
+        load_assumptions,
+        min_bytes_moved,
+    )
 
     table = load_assumptions()
     pe_of = {"semanticdialect": "dialect", "blockdialect": "dialect", "mxfp4": "mxfp4",
@@ -235,16 +246,16 @@ def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensor
         _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's array "
              "(cached)")
         measured = stage_area(cfg, out, fmax)
-    clock = measured or FALLBACK_FMAX_MHZ
+    clock = measured or ASSUMED_CLOCK_MHZ
     _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
          f"{' = measured iCE40 Fmax' if measured else ', assumed'})")
     results = stage_cycles(cfg, workload, rho, out, clock)
     _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
     stage_energy(cfg, results, out)
-    from reports.build import build_report
+    from semdialect.reports.build import build_report
 
     summary = build_report(out, cfg=cfg, workload=workload, fmax_mhz=measured,
-                           fallback_mhz=FALLBACK_FMAX_MHZ)
+                           fallback_mhz=ASSUMED_CLOCK_MHZ)
     _say(f"\nwrote {summary} and plots in {out}/ ({time.perf_counter() - t_start:.0f} s)")
     return 0
 

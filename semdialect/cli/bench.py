@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from golden import gemm_quantized, quantize, quantize_weights
+from semdialect.golden import gemm_quantized, quantize, quantize_weights
 
 #: (label, format, select) timed by the bench
 BENCH_FORMATS: tuple[tuple[str, str, str | None], ...] = (

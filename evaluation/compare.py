@@ -6,10 +6,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-
-from .blocks import to_fp16
-from .metrics import mse, sqnr_db
-from .quantize import quantize
+from semdialect.golden.blocks import to_fp16
+from semdialect.golden.metrics import mse, sqnr_db
+from semdialect.golden.quantize import quantize
 
 #: (label, format, select) of every format the error table compares
 COMPARED: tuple[tuple[str, str, str | None], ...] = (

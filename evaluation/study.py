@@ -3,7 +3,7 @@
 This module only orchestrates the golden model (``docs/SPEC.md`` defines every number) and
 measures; it quantizes nothing itself. Three measurements:
 
-1. **MiniLM W4A4** (all-MiniLM-L6-v2, :mod:`golden.minilm`): every one of the 36 linear layers
+1. **MiniLM W4A4** (all-MiniLM-L6-v2, :mod:`evaluation.minilm`): every one of the 36 linear layers
    gets its activations AND weights quantized in the format (weights once per format and
    layer, ``quantize_weights``), the GEMM follows the format's contract and the bias is added
    in FP32. Decomposition (SPEC §6) and SeDA (SPEC §7, plain-sequence windows) read that
@@ -12,7 +12,7 @@ measures; it quantizes nothing itself. Three measurements:
    run's input of that layer) and output SQNR (layer output against the FP32 run's output),
    each pooled over all sequences (Σ signal / Σ noise). Then the sentence-embedding cosine to
    FP32 and the Spearman correlation of the two pairwise cosine-similarity matrices.
-2. **Video tokens** (:mod:`golden.video`, 8×8 grey patches of OpenCV's vtest.avi, one
+2. **Video tokens** (:mod:`evaluation.video`, 8×8 grey patches of OpenCV's vtest.avi, one
    sequence, B = 32 so 2 blocks per token): SQNR of the dequantized tokens, and temporal
    consistency (:func:`temporal_consistency`).
 3. **Decomposition study**: attention-selected salient tokens against random ones (mean of
@@ -50,23 +50,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from golden import gemm_quantized, quantize, quantize_weights, resolve_format, sqnr_db
-from golden.blocks import as_blocks, to_fp16
-from golden.decompose import (
+from semdialect.evaluation.minilm import LINEAR_SUFFIXES, MiniLM, fp32_linear, load_minilm
+from semdialect.evaluation.sentences import stdlib_sentences
+from semdialect.evaluation.video import load_video_tokens, self_similarity_attention
+from semdialect.golden import gemm_quantized, quantize, quantize_weights, resolve_format, sqnr_db
+from semdialect.golden.blocks import as_blocks, to_fp16
+from semdialect.golden.decompose import (
     decomposed_linear,
     n_salient,
     residual,
     saliency_order,
     salient_tokens,
 )
-from golden.formats import BlockFormat
-from golden.gemm import accumulate_blocks
-from golden.minilm import LINEAR_SUFFIXES, MiniLM, fp32_linear, load_minilm
-from golden.quantize import QTensor
-from golden.seda import SedaGroups, seda_groups, seda_quantize
-from golden.sentences import stdlib_sentences
-from golden.video import load_video_tokens, self_similarity_attention
+from semdialect.golden.formats import BlockFormat
+from semdialect.golden.gemm import accumulate_blocks
+from semdialect.golden.quantize import QTensor
+from semdialect.golden.seda import SedaGroups, seda_groups, seda_quantize
 
 #: salient fraction ρ of the decomposition rows, SeDA threshold τ (SPEC §6-7 defaults)
 RHO = "0.05"
@@ -426,7 +425,7 @@ class Reference:
     def __call__(
         self, name: str, x: np.ndarray, weight: np.ndarray, bias: np.ndarray, ctx: Any
     ) -> np.ndarray:
-        """An FP32 hook (``golden.minilm.fp32_linear``) that records what it sees."""
+        """An FP32 hook (``evaluation.minilm.fp32_linear``) that records what it sees."""
         y = fp32_linear(name, x, weight, bias, ctx)
         self.xy.setdefault(name, []).append((x, y))
         if name.endswith(LINEAR_SUFFIXES[0]):
@@ -1042,7 +1041,7 @@ def markdown(res: Results) -> str:
         "",
         f"{n} sentences" + (" (fewer than the 64 the issue requires)" if n < 64 else "")
         + ": the first sentences of Python standard-library docstrings "
-        "(`golden.sentences.stdlib_sentences`; the wording depends on the Python version, "
+        "(`evaluation.sentences.stdlib_sentences`; the wording depends on the Python version, "
         "recorded above), "
         f"{sum(toks)} tokens, {min(toks)}–{max(toks)} per sentence (mean {np.mean(toks):.1f}).",
         "All 36 linear layers quantize their activations and weights in the format (weights "
@@ -1096,7 +1095,7 @@ def markdown(res: Results) -> str:
         "attention map for decomposition (ρ = 0.05) and SeDA (τ = 0.5, video window |Δt| ≤ 1, "
         "|Δh| ≤ 2, |Δw| ≤ 2) is a **parameter-free proxy, not a learned attention**: each "
         "token standardised over its 64 features (zero mean, unit variance), then "
-        "softmax(X̂X̂ᵀ/√64) over keys (`golden.video.self_similarity_attention`). "
+        "softmax(X̂X̂ᵀ/√64) over keys (`evaluation.video.self_similarity_attention`). "
         "Decomposition reconstruction = deq(Q(x)) + deq(Q(R)) on the salient rows.",
         "",
         "Temporal consistency: a co-located pair (t−1, t) (same patch position, consecutive "
@@ -1164,13 +1163,14 @@ def markdown(res: Results) -> str:
         "## Notes",
         "",
         "- GEMMs: dfp4, sd32 and MXFP4 use `golden.gemm_quantized` (SPEC §5). NVFP4 and INT4 "
-        "(SPEC §8) use `semdialect.evaluate.float_baseline_gemm`, which computes each block's "
+        "(SPEC §8) use `semdialect.evaluation.study.float_baseline_gemm`, which computes each "
+        "block's "
         "float64 sum with a float64 BLAS matmul instead of an explicit sequential sum (the "
         "contract's version is 20–30× slower); cross-checked against `golden.gemm_quantized` "
         f"on the first sentence of all 36 linears for both formats ({c.calls} GEMMs, "
         f"{c.outputs} outputs): {verdict}.",
         "- The FP32 reference and the maps handed to decomposition/SeDA come from the same FP32 "
-        "run (`golden.minilm`: a hooked pass takes its maps from an FP32 pass of the same "
+        "run (`evaluation.minilm`: a hooked pass takes its maps from an FP32 pass of the same "
         "sequence).",
         "- `excess |Δ|` mixes two effects: a pair quantized to identical codes contributes "
         "−mean|Δx| (the quantizer freezes a real change), a pair whose codes flip contributes "

@@ -414,7 +414,7 @@ def load_minilm(path: str | Path | None = None) -> MiniLM:
         from tokenizers import Tokenizer
     except ModuleNotFoundError as exc:
         raise ModuleNotFoundError(
-            f"golden.minilm needs the PyPI packages 'safetensors' and 'tokenizers': {exc}"
+            f"evaluation.minilm needs the PyPI packages 'safetensors' and 'tokenizers': {exc}"
         ) from exc
     model_dir = _default_model_dir() if path is None else Path(path)
     for name in ("model.safetensors", "config.json", "tokenizer.json", "modules.json"):

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import FORMAT_NAMES, gemm, quantize
-from golden.compare import error_rows
+from semdialect.evaluation.compare import error_rows
+from semdialect.golden import FORMAT_NAMES, gemm, quantize
+from semdialect.reports.tables import format_error_table
 
 EPILOG = "Numbers follow SPEC v1.2 (see README.md). Exit status: 0 ok, 2 bad input."
 
@@ -97,22 +98,6 @@ def cmd_gemm(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_error_table(rows: Sequence, title: str) -> str:  # type: ignore[type-arg]
-    """Markdown table of :class:`golden.compare.ErrorRow`."""
-    lines = [
-        f"{title}",
-        "",
-        "| format | B | bits/element | SQNR (dB) | MSE |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.label} | {r.block} | {r.bits_per_element:.3f} | {r.sqnr_db:.2f} | "
-            f"{r.mse:.4g} |"
-        )
-    return "\n".join(lines)
-
-
 def _progress(msg: str) -> None:
     print(f"  ... {msg}", file=sys.stderr, flush=True)
 
@@ -126,15 +111,15 @@ def cmd_error(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from semdialect.mainjob import run
+    from semdialect.cli.mainjob import run
 
     return run(args.config, args.out, workload=args.workload, rho=args.rho,
                skip_rtl=args.skip_rtl, skip_area=args.skip_area, fmax=args.fmax)
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
-    from rtl.generate import generate
     from semdialect.config import load_config
+    from semdialect.tb.generate import generate
 
     cfg = load_config(args.config)
     print(f"generating Verilog for {cfg.name} ({cfg.rows}x{cfg.cols}, B={cfg.block}, "
@@ -156,7 +141,7 @@ def _single_thread_env() -> dict[str, str]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     env = _single_thread_env()
-    cmd = [sys.executable, "-m", "semdialect.bench", "--size", str(args.size),
+    cmd = [sys.executable, "-m", "semdialect.cli.bench", "--size", str(args.size),
            "--repeat", str(args.repeat)]
     return subprocess.call(cmd, env=env)
 
@@ -170,7 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.quick:
         opts.append("--quick")
     command = " ".join(["semdialect", "eval", *opts])
-    return subprocess.call([sys.executable, "-m", "semdialect.evaluate", *opts,
+    return subprocess.call([sys.executable, "-m", "semdialect.evaluation.study", *opts,
                             "--command", command], env=env)
 
 

@@ -1,0 +1,1 @@
+"""Shipped configurations (package data: ``*.toml``, ``formatbooks/*.toml``)."""

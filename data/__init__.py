@@ -1,0 +1,1 @@
+"""Shipped data (package data): workloads, energy assumptions, the video fixture."""
