@@ -35,6 +35,8 @@ from .select import (
 E2M1_HU = np.array([0, 1, 2, 3, 4, 6, 8, 12], dtype=np.float32)
 #: E2M1 largest magnitude
 E2M1_MAX = 6.0
+#: bits of a dialect block's shared-exponent (SE) field (SPEC §2)
+SE_FIELD_BITS = 5
 #: OCP MX block size (elements per E8M0 scale), fixed for MXFP4 and MXINT8
 MX_BLOCK = 32
 #: OCP E8M0 bias; scale exponent of an all-zero MX block
@@ -106,9 +108,17 @@ class BlockFormat:
     def block_size(self, requested: int | None) -> int:
         raise NotImplementedError
 
-    def metadata_bits(self) -> int:
-        """Bits of per-block metadata (scale / SE + dialect id)."""
+    def scale_bits(self) -> int:
+        """Bits of the per-block scale field (SE, E8M0, E4M3 or FP32 scale)."""
         raise NotImplementedError
+
+    def id_bits(self) -> int:
+        """Bits of the per-block dialect id (0 for formats without dialects)."""
+        return 0
+
+    def metadata_bits(self) -> int:
+        """Bits of per-block metadata: scale field + dialect id."""
+        return self.scale_bits() + self.id_bits()
 
     def tensor_bits(self) -> int:
         """Bits of per-tensor metadata."""
@@ -148,8 +158,11 @@ class DialectFormat(BlockFormat):
     def block_size(self, requested: int | None) -> int:
         return check_block(32 if requested is None else requested, BLOCK_SIZES, f"{self.name} ")
 
-    def metadata_bits(self) -> int:
-        return 5 + self.formatbook.id_bits
+    def scale_bits(self) -> int:
+        return SE_FIELD_BITS
+
+    def id_bits(self) -> int:
+        return self.formatbook.id_bits
 
     def costs(self, xb: np.ndarray) -> np.ndarray:
         """LUT cost of every dialect for (n, B) FP16 blocks: (n, K) int64 (SPEC §4)."""
@@ -191,7 +204,7 @@ class MXFP4(BlockFormat):
     def block_size(self, requested: int | None) -> int:
         return check_block(MX_BLOCK if requested is None else requested, (MX_BLOCK,), "mxfp4 ")
 
-    def metadata_bits(self) -> int:
+    def scale_bits(self) -> int:
         return 8
 
     def encode(
@@ -222,7 +235,7 @@ class MXINT8(BlockFormat):
     def block_size(self, requested: int | None) -> int:
         return check_block(MX_BLOCK if requested is None else requested, (MX_BLOCK,), "mxint8 ")
 
-    def metadata_bits(self) -> int:
+    def scale_bits(self) -> int:
         return 8
 
     def encode(
@@ -256,7 +269,7 @@ class NVFP4(BlockFormat):
     def block_size(self, requested: int | None) -> int:
         return check_block(16 if requested is None else requested, (16,), "nvfp4 ")
 
-    def metadata_bits(self) -> int:
+    def scale_bits(self) -> int:
         return 8
 
     def tensor_bits(self) -> int:
@@ -306,7 +319,7 @@ class INT4(BlockFormat):
     def block_size(self, requested: int | None) -> int:
         return check_block(32 if requested is None else requested, None)
 
-    def metadata_bits(self) -> int:
+    def scale_bits(self) -> int:
         return 32
 
     def encode(
