@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp
 ORACLE_STAMP := $(VENV)/.stamp-oracle
+# a shipped configuration name (default, small, large, blockdialect) or a .toml path
 CONFIG ?= default
 
 .PHONY: venv test test-oracle sim verilog bench lint report clean
@@ -29,16 +30,16 @@ test-oracle: $(ORACLE_STAMP)
 	$(BIN)/python -m pytest -q -m oracle
 
 sim: $(STAMP)
-	$(BIN)/semdialect sim --config configs/$(CONFIG).toml
+	$(BIN)/semdialect sim --config $(CONFIG)
 
 verilog: $(STAMP)
-	$(BIN)/semdialect verilog --config configs/$(CONFIG).toml
+	$(BIN)/semdialect verilog --config $(CONFIG)
 
 bench: $(STAMP)
 	$(BIN)/semdialect bench
 
 report: $(STAMP)
-	$(BIN)/python -m semdialect.reports.build --config configs/$(CONFIG).toml
+	$(BIN)/python -m semdialect.reports.build --config $(CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check golden rtl sim tb reports evaluation semdialect tests

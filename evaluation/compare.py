@@ -1,4 +1,9 @@
-"""Accuracy of every format on one tensor: the rows of ``semdialect error``."""
+"""Accuracy of every format on one tensor: the rows of ``semdialect error``.
+
+The formats are the registry's designs (:data:`semdialect.designs.DESIGNS`, in report order),
+each with its row label (:meth:`semdialect.designs.Design.row_label`): the configured design
+(SemanticDialect) is the configuration's formatbook and selection.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,10 @@ from semdialect.golden.blocks import to_fp16
 from semdialect.golden.metrics import mse, sqnr_db
 from semdialect.golden.quantize import quantize
 
-#: (label, format, select) of every format the error table compares
-COMPARED: tuple[tuple[str, str, str | None], ...] = (
-    ("sd32 lut (SemanticDialect)", "sd32", "lut"),
-    ("dfp4 lut", "dfp4", "lut"),
-    ("dfp4 two-stage (BlockDialect)", "dfp4", "two-stage"),
-    ("mxfp4", "mxfp4", None),
-    ("nvfp4", "nvfp4", None),
-    ("int4", "int4", None),
-    ("mxint8", "mxint8", None),
-)
+from semdialect.config import Config
+from semdialect.designs import DESIGNS
+
+__all__ = ["ErrorRow", "error_rows"]
 
 
 @dataclass(frozen=True)
@@ -39,18 +38,22 @@ def error_rows(
     pad: bool = False,
     name: str = "x",
     progress: Callable[[str], None] | None = None,
+    cfg: Config | None = None,
 ) -> Iterator[ErrorRow]:
-    """SQNR/MSE of every compared format against ``x`` itself (float64).
+    """SQNR/MSE of every registered design's format against ``x`` itself (float64).
 
-    The first row is plain FP16 (the hardware input), so rounding to FP16 is visible.
-    Dialect formats and INT4 use ``block``; MX formats use 32 and NVFP4 16.
+    The first row is plain FP16 (the hardware input), so rounding to FP16 is visible. Formats
+    without a fixed block size (dialect formats, INT4) use ``block``; the others their own
+    (MX: 32, NVFP4: 16). ``cfg`` (default :class:`~semdialect.config.Config`: sd32, ``lut``)
+    gives the configured design's formatbook and selection; its block size is not used.
     """
     x = np.asarray(x)
     x16 = to_fp16(x, name, block)
     yield ErrorRow("fp16", 1, 16.0, sqnr_db(x, x16), mse(x, x16))
-    for label, fmt, select in COMPARED:
+    for d in DESIGNS.values():
+        label = d.row_label(cfg)
         if progress:
             progress(label)
-        b = block if fmt in ("sd32", "dfp4", "int4") else None
-        q = quantize(x16, fmt, select=select, block=b, pad=pad, name=name)
+        b = block if d.fixed_block is None else d.fixed_block
+        q = quantize(x16, d.golden_format(cfg), block=b, pad=pad, name=name)
         yield ErrorRow(label, q.block, q.bits_per_element, sqnr_db(x, q.dequant), mse(x, q.dequant))

@@ -21,6 +21,19 @@ def _first_block(mask: np.ndarray, block: int) -> tuple[int, ...]:
     return tuple(int(i) for i in idx[:-1]) + (int(idx[-1]) // block,)
 
 
+def check_nonempty(x: np.ndarray, name: str) -> None:
+    """Reject an empty operand (a 0 in its shape): ``ValueError`` naming it and its shape.
+
+    The one emptiness check of every quantize and GEMM entry point [ours, SPEC §2]: an
+    empty tensor has no blocks to quantize or multiply (and no accuracy to report).
+    """
+    if x.size == 0:
+        raise ValueError(
+            f"{name}: empty operand of shape {tuple(x.shape)} (every dimension needs at "
+            f"least one element)"
+        )
+
+
 def to_fp16(x: np.ndarray, name: str, block: int) -> np.ndarray:
     """Round ``x`` once to FP16 (IEEE RNE, directly from its own dtype) and check it.
 
@@ -30,14 +43,15 @@ def to_fp16(x: np.ndarray, name: str, block: int) -> np.ndarray:
         block: block size, to name the offending block.
 
     Raises:
-        ValueError: non-numeric or 0-d input, a finite value outside the FP16 range
+        ValueError: non-numeric, 0-d or empty input, a finite value outside the FP16 range
             (|x| >= 65520 rounds to Inf), or NaN/Inf — naming the first bad block.
     """
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise ValueError(f"{name}: expected a numeric array, got dtype {x.dtype}")
-    if x.ndim == 0 or x.shape[-1] == 0:
+    if x.ndim == 0:
         raise ValueError(f"{name}: needs at least one element along its last (reduction) axis")
+    check_nonempty(x, name)
     if x.dtype == np.float16:
         x16 = x
     else:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .blocks import to_fp16
 from .formats import DialectFormat, resolve_format
-from .gemm import gemm_quantized, output_precision
+from .gemm import check_out, gemm_quantized, output_precision
 from .quantize import QTensor, quantize, quantize_weights
 
 #: default salient fraction ρ
@@ -81,6 +81,30 @@ def residual(x16: np.ndarray, q: QTensor) -> np.ndarray:
     return diff.astype(np.float16)
 
 
+@dataclass(frozen=True)
+class DecomposedParts:
+    """The two SPEC §6 accumulations of a decomposed linear layer, before they are added.
+
+    Attributes:
+        main: (N, n) float32, Q(X)·Q(W) for every row (SPEC §5).
+        residual: (n_S, n) float32, Q(R_S)·Q(W) for the salient rows, in ``salient`` order.
+        salient: (n_S,) sorted salient token indices (rows of ``main`` the residual adds to).
+    """
+
+    main: np.ndarray
+    residual: np.ndarray
+    salient: np.ndarray
+
+    def combine(self, out: str = "fp32") -> np.ndarray:
+        """Y: ``main`` with Y[s] = RNE_fp32(main[s] + residual) on the salient rows, then
+        rounded once to ``out`` — bit for bit :attr:`DecomposedLinear.y`."""
+        check_out(out)
+        y = self.main.copy()
+        if self.salient.size:
+            y[self.salient] = y[self.salient] + self.residual  # RNE_fp32(main + resid)
+        return output_precision(y, out)
+
+
 @dataclass
 class DecomposedLinear:
     """Result of :func:`decomposed_linear`.
@@ -91,6 +115,8 @@ class DecomposedLinear:
         qx: main-path quantization of X; qr: quantization of the salient residual rows.
         bits_per_element: storage bits per element of X including the residual rows and
             their metadata (plus SeDA metadata when given).
+        parts: the main and residual accumulations separately (FP32, before the sum);
+            ``parts.combine(out)`` equals ``y``.
     """
 
     y: np.ndarray
@@ -98,6 +124,7 @@ class DecomposedLinear:
     qx: QTensor
     qr: QTensor | None
     bits_per_element: float
+    parts: DecomposedParts
 
 
 def decomposed_linear(
@@ -146,17 +173,20 @@ def decomposed_linear(
         qw = quantize_weights(w, fw, block=b)
     elif qw.codes.shape != w.shape[::-1]:
         raise ValueError(f"qw: expected a quantized Wᵀ {w.shape[::-1]}, got {qw.codes.shape}")
-    y = gemm_quantized(qx, qw)
+    check_out(out)  # before the work
+    main = gemm_quantized(qx, qw)
+    resid = np.zeros((0, main.shape[1]), np.float32)
     qr = None
     bits = qx.bits_per_element + extra_bits_per_element
     if salient.size:
         rows = x16[salient]
         r = residual(rows, _rows(qx, salient))
         qr = quantize(r, f, block=b, name="residual")
-        y[salient] = y[salient] + gemm_quantized(qr, qw)  # RNE_fp32(main + resid)
+        resid = gemm_quantized(qr, qw)
         bits += qr.bits_per_element * salient.size / n_tok
-    y = output_precision(y, out)
-    return DecomposedLinear(y=y, salient=salient, qx=qx, qr=qr, bits_per_element=bits)
+    parts = DecomposedParts(main=main, residual=resid, salient=salient)
+    return DecomposedLinear(y=parts.combine(out), salient=salient, qx=qx, qr=qr,
+                            bits_per_element=bits, parts=parts)
 
 
 def _rows(q: QTensor, rows: np.ndarray) -> QTensor:

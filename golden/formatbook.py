@@ -12,7 +12,7 @@ with max group p and variant v (G = 2 for ``dfp4``, 4 for ``sd32``). A user book
 
 from __future__ import annotations
 
-import math
+import operator
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,23 @@ import numpy as np
 DIALECT_LEN = 8
 #: largest magnitude in half units (7.5)
 HU_MAX = 15
+#: most dialects a formatbook may hold: the per-block dialect id is stored as uint8 [ours]
+MAX_DIALECTS = 256
+
+
+def index_bits(n: int) -> int:
+    """Bits of an unsigned index into ``n`` items: ceil(log2 n), 0 for ``n`` = 1.
+
+    The dialect-id width of a K-dialect formatbook (:attr:`Formatbook.id_bits`, SPEC §1) and
+    the width of SeDA's variant and max-group ids; the RTL layouts and the energy model use it.
+    """
+    try:
+        count = operator.index(n) if not isinstance(n, bool) else 0
+    except TypeError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"n: expected a positive number of items, got {n!r}")
+    return (count - 1).bit_length()
 
 # DialectFP4 [paper]: pairs (2p, 2p+1) share the maximum 15 - p HU. Dialect 7 has the E2M1
 # magnitudes but is not MXFP4 (ties round up, SE clamps at -16).
@@ -51,9 +68,11 @@ class Formatbook:
     """An ordered list of dialects.
 
     Attributes:
-        name: label used in reports and metadata.
-        hu: (K, 8) uint8 magnitudes in half units, validated on construction.
-        variants: SeDA variants G; dialect id = G·p + v (1 = no variant structure).
+        name: label used in reports and metadata (a non-empty string).
+        hu: (K, 8) uint8 magnitudes in half units, validated on construction
+            (:func:`validate_dialects`: 1 <= K <= 256 distinct dialects).
+        variants: SeDA variants G (a positive integer dividing K); dialect id = G·p + v
+            (1 = no variant structure).
     """
 
     name: str
@@ -61,6 +80,19 @@ class Formatbook:
     variants: int = 1
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ValueError(f"formatbook name: must be a string, got {self.name!r}")
+        if not self.name:
+            raise ValueError("formatbook name: must not be empty")
+        try:
+            if isinstance(self.variants, bool | np.bool_):
+                raise TypeError
+            variants = operator.index(self.variants)
+        except TypeError:
+            raise ValueError(
+                f"formatbook {self.name!r}: variants must be an integer, got {self.variants!r}"
+            ) from None
+        object.__setattr__(self, "variants", variants)
         hu = validate_dialects(self.hu, where=f"formatbook {self.name!r}")
         hu.setflags(write=False)
         object.__setattr__(self, "hu", hu)
@@ -77,8 +109,12 @@ class Formatbook:
 
     @property
     def id_bits(self) -> int:
-        """Bits of the per-block dialect id (0 for a single-dialect book)."""
-        return math.ceil(math.log2(self.size)) if self.size > 1 else 0
+        """Bits of the per-block dialect id: ceil(log2 K), 0 for a single-dialect book.
+
+        The one definition of the dialect-id width (SPEC §1): the golden formats, the RTL
+        layouts and the cycle/energy models all use it (:func:`index_bits`).
+        """
+        return index_bits(self.size)
 
     def variant_ids(self, v: int) -> np.ndarray:
         """Dialect ids of SeDA sub-formatbook ``v`` (SPEC §7): {G·p + v for every p}."""
@@ -93,12 +129,36 @@ class Formatbook:
         return mask
 
 
+def _first_boolean_row(table: object) -> int | None:
+    """Index of the first dialect holding a boolean magnitude (``true``/``false`` in TOML or a
+    NumPy bool), or None. NumPy would silently turn booleans mixed with integers into 0/1."""
+    if isinstance(table, np.ndarray):
+        return 0 if table.dtype.kind == "b" and table.size else None
+    if not isinstance(table, list | tuple):
+        return None
+    for i, row in enumerate(table):
+        if isinstance(row, np.ndarray):
+            if row.dtype.kind == "b":
+                return i
+        elif isinstance(row, list | tuple):
+            if any(isinstance(v, bool | np.bool_) for v in row):
+                return i
+        elif isinstance(row, bool | np.bool_):
+            return i
+    return None
+
+
 def validate_dialects(table: object, where: str = "formatbook") -> np.ndarray:
     """Check a dialect table and return it as a (K, 8) uint8 array.
 
-    Raises ``ValueError`` naming the offending dialect unless every row has 8 integer
-    magnitudes in 0..15, starts at 0 and is strictly increasing.
+    Raises ``ValueError`` naming the offending dialect unless there are 1..256 dialects
+    (the id is stored as uint8) and every row has 8 integer (not boolean) magnitudes in
+    0..15, starts at 0, is strictly increasing and differs from every other row.
     """
+    bad = _first_boolean_row(table)
+    if bad is not None:
+        raise ValueError(f"{where}: dialect {bad} has a boolean magnitude (true/false); "
+                         f"magnitudes are integers (half units)")
     try:
         arr = np.asarray(table)
     except ValueError as exc:  # ragged nested lists
@@ -108,20 +168,37 @@ def validate_dialects(table: object, where: str = "formatbook") -> np.ndarray:
             f"{where}: dialects must be a non-empty list of {DIALECT_LEN}-entry lists, "
             f"got shape {arr.shape}"
         )
+    if arr.shape[0] > MAX_DIALECTS:
+        raise ValueError(
+            f"{where}: dialect {MAX_DIALECTS} and later do not fit: a formatbook holds at most "
+            f"{MAX_DIALECTS} dialects (the dialect id is stored as uint8), got K={arr.shape[0]}"
+        )
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise ValueError(f"{where}: magnitudes must be integers (half units)")
     elif arr.dtype.kind not in "iu":
         raise ValueError(f"{where}: magnitudes must be integers (half units), got {arr.dtype}")
-    for i, row in enumerate(arr):
-        mags = [int(v) for v in row]
-        if mags[0] != 0:
+    not_zero = arr[:, 0] != 0
+    out_of_range = ((arr < 0) | (arr > HU_MAX)).any(axis=1)
+    not_increasing = (arr[:, 1:] <= arr[:, :-1]).any(axis=1)
+    broken = np.flatnonzero(not_zero | out_of_range | not_increasing)
+    if broken.size:
+        i = int(broken[0])
+        mags = [int(v) for v in arr[i]]
+        if not_zero[i]:
             raise ValueError(f"{where}: dialect {i} must start at 0, got {mags}")
-        if any(v < 0 or v > HU_MAX for v in mags):
+        if out_of_range[i]:
             raise ValueError(f"{where}: dialect {i} has a magnitude outside 0..{HU_MAX}: {mags}")
-        if any(b <= a for a, b in zip(mags, mags[1:], strict=False)):
-            raise ValueError(f"{where}: dialect {i} is not strictly increasing: {mags}")
-    return arr.astype(np.uint8)
+        raise ValueError(f"{where}: dialect {i} is not strictly increasing: {mags}")
+    hu = arr.astype(np.uint8)
+    _, first, inverse = np.unique(hu, axis=0, return_index=True, return_inverse=True)
+    original = first[inverse.reshape(-1)]  # the first row equal to each row
+    dups = np.flatnonzero(original != np.arange(hu.shape[0]))
+    if dups.size:
+        i = int(dups[0])
+        raise ValueError(f"{where}: dialect {i} duplicates dialect {int(original[i])}: "
+                         f"{[int(v) for v in hu[i]]}")
+    return hu
 
 
 def dfp4() -> Formatbook:
@@ -177,13 +254,9 @@ def load_formatbook(path: str | Path) -> Formatbook:
     unknown = set(doc) - {"name", "variants", "dialects"}
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    name = doc.get("name", path.stem)
-    variants = doc.get("variants", 1)
-    if not isinstance(name, str) or not isinstance(variants, int):
-        raise ValueError(f"{where}: 'name' must be a string and 'variants' an integer")
-    hu = validate_dialects(doc["dialects"], where=where)
-    try:
-        return Formatbook(name, hu, variants=variants)
+    try:  # Formatbook checks the name, the variants and the dialects
+        return Formatbook(doc.get("name", path.stem), doc["dialects"],
+                          variants=doc.get("variants", 1))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 

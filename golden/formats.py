@@ -85,6 +85,9 @@ def _zero_safe_pow2(exp: np.ndarray) -> np.ndarray:
 class Encoded:
     """One chunk's output: per-element ``codes``/``dequant`` (n, B) and per-block ``meta``.
 
+    ``meta["flushed"]`` (optional, (n,) bool) marks non-zero blocks that dequantize to all
+    zeros; the driver reports them (:class:`golden.quantize.FlushWarning`) and drops the key.
+
     ``encode(..., out=(codes, dequant))`` may write the per-element outputs into the given
     (n, B) buffers and return them (the dialect formats do, to save a copy).
     """
@@ -188,8 +191,22 @@ class DialectFormat(BlockFormat):
         codes = np.take(self._code_flat, flat, out=codes)
         deq = np.take(self._val_flat, flat, out=deq)
         deq *= np.ldexp(np.float32(1), se - 1)[:, None]
-        meta = {"se": se.astype(np.int8), "dialect": dialect, "exp": se - 1}
+        meta = {"se": se.astype(np.int8), "dialect": dialect, "exp": se - 1,
+                "flushed": self._flushed(xb, dialect, qmax)}
         return Encoded(codes, deq, meta)
+
+    def _flushed(self, xb: np.ndarray, dialect: np.ndarray, qmax: np.ndarray) -> np.ndarray:
+        """(n,) bool: the block has a non-zero element but every element rounds to
+        magnitude index 0 (only possible at the SE clamp SE = -16, SPEC §2).
+
+        IDX is non-decreasing in q, so the block maximum's index decides; only those few
+        blocks (all-zero ones included) have their elements inspected.
+        """
+        flushed = np.zeros(xb.shape[0], dtype=bool)
+        cand = np.flatnonzero(self.luts.idx[dialect, qmax] == 0)
+        if cand.size:
+            flushed[cand] = (xb[cand].view(np.uint16) & np.uint16(0x7FFF)).any(axis=-1)
+        return flushed
 
 
 class MXFP4(BlockFormat):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import as_blocks
+from .blocks import as_blocks, check_nonempty, pad_last
 from .formatbook import Formatbook
 from .formats import DialectFormat, resolve_format
 from .quantize import QTensor, quantize, quantize_weights
@@ -44,9 +44,20 @@ def accumulate_blocks(contrib: np.ndarray, axis: int = 0) -> np.ndarray:
     return sequential_sum(contrib.astype(np.float32, copy=False), axis)
 
 
+def _dequant_blocks(q: QTensor) -> np.ndarray:
+    """(rows, nblocks, B) float32 dequantized blocks of a quantized tensor.
+
+    A tensor quantized with ``pad=True`` keeps its input's k; its short last block is
+    zero-padded back to B here, so the product equals that of zero-padded operands (SPEC §2:
+    padding equals a short block).
+    """
+    rows = q.dequant.reshape(-1, q.dequant.shape[-1])
+    return as_blocks(pad_last(rows, q.block, True, q.format), q.block)
+
+
 def _integer_elements(q: QTensor) -> np.ndarray:
     """(rows, nblocks, B) float32 integer elements: dequant · 2^-exp (exact)."""
-    blocks = as_blocks(q.dequant.reshape(-1, q.dequant.shape[-1]), q.block)
+    blocks = _dequant_blocks(q)
     return np.ldexp(blocks, -q.exp.reshape(blocks.shape[:2])[..., None])
 
 
@@ -70,17 +81,22 @@ def _gemm_pow2(qx: QTensor, qw: QTensor) -> np.ndarray:
 
 def _gemm_float(qx: QTensor, qw: QTensor) -> np.ndarray:
     b = qx.block
-    a = as_blocks(qx.dequant.reshape(-1, qx.dequant.shape[-1]), b).astype(np.float64)
-    w = as_blocks(qw.dequant, b).astype(np.float64)  # (N, nb, B)
-    m, nb, _ = a.shape
-    n = w.shape[0]
+    # element index first: (B, M, nb) and (B, N, nb) float64
+    a = np.moveaxis(_dequant_blocks(qx), -1, 0).astype(np.float64)
+    w = np.moveaxis(_dequant_blocks(qw), -1, 0).astype(np.float64)
+    _, m, nb = a.shape
+    n = w.shape[1]
     y = np.empty((m, n), np.float32)
-    step = max(1, CHUNK_BYTES // (16 * n * nb * b))
+    step = max(1, CHUNK_BYTES // (16 * n * nb))
     for r0 in range(0, m, step):
         r1 = min(m, r0 + step)
-        prod = a[r0:r1, None] * w[None]  # (mc, N, nb, B) float64, exact
-        block_sums = sequential_sum(prod, axis=-1).astype(np.float32)  # RNE to FP32
-        y[r0:r1] = accumulate_blocks(block_sums, axis=-1)
+        # SPEC §8 block sum: float64, from +0.0, ascending element index; each product of two
+        # FP32 values is exact in float64. One (mc, N, nb) add per element index gives the
+        # same sums as sequential_sum over a (mc, N, nb, B) product, without that temporary.
+        acc = np.zeros((r1 - r0, n, nb), np.float64)
+        for i in range(b):
+            acc += a[i, r0:r1, None, :] * w[i, None, :, :]
+        y[r0:r1] = accumulate_blocks(acc.astype(np.float32), axis=-1)  # RNE to FP32
     return y
 
 
@@ -101,7 +117,13 @@ def output_precision(y: np.ndarray, out: str) -> np.ndarray:
 
 
 def gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
-    """Y from a quantized X (…, k) and a quantized Wᵀ (n, k) of the same format and B."""
+    """Y from a quantized X (…, k) and a quantized Wᵀ (n, k) of the same format and B.
+
+    Either may come from ``pad=True`` (k not a multiple of B): the short last block counts
+    as zero-padded. Empty operands raise ``ValueError`` naming X or W.
+    """
+    check_nonempty(qx.codes, "X")
+    check_nonempty(qw.codes, "W")
     if qx.format != qw.format or qx.block != qw.block:
         raise ValueError(
             f"gemm: X is {qx.format}/B={qx.block} but W is {qw.format}/B={qw.block}"
@@ -112,6 +134,29 @@ def gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
     pow2 = qx.fmt.pow2_scaled if qx.fmt is not None else qx.exp is not None
     y = _gemm_pow2(qx, qw) if pow2 else _gemm_float(qx, qw)
     return output_precision(y.reshape(qx.codes.shape[:-1] + (qw.codes.shape[0],)), out)
+
+
+#: the name :func:`gemm` gives W in error messages (its blocks are named in Wᵀ)
+W_NAME = "W (as Wᵀ: rows are output columns)"
+
+
+def check_operands(x: Any, w: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gemm`'s shape checks, before any quantization: X (…, k) and W (k, n), both
+    non-empty (X first); returns both as arrays. Their values are checked when they are
+    quantized (X first, then W under the name :data:`W_NAME`)."""
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim < 1:
+        raise ValueError("X: expected an (m, k) array")
+    if w.ndim != 2:
+        raise ValueError(f"W: expected a 2-D (k, n) array, got shape {w.shape}")
+    check_nonempty(x, "X")  # X before W
+    check_nonempty(w, "W")
+    if x.shape[-1] != w.shape[0]:
+        raise ValueError(
+            f"gemm: shapes do not match: X is {x.shape} (…, k={x.shape[-1]}) but W is "
+            f"{w.shape} (k={w.shape[0]}, n)"
+        )
+    return x, w
 
 
 def gemm(
@@ -130,19 +175,9 @@ def gemm(
     Activations use ``select``; weights always use ``lut`` over the whole formatbook (SPEC
     §4). X is checked before W. Returns float32 (``out='fp16'``: rounded once to FP16).
     """
-    x, w = np.asarray(x), np.asarray(w)
-    if x.ndim < 1:
-        raise ValueError("X: expected an (m, k) array")
-    if w.ndim != 2:
-        raise ValueError(f"W: expected a 2-D (k, n) array, got shape {w.shape}")
-    if x.shape[-1] != w.shape[0]:
-        raise ValueError(
-            f"gemm: shapes do not match: X is {x.shape} (…, k={x.shape[-1]}) but W is "
-            f"{w.shape} (k={w.shape[0]}, n)"
-        )
+    x, w = check_operands(x, w)
     fx = resolve_format(fmt, select=select, formatbook=formatbook)
     fw = resolve_format(fmt, formatbook=formatbook) if isinstance(fx, DialectFormat) else fx
     qx = quantize(x, fx, block=block, pad=pad, name="X")
-    qw = quantize_weights(w, fw, block=block, pad=pad,
-                          name="W (as Wᵀ: rows are output columns)")
+    qw = quantize_weights(w, fw, block=block, pad=pad, name=W_NAME)
     return gemm_quantized(qx, qw, out=out)

@@ -18,8 +18,15 @@ def sqnr_db(ref: np.ndarray, approx: np.ndarray) -> float:
     """
     r = np.asarray(ref, np.float64)
     d = r - np.asarray(approx, np.float64)
-    noise = float(np.sum(d * d))
-    signal = float(np.sum(r * r))
+    return sqnr_db_from_sums(float(np.sum(r * r)), float(np.sum(d * d)))
+
+
+def sqnr_db_from_sums(signal: float, noise: float) -> float:
+    """SQNR 10·log10(signal / noise) in dB from the sums Σref² and Σ(ref - approx)².
+
+    For SQNR pooled over many tensors (add their sums first). ``inf`` when ``noise`` is 0;
+    ``nan`` when ``signal`` is 0 and ``noise`` is not.
+    """
     if noise == 0:
         return float("inf")
     if signal == 0:

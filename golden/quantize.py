@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .blocks import pad_last, to_fp16
+from .blocks import check_nonempty, pad_last, to_fp16
 from .formatbook import Formatbook
 from .formats import BlockFormat, DialectFormat, resolve_format
 
 #: elements per chunk: bounds the temporaries (a few bytes per element) of large tensors
 CHUNK_ELEMENTS = 1 << 18
+
+
+class FlushWarning(UserWarning):
+    """Blocks with non-zero values were flushed to zero (every element below the format's
+    smallest step: for the dialect formats, below the grid at the SE clamp SE = -16, SPEC §2).
+
+    Issued at most once per :func:`quantize` call, with the count of such blocks [ours].
+    All-zero blocks are exact and never counted.
+    """
 
 
 @dataclass
@@ -70,7 +80,13 @@ def quantize(
         pad: zero-pad a last axis that is not a multiple of B (outputs keep x's shape;
             metadata has ceil(k / B) blocks).
         candidates: SeDA candidate mask, (K,) or (..., nblocks, K) bool (``lut`` only).
-        name: tensor name used in error messages.
+        name: tensor name used in error and warning messages.
+
+    Raises:
+        ValueError: bad arguments, an empty tensor, values outside FP16 or NaN/Inf.
+
+    Warns:
+        FlushWarning: once, if blocks with non-zero values dequantize to all zeros.
     """
     f = resolve_format(fmt, select=select, formatbook=formatbook)
     b = f.block_size(block)
@@ -113,6 +129,15 @@ def quantize(
                 meta[key] = np.empty((n_rows, nb), val.dtype)
             meta[key][r0:r1] = val.reshape(r1 - r0, nb)
 
+    flushed = meta.pop("flushed", None)
+    if flushed is not None and flushed.any():
+        warnings.warn(
+            f"{name}: {int(flushed.sum())} of {flushed.size} blocks flushed to zero (non-zero "
+            f"values all below the smallest step of their block's grid at the SE clamp "
+            f"SE = -16; they dequantize to 0)",
+            FlushWarning,
+            stacklevel=2,
+        )
     k0 = shape[-1]
     meta_shape = shape[:-1] + (nb,)
     m = {key: val.reshape(meta_shape) for key, val in meta.items()}
@@ -143,7 +168,7 @@ def quantize_weights(w: Any, fmt: str | BlockFormat = "sd32", **kwargs: Any) -> 
     w = np.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"W: expected a 2-D (k, n) matrix, got shape {w.shape}")
-    kwargs.setdefault("name", "W")
+    check_nonempty(w, kwargs.setdefault("name", "W"))  # W's own shape, not Wᵀ's
     return quantize(w.T, fmt, **kwargs)
 
 

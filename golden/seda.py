@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .decompose import as_fraction, check_attention, saliency, saliency_order
-from .formatbook import Formatbook
+from .formatbook import Formatbook, index_bits
 from .formats import DialectFormat, resolve_format
 from .quantize import QTensor, dialect_costs, quantize
 
@@ -181,8 +181,7 @@ def seda_quantize(
     q = quantize(x, f, block=block, candidates=candidates, name=name)
     n, k = x.shape
     nb = variant.shape[1]
-    variant_bits = math.ceil(math.log2(book.variants))
-    n_max_groups = book.size // book.variants
-    group_bits = math.ceil(math.log2(n_max_groups)) if n_max_groups > 1 else 0
+    variant_bits = index_bits(book.variants)
+    group_bits = index_bits(book.size // book.variants)  # max-group id
     bits = groups.n_groups * nb * variant_bits + n * nb * (5 + group_bits)
     return SedaResult(q, variant, candidates, bits, 4 + bits / (n * k))

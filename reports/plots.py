@@ -31,8 +31,9 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
-    """SQNR vs bits/element per format: MiniLM layer-output SQNR and video-token SQNR."""
+def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path, star: str = "") -> Path:
+    """SQNR vs bits/element per format: MiniLM layer-output SQNR and video-token SQNR; rows
+    whose label starts with ``star`` (the proposal's format name, if given) are stars."""
     panels = (
         ("minilm_w4a4", "out_sqnr_db_mean_over_layers", "act_bits_per_element",
          "MiniLM W4A4: layer-output SQNR (dB)"),
@@ -43,7 +44,7 @@ def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
         pts = [(float(r[bits_key]), float(r["value"]), r["row"]) for r in rows
                if r["table"] == table and r["metric"] == metric and r["row"] != "fp16"]
         for bits, val, label in pts:
-            marker = "*" if label.startswith("sd32") else "o"
+            marker = "*" if star and label.startswith(star) else "o"
             ax.scatter(bits, val, s=70, marker=marker)
             ax.annotate(label, (bits, val), fontsize=7, xytext=(4, 3),
                         textcoords="offset points")
@@ -54,10 +55,11 @@ def accuracy_vs_bits(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
 
 
 def samples_sqnr_vs_bits(rows: Sequence[Mapping[str, str]], out: Path,
-                         max_bits: float = 6.0) -> Path:
+                         max_bits: float = 6.0, star: str = "") -> Path:
     """SQNR vs bits/element of the 4-bit formats on each sample tensor
     (``samples_accuracy.csv`` written by ``make sim``), one panel per tensor, one colour per
-    format (shared legend). Formats above ``max_bits`` (fp16, MXINT8) are left out of the
+    format (shared legend); formats whose label starts with ``star`` (the proposal's format
+    name, if given) are stars. Formats above ``max_bits`` (fp16, MXINT8) are left out of the
     axes; the summary's table has them."""
     formats = [f for f in dict.fromkeys(r["format"] for r in rows)
                if all(float(r["bits_per_element"]) <= max_bits for r in rows
@@ -71,9 +73,9 @@ def samples_sqnr_vs_bits(rows: Sequence[Mapping[str, str]], out: Path,
         for r in rows:
             if r["tensor"] != tensor or r["format"] not in colours:
                 continue
-            star = r["format"].startswith("sd32")
+            starred = bool(star) and r["format"].startswith(star)
             ax.scatter(float(r["bits_per_element"]), float(r["sqnr_db"]),
-                       s=140 if star else 60, marker="*" if star else "o",
+                       s=140 if starred else 60, marker="*" if starred else "o",
                        color=colours[r["format"]], label=r["format"])
         ax.set_title(tensor, fontsize=9)
         ax.set_xlabel("bits / element (incl. scales and dialect ids)")

@@ -1,10 +1,13 @@
-"""Block decoder: a quantized block of one of the three PE element kinds → integers + exponent.
+"""Block decoder: a quantized block of one PE kind (:class:`semdialect.designs.PEKind`) →
+integers + exponent.
 
 Every power-of-two block format of the project has the value Σ_i e_i · 2^x with integer
 elements e_i and one exponent x per block (golden's ``QTensor.exp``); the PE multiplies the
 integers and adds the exponents (SPEC §5, §8). :class:`ElementKind` says how a kind's payload
-becomes (e_i, x). The decoded block keeps the exponent as its unsigned *biased field*
-``exp`` (5 or 8 bits), x = exp − ``exp_offset``; the PE folds both offsets into one constant.
+becomes (e_i, x); :meth:`ElementKind.for_design` is the one place the RTL maps a registry PE
+kind to its decoder (a new kind adds its branch there). The decoded block keeps the exponent
+as its unsigned *biased field* ``exp`` (5 or 8 bits), x = exp − ``exp_offset``; the PE folds
+both offsets into one constant.
 
 ==========  =====================================  ==================  =======================
 kind        payload (:mod:`rtl.layouts`)           element e_i         x = exp − exp_offset
@@ -31,11 +34,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.golden.formatbook import Formatbook
-from semdialect.golden.formats import E2M1_HU, E8M0_BIAS, MX_BLOCK
+from semdialect.golden.formats import E2M1_HU, E8M0_BIAS
 from semdialect.rtl.decoder import DialectDecoder
 from semdialect.rtl.layouts import (
     E8M0_BITS,
-    HU_BITS,
     SE_BITS,
     decoded_block,
     mx_block,
@@ -43,16 +45,13 @@ from semdialect.rtl.layouts import (
 )
 from semdialect.rtl.selector import resolve_formatbook
 
-__all__ = ["KINDS", "BlockDecoder", "ElementKind", "e2m1_formatbook"]
+from semdialect.config import Config
+from semdialect.designs import PEKind
 
-#: element kinds of :class:`ElementKind`
-KINDS = ("dialect", "mxfp4", "mxint8")
+__all__ = ["BlockDecoder", "ElementKind", "e2m1_formatbook"]
 
 #: SE field = SE + 16 (SPEC §2); the per-operand exponent is SE − 1 (dequant = ±HU·2^(SE−1))
 _SE_FIELD_BIAS = 16
-#: MX block size (SPEC §8)
-#: MXINT8 element bits
-_INT8_BITS = 8
 
 
 def e2m1_formatbook() -> Formatbook:
@@ -62,95 +61,101 @@ def e2m1_formatbook() -> Formatbook:
 
 @dataclass(frozen=True, eq=False)
 class ElementKind:
-    """How one PE element kind is encoded and decoded (see the module docstring).
+    """How one PE kind's blocks are encoded and decoded in RTL (see the module docstring).
 
-    Build with :meth:`dialect`, :meth:`mxfp4`, :meth:`mxint8` or :meth:`from_name`.
+    Build with :meth:`for_design` (the one map from a :class:`~semdialect.designs.PEKind` to
+    its RTL element kind) or :meth:`for_config`.
 
     Attributes
     ----------
-    name : str
-        ``"dialect"``, ``"mxfp4"`` or ``"mxint8"``.
+    pe : PEKind
+        The registry's PE kind (widths and block size come from it and its golden format).
     block : int
-        B, elements per block (16/32/64 for dialect formats, 32 for MX).
+        B, elements per block (16/32/64 for dialect kinds, the kind's fixed block otherwise).
     formatbook : Formatbook | None
         The book the element decoder reads: the dialect formatbook, the E2M1 book, or None
-        (MXINT8 elements are their own integers).
+        (elements are their own integers, e.g. MXINT8).
+    exp_offset : int
+        Per-operand exponent x = exp field − exp_offset: 17 (dialect), 128 (MXFP4) or
+        133 (MXINT8).
     """
 
-    name: str
+    pe: PEKind
     block: int
     formatbook: Formatbook | None
+    exp_offset: int
 
     def __post_init__(self) -> None:
-        if self.name not in KINDS:
-            raise ValueError(f"kind: must be one of {KINDS}, got {self.name!r}")
-        allowed = BLOCK_SIZES if self.name == "dialect" else (MX_BLOCK,)
+        if not isinstance(self.pe, PEKind):
+            raise ValueError(f"kind: expected a PEKind, got {self.pe!r}")
+        allowed = BLOCK_SIZES if self.pe.block is None else (self.pe.block,)
         if isinstance(self.block, bool) or self.block not in allowed:
-            raise ValueError(f"block: {self.name} needs B in {allowed}, got {self.block!r}")
-        if (self.formatbook is None) != (self.name == "mxint8"):
-            raise ValueError(f"formatbook: required for dialect/mxfp4 only, got {self.formatbook}")
+            raise ValueError(f"block: {self.pe.value} needs B in {allowed}, got {self.block!r}")
 
     @classmethod
-    def dialect(cls, block: int, formatbook: Formatbook | str) -> ElementKind:
-        """A dialect format (dfp4, sd32 or a user book) with block size B."""
-        return cls("dialect", block, resolve_formatbook(formatbook))
-
-    @classmethod
-    def mxfp4(cls, block: int = MX_BLOCK) -> ElementKind:
-        """OCP MXFP4: E2M1 elements, E8M0 scale, B = 32."""
-        return cls("mxfp4", block, e2m1_formatbook())
-
-    @classmethod
-    def mxint8(cls, block: int = MX_BLOCK) -> ElementKind:
-        """OCP MXINT8: int8 elements, E8M0 scale, B = 32."""
-        return cls("mxint8", block, None)
-
-    @classmethod
-    def from_name(
-        cls, name: str, block: int, formatbook: Formatbook | str | None = None
+    def for_design(
+        cls, pe: PEKind | str, block: int | None = None, book: Formatbook | str | None = None
     ) -> ElementKind:
-        """``"dialect"`` (needs ``formatbook``), ``"mxfp4"`` or ``"mxint8"``."""
-        if name == "dialect":
-            if formatbook is None:
+        """The RTL element kind of PE kind ``pe`` (a member or its name) — the one place the
+        RTL branches per kind. ``block`` defaults to the kind's fixed block; ``book`` is the
+        dialect formatbook of a dialect kind (ignored by the others).
+
+        A new PE kind adds its branch here: the decoder book (or None for integer elements)
+        and its exponent offset (golden's ``exp`` = scale field − offset)."""
+        kind = PEKind.of(pe)
+        if block is None:
+            block = kind.block if kind.block is not None else 32
+        if kind is PEKind.DIALECT:
+            if book is None:
                 raise ValueError("formatbook: the dialect kind needs a formatbook")
-            return cls.dialect(block, formatbook)
-        if name == "mxfp4":
-            return cls.mxfp4(block)
-        if name == "mxint8":
-            return cls.mxint8(block)
-        raise ValueError(f"kind: must be one of {KINDS}, got {name!r}")
+            return cls(kind, block, resolve_formatbook(book), _SE_FIELD_BIAS + 1)
+        if kind is PEKind.MXFP4:  # value = E2M1 · 2^e = HU · 2^(e − 1)
+            return cls(kind, block, e2m1_formatbook(), E8M0_BIAS + 1)
+        if kind is PEKind.MXINT8:  # value = int8 · 2^(e − 6)
+            return cls(kind, block, None, E8M0_BIAS + 6)
+        raise ValueError(f"kind: {kind.value} has no RTL element decoder")
+
+    @classmethod
+    def for_config(cls, pe: PEKind | str, cfg: Config) -> ElementKind:
+        """Kind ``pe`` on ``cfg``: a dialect kind with ``cfg``'s book and B, a fixed-format
+        kind with its own block."""
+        kind = PEKind.of(pe)
+        return cls.for_design(kind, cfg.block if kind.block is None else kind.block, cfg.book())
+
+    @property
+    def name(self) -> str:
+        """The PE kind's name (``pe.value``)."""
+        return self.pe.value
 
     @cached_property
     def encoded_layout(self) -> data.StructLayout:
-        """The quantized block payload this kind arrives in."""
-        if self.name == "dialect":
+        """The quantized block payload this kind arrives in: ``quantized_block`` for dialect
+        kinds, ``mx_block`` (codes of the golden format's element bits + E8M0) otherwise."""
+        if self.pe.has_dialects:
+            assert self.formatbook is not None
             return quantized_block(self.block, self.formatbook.size)
-        return mx_block(self.block, 4 if self.name == "mxfp4" else _INT8_BITS)
+        return mx_block(self.block, self.pe.element_format().element_bits)
 
     @property
     def element_bits(self) -> int:
-        """Signed element width: 5 (±HU) or 8 (int8)."""
-        return _INT8_BITS if self.name == "mxint8" else HU_BITS
+        """Signed decoded element width (``pe.int_bits``): 5 (±HU) or 8 (int8)."""
+        return self.pe.int_bits
 
     @property
     def max_element(self) -> int:
         """Largest |element| a payload can encode (the int8 code 0x80 is −128)."""
-        if self.name == "mxint8":
-            return 1 << (_INT8_BITS - 1)
+        if self.formatbook is None:
+            return 1 << (self.element_bits - 1)
         return int(self.formatbook.hu.max())
 
     @property
-    def exp_offset(self) -> int:
-        """Per-operand exponent x = exp field − exp_offset: 17 (dialect), 128 (MXFP4) or
-        133 (MXINT8)."""
-        if self.name == "dialect":
-            return _SE_FIELD_BIAS + 1
-        return E8M0_BIAS + (1 if self.name == "mxfp4" else 6)
-
-    @property
     def exp_bits(self) -> int:
-        """Width of the unsigned exponent field: 5 (SE + 16) or 8 (E8M0)."""
-        return SE_BITS if self.name == "dialect" else E8M0_BITS
+        """Width of the unsigned exponent field: the golden scale field, 5 (SE + 16) or 8
+        (E8M0)."""
+        book = self.formatbook if self.pe.has_dialects else None
+        bits = self.pe.element_format(book).scale_bits()
+        assert bits == (SE_BITS if self.pe.has_dialects else E8M0_BITS)
+        return bits
 
     @cached_property
     def decoded_layout(self) -> data.StructLayout:
@@ -196,7 +201,7 @@ class BlockDecoder(wiring.Component):
         m = Module()
         kind = self._kind
         blk = self.i
-        if kind.name == "dialect":
+        if kind.pe.has_dialects:
             m.d.comb += [
                 self.o.exp.eq(blk.se),
                 self.o.invalid.eq(blk.invalid),
@@ -205,7 +210,7 @@ class BlockDecoder(wiring.Component):
             m.d.comb += self.o.exp.eq(blk.scale)
         for lane in range(kind.block):
             code = blk.codes[lane]
-            if kind.name == "mxint8":
+            if kind.formatbook is None:  # the codes are the integers
                 m.d.comb += self.o.elems[lane].eq(code.as_signed())
                 continue
             dec = DialectDecoder(kind.formatbook)
@@ -214,6 +219,6 @@ class BlockDecoder(wiring.Component):
                 dec.code.eq(code),
                 self.o.elems[lane].eq(dec.value),
             ]
-            if kind.name == "dialect":
+            if kind.pe.has_dialects and kind.formatbook.id_bits:  # K = 1: no dialect id
                 m.d.comb += dec.dialect.eq(blk.dialect)
         return m

@@ -17,7 +17,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from semdialect.golden.formatbook import Formatbook
-from semdialect.rtl.layouts import masked_fp16_block, quantized_block
+from semdialect.rtl.layouts import dialect_id, dialect_id_eq, masked_fp16_block, quantized_block
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.selector import FormatSelector, selector_parameters
@@ -128,7 +128,7 @@ class BlockQuantizer(wiring.Component):
             sel.i.valid.eq(pre.o.valid),
             pre.o.ready.eq(sel.i.ready),
             qnt.i.payload.block.eq(sel.o.payload.block),
-            qnt.i.payload.dialect.eq(sel.o.payload.dialect),
+            *dialect_id_eq(qnt.i.payload, dialect_id(sel.o.payload)),
             qnt.i.valid.eq(sel.o.valid),
             sel.o.ready.eq(qnt.i.ready),
         ]

@@ -2,6 +2,10 @@
 
 :func:`components` is the one list of what ``semdialect verilog`` emits
 (:mod:`semdialect.tb.generate`) and what the area flow synthesizes (:mod:`semdialect.sim.ablation`).
+Every PE kind of the registry (:class:`semdialect.designs.PEKind`) gets a PE (``pe``), an
+array cell without decoders (``pe_core``) and a block decoder (``block_decoder``); their
+module names come from :func:`kind_module` (the dialect kind, built on the configuration's
+formatbook and B, keeps the plain name; another kind appends its name: ``pe_core_mxfp4``).
 """
 
 from __future__ import annotations
@@ -22,8 +26,20 @@ from semdialect.rtl.selector import FormatSelector
 from semdialect.rtl.tile_drain import TileDrain
 
 from semdialect.config import Config
+from semdialect.designs import PEKind
 
-__all__ = ["components"]
+__all__ = ["KIND_MODULES", "components", "kind_module"]
+
+#: the per-PE-kind modules (base names) :func:`components` emits for every kind
+KIND_MODULES = ("pe", "pe_core", "block_decoder")
+
+
+def kind_module(base: str, pe: PEKind) -> str:
+    """Module name of ``base`` (one of :data:`KIND_MODULES`) for PE kind ``pe``: the plain
+    name for a dialect kind (the configuration's), ``<base>_<kind>`` otherwise."""
+    if base not in KIND_MODULES:
+        raise ValueError(f"module: {base!r} is not per PE kind (one of {KIND_MODULES})")
+    return base if pe.has_dialects else f"{base}_{pe.value}"
 
 
 def components(
@@ -32,7 +48,13 @@ def components(
 ) -> dict[str, Callable[[], wiring.Component]]:
     """Module name → constructor of every component :func:`generate` emits (top first)."""
     book = cfg.book()
-    kind = ElementKind.dialect(cfg.block, book)
+    kind = ElementKind.for_config(PEKind.DIALECT, cfg)
+    per_kind: dict[str, Callable[[], wiring.Component]] = {}
+    for pe in PEKind:
+        k = ElementKind.for_config(pe, cfg)
+        per_kind[kind_module("pe", pe)] = lambda k=k: BlockPE(k)
+        per_kind[kind_module("pe_core", pe)] = lambda k=k: BlockPE(k, decode=False)
+        per_kind[kind_module("block_decoder", pe)] = lambda k=k: BlockDecoder(k)
     return {
         "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
         "block_quantizer": lambda: BlockQuantizer.from_config(cfg),
@@ -41,15 +63,7 @@ def components(
                                                   cfg.formats_per_cycle),
         "code_quantizer": lambda: CodeQuantizer(cfg.block, book),
         "dialect_decoder": lambda: DialectDecoder(book),
-        "block_decoder": lambda: BlockDecoder(kind),
-        "pe": lambda: BlockPE(kind),
-        "pe_mxfp4": lambda: BlockPE(ElementKind.mxfp4()),
-        "pe_mxint8": lambda: BlockPE(ElementKind.mxint8()),
-        "pe_core": lambda: BlockPE(kind, decode=False),
-        "pe_core_mxfp4": lambda: BlockPE(ElementKind.mxfp4(), decode=False),
-        "pe_core_mxint8": lambda: BlockPE(ElementKind.mxint8(), decode=False),
-        "block_decoder_mxfp4": lambda: BlockDecoder(ElementKind.mxfp4()),
-        "block_decoder_mxint8": lambda: BlockDecoder(ElementKind.mxint8()),
+        **per_kind,
         "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
         "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb),
         "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols),

@@ -43,7 +43,7 @@ class DialectDecoder(wiring.Component):
     Members
     -------
     dialect : ``In(id_bits(K))``
-        Dialect id, < K (a single-dialect book has a 1-bit input that is ignored).
+        Dialect id, < K (a single-dialect book, K = 1, has no dialect input: 0 id bits).
     code : ``In(4)``
         Element code: bit 3 sign, bits 2:0 magnitude index.
     value : ``Out(signed(5))``
@@ -56,7 +56,7 @@ class DialectDecoder(wiring.Component):
         if hu.shape[1] != DIALECT_LEN or int(hu.max()) >= 1 << _HU_MAG_BITS:
             raise ValueError(f"formatbook: magnitudes must be 8 per dialect, < 16 HU, got {hu}")
         super().__init__({
-            "dialect": In(id_bits(self._book.size)),
+            **({"dialect": In(id_bits(self._book.size))} if self._book.id_bits else {}),
             "code": In(CODE_BITS),
             "value": Out(signed(HU_BITS)),
         })

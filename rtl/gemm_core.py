@@ -14,7 +14,9 @@ in ascending order; the activation block of row r is broadcast along PE row r, t
 block of column c along PE column c. Edge tiles (M, N not multiples of the array) use the
 top-left R_t × C_j PEs; the others compute don't-care values that are never emitted.
 
-**Stream orders** (the testbench and the cycle model follow these exactly):
+**Stream orders** (a summary; the full interface — ports, payload bit layouts, handshake,
+orders and the rule that the streams are driven concurrently — is ``docs/ARCHITECTURE.md``,
+section "GemmCore stream interface"; the testbench and the cycle model follow it exactly):
 
 * ``cmd``: one beat per GEMM, ``m`` = M ≥ 1, ``n`` = N ≥ 1, ``kb`` = K/B in 1..max_kb
   (outside these the behaviour is unspecified). Accepted only while idle (``cmd.ready`` is
@@ -57,6 +59,7 @@ from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.tile_drain import TileDrain
 
 from semdialect.config import Config
+from semdialect.designs import PEKind
 
 __all__ = ["GemmCore"]
 
@@ -133,7 +136,7 @@ class GemmCore(wiring.Component):
             raise ValueError(f"max_kb: must be a power of two, got {max_kb}")
         self._quantizer = BlockQuantizer(block, formatbook, select, formats_per_cycle)
         book = self._quantizer.formatbook
-        self._kind = ElementKind.dialect(self._quantizer.block, book)
+        self._kind = ElementKind.for_design(PEKind.DIALECT, self._quantizer.block, book)
         self._array = MACArray(rows, cols, self._kind)
         self._buffer = ActivationBuffer(rows, self._kind.encoded_layout, max_kb)
         self._drain = TileDrain(rows, cols)

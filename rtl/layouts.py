@@ -6,10 +6,11 @@ quantizer) and the backend (decoder → PE → array) agree on one definition.
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
-from amaranth.hdl import signed
+from amaranth.hdl import Const, Value, signed
 from amaranth.lib import data
+from semdialect.golden.formatbook import index_bits
 
 #: FP16 element (IEEE binary16 bit pattern)
 FP16_BITS = 16
@@ -26,10 +27,35 @@ FP32_BITS = 32
 
 
 def id_bits(n_dialects: int) -> int:
-    """Width of a dialect id for a K-dialect formatbook (at least 1 bit)."""
+    """Width of a dialect id for a K-dialect formatbook: ceil(log2 K), 0 bits at K = 1.
+
+    The golden definition (:attr:`semdialect.golden.formatbook.Formatbook.id_bits`).
+    """
     if n_dialects < 1:
         raise ValueError(f"formatbook: needs at least one dialect, got K={n_dialects}")
-    return max(1, math.ceil(math.log2(n_dialects)))
+    return index_bits(n_dialects)
+
+
+def dialect_field(n_dialects: int) -> dict[str, int]:
+    """The ``dialect`` member of a payload layout: ``{"dialect": id_bits(K)}``, or no member
+    at K = 1. A single-dialect book stores no id, and a 0-bit field would be emitted as an
+    ill-formed ``[-1:0]`` Verilog vector; :func:`dialect_id` reads either kind of payload."""
+    bits = id_bits(n_dialects)
+    return {"dialect": bits} if bits else {}
+
+
+def dialect_id_eq(view: data.View, value: Value) -> list[Any]:
+    """``[view.dialect.eq(value)]``, or no assignment when the layout has no ``dialect``
+    field (K = 1, :func:`dialect_field`)."""
+    return [view.dialect.eq(value)] if "dialect" in view.shape().members else []
+
+
+def dialect_id(view: data.View) -> Value:
+    """A payload's dialect id (``id_bits(K)`` bits): its ``dialect`` field, or a 0-bit
+    constant when the layout has none (K = 1, :func:`dialect_field`)."""
+    if "dialect" in view.shape().members:
+        return view.dialect
+    return Const(0, 0)
 
 
 def fp16_block(block: int) -> data.StructLayout:
@@ -50,11 +76,12 @@ def preprocessed_block(block: int) -> data.StructLayout:
 
 def quantized_block(block: int, n_dialects: int) -> data.StructLayout:
     """A quantized block (activations after the quantizer, or pre-quantized weights):
-    ``codes`` (B × 4), ``se`` (5, SE + 16), ``dialect`` (id_bits(K)), ``invalid`` (1)."""
+    ``codes`` (B × 4), ``se`` (5, SE + 16), ``dialect`` (id_bits(K); absent at K = 1,
+    :func:`dialect_field`), ``invalid`` (1)."""
     return data.StructLayout({
         "codes": data.ArrayLayout(CODE_BITS, block),
         "se": SE_BITS,
-        "dialect": id_bits(n_dialects),
+        **dialect_field(n_dialects),
         "invalid": 1,
     })
 
@@ -82,21 +109,21 @@ def masked_preprocessed_block(block: int, n_dialects: int) -> data.StructLayout:
 
 def selected_block(block: int, n_dialects: int, cost_bits: int) -> data.StructLayout:
     """Selector output: ``block`` (:func:`preprocessed_block`, passed along), ``dialect``
-    (id_bits(K), the chosen id) and ``cost`` (``cost_bits``, the chosen dialect's LUT cost
-    Σ ERR[dialect][q_i]; 0 in two-stage mode)."""
+    (id_bits(K), the chosen id; absent at K = 1) and ``cost`` (``cost_bits``, the chosen
+    dialect's LUT cost Σ ERR[dialect][q_i]; 0 in two-stage mode)."""
     return data.StructLayout({
         "block": preprocessed_block(block),
-        "dialect": id_bits(n_dialects),
+        **dialect_field(n_dialects),
         "cost": cost_bits,
     })
 
 
 def dialect_block(block: int, n_dialects: int) -> data.StructLayout:
     """Code quantizer input: ``block`` (:func:`preprocessed_block`) and ``dialect``
-    (id_bits(K))."""
+    (id_bits(K); absent at K = 1)."""
     return data.StructLayout({
         "block": preprocessed_block(block),
-        "dialect": id_bits(n_dialects),
+        **dialect_field(n_dialects),
     })
 
 

@@ -128,8 +128,8 @@ class BlockPE(wiring.Component):
     Parameters
     ----------
     kind : ElementKind
-        ``ElementKind.dialect(B, formatbook)``, ``ElementKind.mxfp4()`` or
-        ``ElementKind.mxint8()``.
+        Any PE kind of the registry: ``ElementKind.for_design(PEKind.DIALECT, B,
+        formatbook)``, ``ElementKind.for_design(PEKind.MXFP4)``, …
     decode : bool
         True (default): operands are quantized blocks (``kind.encoded_layout``) decoded by two
         :class:`~rtl.block_decoder.BlockDecoder` inside the PE. False: operands are already

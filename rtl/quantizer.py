@@ -18,7 +18,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from semdialect.golden.formatbook import Formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts
-from semdialect.rtl.layouts import CODE_BITS, SE_BITS, dialect_block, id_bits, quantized_block
+from semdialect.rtl.layouts import (
+    CODE_BITS,
+    SE_BITS,
+    dialect_block,
+    dialect_id,
+    dialect_id_eq,
+    id_bits,
+    quantized_block,
+)
 from semdialect.rtl.preprocess import check_block
 from semdialect.rtl.selector import resolve_formatbook
 
@@ -104,7 +112,7 @@ class CodeQuantizer(wiring.Component):
             port = rom.read_port(domain="sync")
             m.d.comb += [
                 port.en.eq(load),
-                port.addr.eq(Mux(invalid, 0, Cat(blk.q[i], self.i.payload.dialect))),
+                port.addr.eq(Mux(invalid, 0, Cat(blk.q[i], dialect_id(self.i.payload)))),
                 self.o.payload.codes[i].eq(Cat(port.data, signs[i])),
             ]
 
@@ -113,8 +121,8 @@ class CodeQuantizer(wiring.Component):
                 self.o.valid.eq(self.i.valid),
                 signs.eq(Mux(invalid, 0, blk.sign.as_value())),
                 self.o.payload.se.eq(Mux(invalid, 0, blk.se)),
-                self.o.payload.dialect.eq(Mux(invalid, 0, self.i.payload.dialect)),
+                *dialect_id_eq(self.o.payload, Mux(invalid, 0, dialect_id(self.i.payload))),
                 self.o.payload.invalid.eq(invalid),
             ]
-        assert len(self.o.payload.se) == SE_BITS and len(self.o.payload.dialect) == id_bits(k)
+        assert len(self.o.payload.se) == SE_BITS and len(dialect_id(self.o.payload)) == id_bits(k)
         return m

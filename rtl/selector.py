@@ -40,6 +40,7 @@ from semdialect.golden.formatbook import Formatbook, get_formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts, two_stage_tables
 from semdialect.rtl.layouts import (
     Q_BITS,
+    dialect_id_eq,
     id_bits,
     masked_preprocessed_block,
     preprocessed_block,
@@ -268,7 +269,7 @@ class FormatSelector(wiring.Component):
             m.d.sync += [
                 self.o.valid.eq(1),
                 self.o.payload.block.eq(held),
-                self.o.payload.dialect.eq(result.index),
+                *dialect_id_eq(self.o.payload, result.index),
                 self.o.payload.cost.eq(result.cost),
                 busy.eq(0),
             ]

@@ -14,11 +14,16 @@ Loaded from ``configs/*.toml``::
     [selector]
     formats_per_cycle = 8   # dialect costs evaluated per cycle by the LUT selector
 
-Every invalid combination raises ``ValueError`` naming the parameter.
+``name`` names build folders (``build/verilog/<name>/``), so it must be a plain identifier.
+:func:`resolve_config` takes what a user types after ``--config``: a shipped configuration's
+name (``default``, ``small``, ...) or a TOML path. Every invalid combination raises
+``ValueError`` naming the parameter.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,10 +32,14 @@ from typing import Any
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.golden.formatbook import Formatbook, get_formatbook
 from semdialect.golden.luts import two_stage_tables
+from semdialect.paths import configs_dir
 
 DATAFLOWS = ("output-stationary",)
 SELECTS = ("lut", "two-stage")
 MAX_ARRAY = 64
+#: a configuration name: ASCII letters, digits, '_' and '-', not starting with '-' (it becomes
+#: a folder and a Verilog module suffix, so no separators, dots, spaces or empty names)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,11 @@ class Config:
     formats_per_cycle: int = 8
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
+            raise ValueError(
+                f"name: must be a plain identifier of 1 to 64 ASCII letters, digits, '_' or '-' "
+                f"(not starting with '-'), got {self.name!r}"
+            )
         for key in ("rows", "cols", "block", "formats_per_cycle"):
             val = getattr(self, key)
             if isinstance(val, bool) or not isinstance(val, int):
@@ -80,7 +94,31 @@ class Config:
         return 1 if self.select == "two-stage" else self.book().size // self.formats_per_cycle
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as a flat dict (the dataclass fields)."""
         return asdict(self)
+
+
+def shipped_configs() -> tuple[str, ...]:
+    """Names of the configurations shipped in :func:`semdialect.paths.configs_dir`."""
+    return tuple(sorted(p.stem for p in configs_dir().glob("*.toml")))
+
+
+def resolve_config(spec: str | os.PathLike[str]) -> Config:
+    """The configuration a user means by ``spec``: a shipped configuration's name
+    (:func:`shipped_configs`, e.g. ``"default"``) or the path of a configuration TOML file.
+
+    A bare name wins over a file of the same name in the working directory; write
+    ``./NAME`` for the file. Raises ``ValueError`` naming ``config`` (and the shipped names)
+    when ``spec`` is neither.
+    """
+    text = os.fspath(spec)
+    names = shipped_configs()
+    if text in names:
+        return load_config(configs_dir() / f"{text}.toml")
+    if not Path(text).exists():
+        raise ValueError(f"config {text!r}: neither a shipped configuration ("
+                         f"{', '.join(names)}) nor an existing file")
+    return load_config(text)
 
 
 def load_config(path: str | Path) -> Config:

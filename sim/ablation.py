@@ -16,7 +16,8 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
 ``selector``          dfp4 with ``lut`` (base P) vs ``two-stage`` selection [frontend]
 ``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P) [frontend]
 ``block``             B = 16 / 32 / 64 [frontend, PE core, block decoder]
-``pe``                dialect (base) vs MXFP4 vs MXINT8 [PE core, block decoder]
+``pe``                every PE kind of the registry (:class:`semdialect.designs.PEKind`):
+                      dialect (base) vs MXFP4 vs MXINT8 [PE core, block decoder]
 
 "frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
 code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
@@ -25,8 +26,10 @@ which the array has rows + cols. :data:`ROLES` names each module's role in the t
 
 Array logic (:func:`array_parts`): rows·cols PE cores + (rows + cols) block decoders (the
 array decodes each broadcast block once at its edge) + one frontend + the tile drain, per
-design (SemanticDialect = the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — the MX
-designs have no activation-quantizer RTL, so their frontend is absent, not zero). The
+hardware design of the registry (:func:`semdialect.designs.hardware_designs`: SemanticDialect
+= the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — a fixed-format kind such as MX has
+no activation-quantizer RTL, so its frontend is absent, not zero). Module names per PE kind
+come from :func:`semdialect.rtl.components.kind_module`. The
 activation buffer is SRAM (2 banks × max_kb × rows blocks), not logic: it is left out. The sum
 of separately synthesized modules ignores the GEMM core's small sequencing FSM.
 
@@ -49,9 +52,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from semdialect.golden.formatbook import get_formatbook
+from semdialect.rtl.components import kind_module
 from semdialect.sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
 
 from semdialect.config import Config
+from semdialect.designs import PEKind, hardware_designs
 from semdialect.paths import build_dir, configs_dir
 
 __all__ = [
@@ -77,18 +82,29 @@ ABLATION_AXES: dict[str, str] = {
     "selector": "dfp4: LUT selection vs two-stage (BlockDialect)",
     "formats_per_cycle": "LUT lanes P (selector cycles per block = K/P)",
     "block": "block size B = 16 / 32 / 64",
-    "pe": "PE element kind: dialect vs MXFP4 vs MXINT8",
+    "pe": "PE element kind: " + " vs ".join(k.value for k in PEKind),
 }
 
 _FRONTEND = "block_quantizer"
+
+
+def _core(kind: PEKind) -> str:
+    """The PE core module (the array cell, no decoders) of ``kind``."""
+    return kind_module("pe_core", kind)
+
+
+def _decoder(kind: PEKind) -> str:
+    """The block decoder module of ``kind``."""
+    return kind_module("block_decoder", kind)
+
+
 #: module → its role in the ablation and array tables
-ROLES = {"block_quantizer": "frontend", "pe_core": "PE core", "pe_core_mxfp4": "PE core",
-         "pe_core_mxint8": "PE core", "block_decoder": "block decoder",
-         "block_decoder_mxfp4": "block decoder", "block_decoder_mxint8": "block decoder",
-         "tile_drain": "tile drain"}
-_DECODER = {"dialect": "block_decoder", "mxfp4": "block_decoder_mxfp4",
-            "mxint8": "block_decoder_mxint8"}
-_CORE = {"dialect": "pe_core", "mxfp4": "pe_core_mxfp4", "mxint8": "pe_core_mxint8"}
+ROLES: dict[str, str] = {
+    _FRONTEND: "frontend",
+    **{_core(k): "PE core" for k in PEKind},
+    **{_decoder(k): "block decoder" for k in PEKind},
+    "tile_drain": "tile drain",
+}
 
 
 @dataclass(frozen=True)
@@ -130,11 +146,11 @@ def variants(base: Config) -> list[Variant]:
         for label, book in books:
             size = get_formatbook(book).size
             cfg = replace(base, formatbook=book, formats_per_cycle=min(p, size))
-            out.append(Variant("formatbook", label, cfg, (*fe, _DECODER["dialect"]),
+            out.append(Variant("formatbook", label, cfg, (*fe, _decoder(PEKind.DIALECT)),
                                baseline=cfg == base))
         if not any(v.baseline for v in out):
             out.insert(0, Variant("formatbook", f"K = {k} ({base.book().name})", base,
-                                  (*fe, _DECODER["dialect"]), baseline=True))
+                                  (*fe, _decoder(PEKind.DIALECT)), baseline=True))
 
         # LUT vs two-stage on dfp4 (two-stage needs dfp4's variant structure)
         dfp4 = replace(base, formatbook="dfp4", formats_per_cycle=min(p, 16))
@@ -152,13 +168,15 @@ def variants(base: Config) -> list[Variant]:
     # block size
     for block in (16, 32, 64):
         out.append(Variant("block", f"B = {block}", replace(base, block=block),
-                           (*fe, _CORE["dialect"], _DECODER["dialect"]), block == base.block))
+                           (*fe, _core(PEKind.DIALECT), _decoder(PEKind.DIALECT)),
+                           block == base.block))
 
-    # PE kinds (the MX kinds ignore the formatbook; OCP MX blocks are 32 elements)
-    for kind in ("dialect", "mxfp4", "mxint8"):
-        label = f"dialect ({base.book().name})" if kind == "dialect" else kind
-        out.append(Variant("pe", label, base, (_CORE[kind], _DECODER[kind]),
-                           kind == "dialect"))
+    # PE kinds (a fixed-format kind ignores the formatbook and has its own block size; the
+    # dialect kind, on the base's formatbook, is the baseline)
+    for kind in PEKind:
+        label = f"{kind.value} ({base.book().name})" if kind.has_dialects else kind.value
+        out.append(Variant("pe", label, base, (_core(kind), _decoder(kind)),
+                           kind is PEKind.DIALECT))
     return out
 
 
@@ -174,19 +192,17 @@ class ArrayPart:
 
 
 def array_parts(base: Config) -> list[ArrayPart]:
-    """Logic of each compared design's array (see the module docstring)."""
-    from semdialect.sim.model import DESIGNS, design
-
+    """Logic of each hardware design's array (see the module docstring)."""
     n_pe, n_dec = base.rows * base.cols, base.rows + base.cols
     parts: list[ArrayPart] = []
-    for name in DESIGNS:
-        cfg = design(name, base).cfg
-        kind = name if name in ("mxfp4", "mxint8") else "dialect"
-        parts += [ArrayPart(name, "PE cores", _CORE[kind], cfg, n_pe),
-                  ArrayPart(name, "block decoders", _DECODER[kind], cfg, n_dec)]
-        if kind == "dialect":
-            parts.append(ArrayPart(name, "activation frontend", _FRONTEND, cfg, 1))
-        parts.append(ArrayPart(name, "tile drain", "tile_drain", cfg, 1))
+    for d in hardware_designs():
+        cfg, kind = d.config(base), d.pe
+        assert kind is not None  # a hardware design has a PE kind
+        parts += [ArrayPart(d.name, "PE cores", _core(kind), cfg, n_pe),
+                  ArrayPart(d.name, "block decoders", _decoder(kind), cfg, n_dec)]
+        if kind.has_dialects:  # only dialect kinds have activation-quantizer RTL
+            parts.append(ArrayPart(d.name, "activation frontend", _FRONTEND, cfg, 1))
+        parts.append(ArrayPart(d.name, "tile drain", "tile_drain", cfg, 1))
     return parts
 
 
@@ -367,7 +383,7 @@ def _combine(pe: _PeFmax, sel: _SelectorFmax) -> Clock:
 
 def rows_for_csv(rows: Iterable[AblationRow]) -> list[list[object]]:
     """``area.csv`` rows (see :data:`CSV_HEADER`). ``selector_cycles`` is blank on the PE
-    axis (the MX designs have no selector)."""
+    axis (the fixed-format kinds have no selector)."""
     out: list[list[object]] = []
     for r in rows:
         rep, v = r.report, r.variant

@@ -45,10 +45,43 @@ from semdialect.config import Config
 
 __all__ = ["PE_LATENCY", "gemm_cycles", "gemm_cycles_raw"]
 
+#: max-plus "minus infinity" (no path) in the row-tile transition matrix
+_NONE = None
+
+_Matrix = tuple[tuple[int | None, ...], ...]
+
+
+def _mp_mul(a: _Matrix, b: _Matrix) -> _Matrix:
+    """Max-plus product: (a ⊗ b)[i][j] = max_k a[i][k] + b[k][j] (None = −∞)."""
+    out = []
+    for row in a:
+        new = []
+        for j in range(len(b[0])):
+            terms = [x + b[k][j] for k, x in enumerate(row)
+                     if x is not _NONE and b[k][j] is not _NONE]
+            new.append(max(terms) if terms else _NONE)
+        out.append(tuple(new))
+    return tuple(out)
+
+
+def _mp_power_apply(a: _Matrix, steps: int, vec: tuple[int, ...]) -> tuple[int, ...]:
+    """a^steps ⊗ vec in max-plus algebra by repeated squaring (O(log steps) products)."""
+    col: _Matrix = tuple((v,) for v in vec)
+    while steps:
+        if steps & 1:
+            col = _mp_mul(a, col)
+        steps >>= 1
+        if steps:
+            a = _mp_mul(a, a)
+    return tuple(int(c[0]) for c in col)  # every entry reachable: never −∞
 
 
 def gemm_cycles_raw(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: int) -> int:
-    """:func:`gemm_cycles` for a ``rows × cols`` array, C_sel = ``sel_cycles``, KB k-blocks."""
+    """:func:`gemm_cycles` for a ``rows × cols`` array, C_sel = ``sel_cycles``, KB k-blocks.
+
+    Evaluated in O(log T_m) time and O(1) memory: row tiles 0, 1 and the last one follow the
+    recurrence of the module docstring directly; the full row tiles in between all apply the
+    same max-plus linear map to (A_t, X_{t−1}, X_t), so their effect is one matrix power."""
     for name, val in (("rows", rows), ("cols", cols), ("sel_cycles", sel_cycles), ("M", m),
                       ("N", n), ("KB", kb)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -56,10 +89,11 @@ def gemm_cycles_raw(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: i
     t_m = ceil(m / rows)
     t_n = ceil(n / cols)
     c_last = n - (t_n - 1) * cols
-    accept_prev = quant_prev = 0  # A_{t-1}, Q_{t-1}
-    capture = [0] * t_m  # X_t: capture of row tile t's last column tile
-    n_prev = 0
-    for t in range(t_m):
+    # after row tile t: A_t, Q_t, n_{t,T_n-1}, X_{t-1}, X_t (read only once they exist)
+    accept_prev = quant_prev = n_prev = cap_prev2 = cap_prev = 0
+
+    def tile(t: int) -> None:
+        nonlocal accept_prev, quant_prev, n_prev, cap_prev2, cap_prev
         r_t = min(rows, m - t * rows)
         q_t = r_t * kb * sel_cycles
         if t == 0:
@@ -67,18 +101,40 @@ def gemm_cycles_raw(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: i
         elif t == 1:
             accept = accept_prev + quant_prev
         else:
-            accept = max(accept_prev + quant_prev, capture[t - 2] + 1)
+            accept = max(accept_prev + quant_prev, cap_prev2 + 1)
         full = accept + q_t + QUANTIZER_EXTRA + 1
         if t == 0:
             issue = full
             first = issue + kb + PE_LATENCY - 1
         else:
-            issue = max(full, capture[t - 1] + 1)
-            first = max(issue + kb + PE_LATENCY - 1, capture[t - 1] + n_prev + 1)
-        capture[t] = first + (t_n - 1) * max(kb, r_t * cols + 1)
+            issue = max(full, cap_prev + 1)
+            first = max(issue + kb + PE_LATENCY - 1, cap_prev + n_prev + 1)
+        cap_prev2, cap_prev = cap_prev, first + (t_n - 1) * max(kb, r_t * cols + 1)
         n_prev = r_t * c_last
         accept_prev, quant_prev = accept, q_t
-    return capture[-1] + n_prev + 1
+
+    # tiles 2 .. T_m − 2 are full (R_t = rows) after a full tile: with q = rows·KB·C_sel,
+    # P = (T_n − 1)·max(KB, rows·cols + 1) and n = rows·C_last, the recurrence reads
+    #   A_t = max(A_{t−1} + q, X_{t−2} + 1)
+    #   X_t = max(A_t + q + QUANTIZER_EXTRA + KB + PE_LATENCY + P,
+    #             X_{t−1} + P + max(KB + PE_LATENCY, n + 1))
+    middle = max(0, t_m - 3)
+    for t in range(min(t_m, 2)):
+        tile(t)
+    if middle:
+        q = rows * kb * sel_cycles
+        period = (t_n - 1) * max(kb, rows * cols + 1)
+        via_accept = q + QUANTIZER_EXTRA + kb + PE_LATENCY + period
+        via_capture = period + max(kb + PE_LATENCY, rows * c_last + 1)
+        step: _Matrix = ((q, 1, _NONE),  # A_t from (A_{t-1}, X_{t-2}, X_{t-1})
+                         (_NONE, _NONE, 0),  # X_{t-1}
+                         (q + via_accept, 1 + via_accept, via_capture))  # X_t
+        accept_prev, cap_prev2, cap_prev = _mp_power_apply(
+            step, middle, (accept_prev, cap_prev2, cap_prev))
+        quant_prev, n_prev = q, rows * c_last
+    for t in range(2 + middle, t_m):
+        tile(t)
+    return cap_prev + n_prev + 1
 
 
 def gemm_cycles(cfg: Config, m: int, n: int, k: int) -> int:

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semdialect.golden.formats import MX_BLOCK
-
+from semdialect.designs import PEKind
 from semdialect.paths import data_dir
 
 if TYPE_CHECKING:
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CATEGORIES",
     "DEFAULT_ASSUMPTIONS",
-    "PE_KINDS",
     "Action",
     "Assumptions",
     "action_counts_for_gemm",
@@ -60,9 +58,6 @@ __all__ = [
 CATEGORIES = (
     "preprocess", "selector", "decoder", "multiplier", "adder_tree", "accumulator", "memory",
 )
-
-#: PE datapaths: SemanticDialect/BlockDialect codes, or the OCP MX baselines (SPEC §8).
-PE_KINDS = ("dialect", "mxfp4", "mxint8")
 
 DEFAULT_ASSUMPTIONS = data_dir() / "energy" / (
     "assumptions_v1.toml"
@@ -222,21 +217,40 @@ def energy_per_mac(
 # Action counts
 # ---------------------------------------------------------------------------------------------
 
-#: Widths (bits) used by the count formulas. ``prod``: signed element product as rtl/pe.py
-#: builds it (5-bit ±HU or ±2·E2M1 operands → 10 bits; int8 → 16 bits);
-#: ``exp``: the scale-exponent adder (two 5-bit SE fields; two 8-bit E8M0 exponents);
-#: ``decode``: magnitude bits out of the decoder (HU ≤ 15, 2·E2M1 ≤ 12; none for MXINT8);
-#: ``elem``/``meta``: stored bits per element / per block (meta: SE + dialect id; E8M0).
-_PE_WIDTHS = {
-    "dialect": {"prod": 10, "exp": 5, "decode": 4, "elem": 4},
-    "mxfp4": {"prod": 10, "exp": 8, "decode": 4, "elem": 4},
-    "mxint8": {"prod": 16, "exp": 8, "decode": 0, "elem": 8},
-}
 _Q_BITS = 5  # preprocessed magnitude q (SPEC §2) and FP16 exponent field
 _ERR_BITS = 8  # ERR ≤ 225 (SPEC §3)
 _IDX_BITS = 3  # magnitude index of a code
 _SHIFT_LEVELS = 3  # q = (m >> 6) >> (E_max − E_i), distance saturating at 5: 3 mux levels
-_MX_ROUND_BITS = {"mxfp4": 4, "mxint8": 8}  # RNE increment on the element magnitude
+
+
+@dataclass(frozen=True)
+class _Widths:
+    """Widths (bits) used by the count formulas, for one PE kind under one configuration.
+
+    From the golden format (:meth:`semdialect.designs.PEKind.config_format`): ``elem`` /
+    ``meta`` stored bits per element / per block (``element_bits``; ``metadata_bits()`` = SE +
+    dialect id, or the E8M0 scale), ``exp`` the scale-exponent adder (``scale_bits()``: two
+    5-bit SE fields, two 8-bit E8M0 exponents), ``ids`` the dialect id (``id_bits()``).
+    From the kind (:class:`semdialect.designs.PEKind`): ``prod`` the signed element product
+    as rtl/pe.py builds it (2 · ``int_bits``: 5-bit ±HU or ±2·E2M1 operands → 10 bits; int8
+    → 16 bits), ``decode`` the magnitude bits out of the decoder (``int_bits`` − 1: HU ≤ 15,
+    2·E2M1 ≤ 12; 0 without a decoder, MXINT8).
+    """
+
+    elem: int
+    meta: int
+    exp: int
+    ids: int
+    prod: int
+    decode: int
+
+
+def _widths(cfg: Config, kind: PEKind) -> _Widths:
+    """The count formulas' widths of PE kind ``kind`` under ``cfg`` (see :class:`_Widths`)."""
+    fmt = kind.config_format(cfg)
+    return _Widths(elem=fmt.element_bits, meta=fmt.metadata_bits(), exp=fmt.scale_bits(),
+                   ids=fmt.id_bits(), prod=2 * kind.int_bits,
+                   decode=kind.int_bits - 1 if kind.decoder else 0)
 
 
 def tree_add_bits(n: int, width: int) -> int:
@@ -252,23 +266,23 @@ def tree_add_bits(n: int, width: int) -> int:
     return sum((n >> level) * (width + level - 1) for level in range(1, n.bit_length()))
 
 
-def _id_bits(k: int) -> int:
-    return max(1, (k - 1).bit_length())
-
-
 def _check_shape(m: int, n: int, k: int) -> None:
     for name, val in (("M", m), ("N", n), ("K", k)):
         if isinstance(val, bool) or not isinstance(val, int) or val < 1:
             raise ValueError(f"{name}: expected a positive integer, got {val!r}")
 
 
-def _pe_block(cfg: Config, pe: str) -> int:
-    if pe not in PE_KINDS:
-        raise ValueError(f"pe: must be one of {PE_KINDS}, got {pe!r}")
-    if pe != "dialect" and cfg.block != MX_BLOCK:
-        raise ValueError(f"pe: {pe} fixes the block size at {MX_BLOCK}, config has "
+def _pe_kind(cfg: Config, pe: PEKind | str) -> tuple[PEKind, int]:
+    """The PE kind ``pe`` names and its block size (a fixed-block kind needs it in ``cfg``)."""
+    try:
+        kind = PEKind.of(pe)
+    except ValueError:
+        raise ValueError(f"pe: must be one of {', '.join(k.value for k in PEKind)}, "
+                         f"got {pe!r}") from None
+    if kind.block is not None and cfg.block != kind.block:
+        raise ValueError(f"pe: {kind.value} fixes the block size at {kind.block}, config has "
                          f"block = {cfg.block}")
-    return cfg.block
+    return kind, cfg.block
 
 
 def action_counts_for_gemm(
@@ -278,7 +292,7 @@ def action_counts_for_gemm(
     K: int,  # noqa: N803
     bytes_moved: Mapping[str, Mapping[str, float]],
     *,
-    pe: str = "dialect",
+    pe: PEKind | str = PEKind.DIALECT,
     decode_in_pe: bool = False,
     requantize: bool = False,
 ) -> dict[str, float]:
@@ -291,29 +305,33 @@ def action_counts_for_gemm(
     i.e. re-quantized for every column tile instead of reusing stored codes); ae = ab·B.
     Weights are quantized offline (SPEC §4): no preprocessing or selection for W.
 
-    Counts (each ``category.action``; widths in bits, see ``_PE_WIDTHS``):
+    Counts (each ``category.action``; widths in bits from the golden format and the PE kind,
+    see ``_Widths``; the examples are the dialect, MXFP4 and MXINT8 kinds):
 
     * ``macs`` = M·N·K.
     * preprocess: ``int_add_bit`` = ab·(B−1)·5 (5-bit exponent max tree) + ae·5 (exponent
       distance); ``mux2_bit`` = ab·(B−1)·5 (max-tree selects) + ae·5·3 (3-level 5-bit shifter);
-      code quantization: dialect ``rom_read_bit`` += ae·3 (IDX lookup), MXFP4/MXINT8
-      ``int_add_bit`` += ae·4 / ae·8 (round-to-nearest-even increment).
+      code quantization: dialect kinds ``rom_read_bit`` += ae·3 (IDX lookup), fixed-format
+      kinds ``int_add_bit`` += ae·elem (round-to-nearest-even increment: 4 MXFP4, 8 MXINT8).
     * selector, ``lut``: ``rom_read_bit`` = ab·B·F·8 (ERR word per element per dialect);
       ``int_add_bit`` = ab·(F·tree_add_bits(B, 8) + (F−1)·(8 + log2 B)) (cost trees, then F−1
       cost compares); ``mux2_bit`` = ab·(F−1)·(8 + log2 B + id_bits(F)) (argmin selects).
       ``two-stage``: ``int_add_bit`` = ab·((B−1)·5 + 4·B·5 + 2·tree_add_bits(B, 1) +
       log2 B + 1) (max-q tree, two range tests of two bounds per element, two popcounts, count
       compare); ``mux2_bit`` = ab·(B−1)·5; ``rom_read_bit`` = ab·20 (pair ROM: 2 × 2 bounds ×
-      5 bits). MX PEs: no selector. ``formats_per_cycle`` does not change these counts.
+      5 bits). Fixed-format PEs: no selector. ``formats_per_cycle`` does not change these
+      counts.
     * decoder: decodes = M·Kp·TN + N·Kp·TM (at the array edges: every operand block entering a
       tile is decoded once and ±HU broadcast along the row/column, as rtl/mac_array.py does)
-      or 2·products with ``decode_in_pe`` (a stand-alone ``BlockPE(decode=True)``); dialect
-      ``rom_read_bit`` = decodes·4 (HU from a K×8 ROM), MXFP4 ``mux2_bit`` = decodes·4 (a
-      fixed 8-entry map is a few gates), MXINT8 none.
-    * multiplier: ``int_mul_5b`` / ``int_mul_e2m1`` / ``int_mul_8b`` = products.
+      or 2·products with ``decode_in_pe`` (a stand-alone ``BlockPE(decode=True)``); the
+      kind's ``decoder`` action = decodes·decode: dialect ``rom_read_bit`` = decodes·4 (HU
+      from a K×8 ROM), MXFP4 ``mux2_bit`` = decodes·4 (a fixed 8-entry map is a few gates),
+      MXINT8 none.
+    * multiplier: the kind's ``multiplier`` action = products (``int_mul_5b`` /
+      ``int_mul_e2m1`` / ``int_mul_8b``).
     * adder_tree: ``int_add_bit`` = pairs·tree_add_bits(B, prod) (prod = 10, 10, 16 bits).
     * accumulator: ``int_to_fp32`` = ``fp32_add`` = pairs; ``int_add_bit`` = pairs·exp
-      (scale-exponent adder: 5 bits, 8 for MX).
+      (scale-exponent adder: 5 bits, 8 for E8M0).
     * memory: ``sram_byte`` / ``dram_byte`` = Σ ``bytes_moved["sram"|"dram"]`` over operands
       (e.g. from :func:`min_bytes_moved` or a cycle model).
 
@@ -325,16 +343,17 @@ def action_counts_for_gemm(
         GEMM shape (rows of X, columns of W, reduction length).
     bytes_moved : Mapping[str, Mapping[str, float]]
         ``{"sram": {operand: bytes}, "dram": {operand: bytes}}`` (either level may be absent).
-    pe : str
-        ``"dialect"`` (the configured formatbook), ``"mxfp4"`` or ``"mxint8"`` (B must be 32).
+    pe : semdialect.designs.PEKind | str
+        The PE kind (or its name): a dialect kind uses the configured formatbook; a
+        fixed-block kind (MXFP4, MXINT8: 32) needs that B in ``cfg``.
     decode_in_pe : bool
         Decoders inside every PE instead of at the array edges.
     requantize : bool
         Re-run the activation frontend for every column tile.
     """
     _check_shape(M, N, K)
-    block = _pe_block(cfg, pe)
-    widths = _PE_WIDTHS[pe]
+    kind, block = _pe_kind(cfg, pe)
+    widths = _widths(cfg, kind)
     n_books = cfg.book().size
     log_b = block.bit_length() - 1
     nb = -(-K // block)
@@ -354,19 +373,19 @@ def action_counts_for_gemm(
     # preprocess (SPEC §2) and code quantization
     add("preprocess.int_add_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS)
     add("preprocess.mux2_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS * _SHIFT_LEVELS)
-    if pe == "dialect":
+    if kind.has_dialects:
         add("preprocess.rom_read_bit", ae * _IDX_BITS)
     else:
-        add("preprocess.int_add_bit", ae * _MX_ROUND_BITS[pe])
+        add("preprocess.int_add_bit", ae * widths.elem)
 
     # selector (SPEC §4)
-    if pe == "dialect" and cfg.select == "lut":
+    if kind.has_dialects and cfg.select == "lut":
         cost_bits = _ERR_BITS + log_b
         add("selector.rom_read_bit", ab * block * n_books * _ERR_BITS)
         add("selector.int_add_bit", ab * (n_books * tree_add_bits(block, _ERR_BITS)
                                           + (n_books - 1) * cost_bits))
-        add("selector.mux2_bit", ab * (n_books - 1) * (cost_bits + _id_bits(n_books)))
-    elif pe == "dialect":  # two-stage
+        add("selector.mux2_bit", ab * (n_books - 1) * (cost_bits + widths.ids))
+    elif kind.has_dialects:  # two-stage
         add("selector.int_add_bit", ab * ((block - 1) * _Q_BITS + 4 * block * _Q_BITS
                                           + 2 * tree_add_bits(block, 1) + log_b + 1))
         add("selector.mux2_bit", ab * (block - 1) * _Q_BITS)
@@ -374,18 +393,15 @@ def action_counts_for_gemm(
 
     # decoder
     decodes = 2 * products if decode_in_pe else M * kp * tn + N * kp * tm
-    if pe == "dialect":
-        add("decoder.rom_read_bit", decodes * widths["decode"])
-    elif pe == "mxfp4":
-        add("decoder.mux2_bit", decodes * widths["decode"])
+    if kind.decoder is not None:
+        add(f"decoder.{kind.decoder}", decodes * widths.decode)
 
     # PE datapath (SPEC §5)
-    add({"dialect": "multiplier.int_mul_5b", "mxfp4": "multiplier.int_mul_e2m1",
-         "mxint8": "multiplier.int_mul_8b"}[pe], products)
-    add("adder_tree.int_add_bit", pairs * tree_add_bits(block, widths["prod"]))
+    add(f"multiplier.{kind.multiplier}", products)
+    add("adder_tree.int_add_bit", pairs * tree_add_bits(block, widths.prod))
     add("accumulator.int_to_fp32", pairs)
     add("accumulator.fp32_add", pairs)
-    add("accumulator.int_add_bit", pairs * widths["exp"])
+    add("accumulator.int_add_bit", pairs * widths.exp)
 
     # memory
     for level in bytes_moved:
@@ -408,23 +424,24 @@ def min_bytes_moved(
     N: int,  # noqa: N803
     K: int,  # noqa: N803
     *,
-    pe: str = "dialect",
+    pe: PEKind | str = PEKind.DIALECT,
 ) -> dict[str, dict[str, float]]:
     """A simple traffic model (bytes) for :func:`action_counts_for_gemm`, until a cycle model
     supplies measured traffic.
 
-    Quantized operand size q(rows) = rows·nb·(B·elem + meta)/8 bytes (elem = 4 bits, 8 for
-    MXINT8; meta = 5 + id_bits(F) bits of SE and dialect id, 8 for an E8M0 scale).
+    Quantized operand size q(rows) = rows·nb·(B·elem + meta)/8 bytes, widths from the golden
+    format (elem = 4 bits, 8 for MXINT8; meta = 5 + id_bits(F) bits of SE and dialect id, 8
+    for an E8M0 scale).
     DRAM: X read once as FP16 (2·M·K), W read once pre-quantized (q(N)), Y written once as
     FP32 (4·M·N). SRAM: X codes written once and read once per column tile (q(M)·(1 + TN)),
     W written once and read once per row tile (q(N)·(1 + TM)), Y written once (4·M·N).
     """
     _check_shape(M, N, K)
-    block = _pe_block(cfg, pe)
+    kind, block = _pe_kind(cfg, pe)
+    widths = _widths(cfg, kind)
     nb = -(-K // block)
     tm, tn = -(-M // cfg.rows), -(-N // cfg.cols)
-    meta = _Q_BITS + _id_bits(cfg.book().size) if pe == "dialect" else 8
-    per_block = (block * _PE_WIDTHS[pe]["elem"] + meta) / 8
+    per_block = (block * widths.elem + widths.meta) / 8
 
     def quantized(rows: int) -> float:
         return rows * nb * per_block

@@ -1,15 +1,19 @@
 """Per-layer performance model of a workload: cycles, utilization and bytes moved by operand.
 
-The designs compared come from the same generator and the same output-stationary array
-(rows × cols block PEs, one block pair per PE per cycle; :mod:`sim.cycles` is the exact cycle
-count of ``rtl/gemm_core.py``):
+The designs compared are the registry's hardware designs
+(:func:`semdialect.designs.hardware_designs`), all from the same generator and on the same
+output-stationary array (rows × cols block PEs, one block pair per PE per cycle;
+:mod:`sim.cycles` is the exact cycle count of ``rtl/gemm_core.py``). :meth:`Design.of` builds
+a design's model from its registry entry and the configuration:
 
-* ``semanticdialect`` — the configuration as given (sd32, ``lut`` selection: the selector
-  takes K / formats_per_cycle cycles per activation block);
-* ``blockdialect`` — dfp4 with two-stage selection (1 cycle per block);
-* ``mxfp4`` / ``mxint8`` — the OCP MX PEs (E8M0 scale: no selection, modelled with 1
-  selector cycle per block on the same rows × cols array, always with 32-element blocks —
-  the OCP block size — whatever the configuration's B; only their PEs exist as RTL);
+* a dialect design (``semanticdialect`` — the configuration as given; ``blockdialect`` — dfp4
+  with two-stage selection) runs its selector: K / formats_per_cycle cycles per activation
+  block with ``lut``, 1 with ``two-stage``;
+* a fixed-format design (``mxfp4`` / ``mxint8``: E8M0 scale, no selection) is modelled with 1
+  selector cycle per block on the same rows × cols array, with its kind's fixed block size
+  (OCP MX: 32 elements whatever the configuration's B; only their PEs exist as RTL);
+* element, scale and dialect-id widths are the golden format's (``element_bits``,
+  ``scale_bits()``, ``id_bits()``);
 * ``+decomposition`` (ρ > 0) adds ⌈ρ·M⌉ residual rows per GEMM, run as a second pass through
   the array whose FP32 outputs are added to the main ones (modelled, not in the RTL).
 
@@ -27,18 +31,16 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from semdialect.golden.formats import MX_BLOCK
 from semdialect.sim.cycles import gemm_cycles_raw
 from semdialect.sim.workloads import Gemm
 
+from semdialect import designs
 from semdialect.config import Config
-
-#: the compared designs (see the module docstring)
-DESIGNS = ("semanticdialect", "blockdialect", "mxfp4", "mxint8")
+from semdialect.designs import PEKind
 
 #: clock assumed for times and TOPS when no Fmax was measured (``semdialect sim --no-fmax``)
 ASSUMED_CLOCK_MHZ = 100.0
@@ -46,34 +48,47 @@ ASSUMED_CLOCK_MHZ = 100.0
 
 @dataclass(frozen=True)
 class Design:
-    """One compared design on an array of ``cfg``'s size and block."""
+    """One compared design's cycle/traffic model on an array of ``cfg``'s size and block.
+
+    Build with :meth:`of` (from a registry design) or :func:`model_designs`.
+    """
 
     name: str
     cfg: Config
+    pe: PEKind
     sel_cycles: int
     element_bits: int
     se_bits: int  # per-block shared exponent (SE field or E8M0 scale)
-    id_bits: int  # per-block dialect id (0 for the MX formats)
+    id_bits: int  # per-block dialect id (0 for the fixed formats)
     rho: Fraction = Fraction(0)
 
     @property
     def label(self) -> str:
         return self.name + (f"+decomposition(rho={float(self.rho):g})" if self.rho else "")
 
+    @classmethod
+    def of(cls, d: designs.Design | str, cfg: Config, rho: Fraction | str | float = 0) -> Design:
+        """Registry design ``d`` (or its name) on ``cfg``'s array, with decomposition ``rho``.
 
-def design(name: str, cfg: Config, rho: Fraction | str | float = 0) -> Design:
-    """The named design on ``cfg``'s array (``semanticdialect`` uses ``cfg`` as is)."""
-    rho_f = Fraction(str(rho)) if not isinstance(rho, Fraction) else rho
-    if name == "semanticdialect":
-        book = cfg.book()
-        return Design(name, cfg, cfg.selector_cycles, 4, 5, book.id_bits, rho_f)
-    if name == "blockdialect":
-        bd = replace(cfg, formatbook="dfp4", select="two-stage", formats_per_cycle=16)
-        return Design(name, bd, 1, 4, 5, 4, rho_f)
-    if name in ("mxfp4", "mxint8"):  # OCP MX blocks are 32 elements whatever cfg.block says
-        mx = replace(cfg, block=MX_BLOCK)
-        return Design(name, mx, 1, 4 if name == "mxfp4" else 8, 8, 0, rho_f)
-    raise ValueError(f"design: unknown {name!r} (choose from {', '.join(DESIGNS)})")
+        Its configuration is :meth:`semdialect.designs.Design.config`; its widths are the
+        golden format's; a dialect design's selector takes its configuration's
+        ``selector_cycles``, a fixed-format design 1 cycle per block.
+        """
+        d = designs.design(d) if isinstance(d, str) else d
+        if d.pe is None:
+            raise ValueError(f"design: {d.name} has no PE in hardware (choose from "
+                             f"{', '.join(h.name for h in designs.hardware_designs())})")
+        rho_f = Fraction(str(rho)) if not isinstance(rho, Fraction) else rho
+        dcfg = d.config(cfg)
+        fmt = d.golden_format(cfg)
+        sel = dcfg.selector_cycles if d.pe.has_dialects else 1
+        return cls(d.name, dcfg, d.pe, sel, fmt.element_bits, fmt.scale_bits(), fmt.id_bits(),
+                   rho_f)
+
+
+def model_designs(cfg: Config) -> list[Design]:
+    """The model of every hardware design of the registry on ``cfg`` (report order)."""
+    return [Design.of(d, cfg) for d in designs.hardware_designs()]
 
 
 @dataclass(frozen=True)

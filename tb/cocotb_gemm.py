@@ -3,7 +3,8 @@
 Run through :func:`tb.runner.run_cocotb` (see ``tests/test_rtl_gemm_verilator.py``). Settings
 arrive in the environment:
 
-``GEMM_CONFIG``   configuration TOML the Verilog was generated from (required)
+``GEMM_CONFIG``   JSON of the :class:`semdialect.config.Config` fields the Verilog was
+                  generated from (required; :func:`tb.gemm_run.config_env`)
 ``GEMM_MAX_KB``   the core's ``max_kb`` (required; ``max_m``/``max_n`` are ``GEMM_MAX_M``/``N``)
 ``GEMM_CASES``    JSON list of cases ``{"m", "n", "kb", "data", "seed"[, "cycles"]}``; ``data`` is
                   ``random``, ``adversarial``, ``nan`` (NaN/Inf blocks in X), ``max``
@@ -14,8 +15,9 @@ arrive in the environment:
 ``GEMM_CYCLES``   JSON file the no-stall test writes ``[{M, N, K, cycles, expected}, …]`` to
 ``GEMM_CORRUPT``  ``1``: corrupt one expected value (a self-test: the run must fail)
 
-Protocol (as ``tb/cocotb_fp32_add.py``): inputs are driven after the falling clock edge, and
-after ``ReadOnly`` the outputs are sampled — the values the next rising edge acts on. Cycle
+Protocol (:class:`tb.drivers.GemmHarness`; stream orders in ``docs/ARCHITECTURE.md``,
+"GemmCore stream interface"): inputs are driven after the falling clock edge, and after
+``ReadOnly`` the outputs are sampled — the values the next rising edge acts on. Cycle
 numbers count falling edges; a GEMM's cycles are those from the command's transfer through
 the last output's transfer, both included (:mod:`semdialect.sim.cycles` models them).
 """
@@ -25,20 +27,18 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from semdialect.rtl.gemm_core import GemmCore
+from semdialect.rtl.layouts import GEMM_OUTPUT
+from semdialect.tb.drivers import GemmHarness
 from semdialect.tb.gemm_ref import activation_words, gemm_expected, pack, tile_order, weight_beats
-from semdialect.tb.ports import port
-from semdialect.tb.streams import OutputMonitor
 
-from semdialect.config import Config, load_config
+from semdialect.config import Config
 
-CONFIG: Config = load_config(os.environ["GEMM_CONFIG"])
+CONFIG: Config = Config(**json.loads(os.environ["GEMM_CONFIG"]))
 CORE = GemmCore.from_config(
     CONFIG,
     max_m=int(os.environ.get("GEMM_MAX_M", "255")),
@@ -111,97 +111,6 @@ def make_data(case: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 
 
 @dataclass
-class Streams:
-    """One stream's pending beats and handshake state."""
-
-    words: list[int]
-    sent: int = 0
-    holding: bool = False
-
-
-@dataclass
-class Outcome:
-    outputs: list[tuple[int, int, int]] = field(default_factory=list)  # (value, invalid, last)
-    cmd_cycles: list[int] = field(default_factory=list)
-    last_cycles: list[int] = field(default_factory=list)
-
-
-class Harness:
-    """Drives ``cmd``/``x``/``w`` and collects ``y`` cycle by cycle (see module docstring)."""
-
-    def __init__(self, dut) -> None:
-        self.clk = dut.clk
-        self.rst = dut.rst
-        names = ("cmd", "x", "w")
-        self.valid = {s: port(dut, f"{s}.valid") for s in names}
-        self.ready = {s: port(dut, f"{s}.ready") for s in names}
-        self.payload = {s: port(dut, f"{s}.payload") for s in names}
-        self.y_valid = port(dut, "y.valid")
-        self.y_ready = port(dut, "y.ready")
-        self.y_payload = port(dut, "y.payload")
-        layout = CORE.signature.members["y"].signature.members["payload"].shape
-        self.y_offsets = {name: layout[name].offset for name in ("value", "invalid", "last")}
-
-    async def reset(self) -> None:
-        for s in ("cmd", "x", "w"):
-            self.valid[s].value = 0
-            self.payload[s].value = 0
-        self.y_ready.value = 0
-        cocotb.start_soon(Clock(self.clk, 10, unit="ns").start())
-        self.rst.value = 1
-        for _ in range(2):
-            await RisingEdge(self.clk)
-        self.rst.value = 0
-
-    async def run(
-        self, cmds: list[int], x: list[int], w: list[int], n_out: int, rng: random.Random | None,
-        p_valid: float = 0.7, p_ready: float = 0.7, limit: int = 1_000_000,
-    ) -> Outcome:
-        """Send every command and beat, collect ``n_out`` outputs. ``rng`` None = no stalls;
-        otherwise each stream is valid with probability ``p_valid`` per cycle (once valid it
-        holds its beat until taken) and ``y.ready`` is high with probability ``p_ready``."""
-        streams = {"cmd": Streams(cmds), "x": Streams(x), "w": Streams(w)}
-        out = Outcome()
-        monitor = OutputMonitor("y")
-        cycle = 0
-        readonly = ReadOnly()
-        off = self.y_offsets
-        while len(out.outputs) < n_out:
-            await FallingEdge(self.clk)
-            for name, st in streams.items():
-                if not st.holding and st.sent < len(st.words) and (
-                    rng is None or rng.random() < p_valid
-                ):
-                    self.payload[name].value = st.words[st.sent]
-                    self.valid[name].value = 1
-                    st.holding = True
-                elif not st.holding:
-                    self.valid[name].value = 0
-            ready = rng is None or rng.random() < p_ready
-            self.y_ready.value = int(ready)
-            await readonly
-            for name, st in streams.items():
-                if st.holding and self.ready[name].value:
-                    st.sent += 1
-                    st.holding = False
-                    if name == "cmd":
-                        out.cmd_cycles.append(cycle)
-            raw = self.y_payload.value.to_unsigned() if self.y_valid.value else None
-            if monitor.transferred(cycle, raw, ready):
-                value = (raw >> off["value"]) & 0xFFFF_FFFF
-                invalid = (raw >> off["invalid"]) & 1
-                last = (raw >> off["last"]) & 1
-                out.outputs.append((value, invalid, last))
-                if last:
-                    out.last_cycles.append(cycle)
-            cycle += 1
-            assert cycle < limit, f"stuck after {cycle} cycles with {len(out.outputs)} outputs"
-        for name, st in streams.items():
-            assert st.sent == len(st.words), f"{name}: {st.sent} of {len(st.words)} beats taken"
-        return out
-
-
-@dataclass
 class Prepared:
     case: dict
     cmd: int
@@ -252,7 +161,7 @@ def check(prep: Prepared, outputs: list[tuple[int, int, int]], corrupt: bool = F
 async def test_gemm_no_stall(dut) -> None:
     """Every case alone, all streams always valid/ready: bit-exact Y and, where the case gives
     them, exactly the expected cycles; the measured cycles go to ``GEMM_CYCLES``."""
-    h = Harness(dut)
+    h = GemmHarness(dut, GEMM_OUTPUT)
     await h.reset()
     records = []
     for index, case in enumerate(CASES):
@@ -276,7 +185,7 @@ async def test_gemm_no_stall(dut) -> None:
 async def test_gemm_back_to_back(dut) -> None:
     """All cases as one command stream without gaps: each GEMM's outputs are bit-exact and
     each command is accepted exactly its expected cycles (where given) after the previous one."""
-    h = Harness(dut)
+    h = GemmHarness(dut, GEMM_OUTPUT)
     await h.reset()
     preps = [prepare(case) for case in CASES]
     out = await h.run(
@@ -301,7 +210,7 @@ async def test_gemm_back_to_back(dut) -> None:
 @cocotb.test()
 async def test_gemm_random_stalls(dut) -> None:
     """Every case with random valid/ready on cmd, x, w and y (and ``y`` protocol checks)."""
-    h = Harness(dut)
+    h = GemmHarness(dut, GEMM_OUTPUT)
     await h.reset()
     for index, case in enumerate(CASES):
         prep = prepare(case)

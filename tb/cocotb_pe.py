@@ -1,12 +1,12 @@
-"""cocotb tests of :class:`rtl.pe.BlockPE` (dialect, MXFP4, MXINT8) on Verilator vs
+"""cocotb tests of :class:`rtl.pe.BlockPE` (every PE kind: dialect, MXFP4, MXINT8) on Verilator vs
 ``golden.gemm`` on 1×K · K×1 problems (top: :class:`tb.pe_top.PETestTop`).
 
 Settings (environment): ``PE_CONFIG`` (configuration TOML of the dialect PE, required),
 ``PE_VECTORS`` (problems per kind, default 400), ``PE_SEED`` (default 1), ``PE_SUMMARY`` (JSON
 file receiving the number of problems and block pairs checked per kind), ``PE_CORRUPT``
-(``1``: corrupt one expected value; the run must fail).
+(``1``: corrupt one expected value of every kind; the run must fail).
 
-The three PEs run concurrently with independent random valid/ready patterns; every output is
+The PEs (one per kind) run concurrently with own random valid/ready patterns; every output is
 compared bit for bit (FP32 pattern and ``invalid``) with golden, and ``o`` must hold still
 while stalled. A second test checks latency 3 and one pair per cycle with no stalls.
 """
@@ -26,6 +26,7 @@ from semdialect.tb.ports import port
 from semdialect.tb.streams import OutputMonitor
 
 from semdialect.config import load_config
+from semdialect.designs import PEKind
 
 CONFIG = load_config(os.environ["PE_CONFIG"])
 TOP = PETestTop(CONFIG)
@@ -36,8 +37,8 @@ CORRUPT = os.environ.get("PE_CORRUPT") == "1"
 
 
 def problems(prefix: str) -> list:
-    kind = PE_PREFIXES[prefix]
-    return pe_vectors(CONFIG if kind == "dialect" else kind, VECTORS, SEED)
+    kind = PEKind(PE_PREFIXES[prefix])
+    return pe_vectors(CONFIG if kind.has_dialects else kind, VECTORS, SEED)
 
 
 def beats(prefix: str, probs: list) -> list[int]:
@@ -106,7 +107,7 @@ async def test_pe_random_stalls(dut) -> None:
     summary = {}
     for prefix, s in state.items():
         want = [(bits, inv) for _, _, _, bits, inv in s["probs"]]
-        if CORRUPT and prefix == "fp4_":
+        if CORRUPT:
             want[len(want) // 2] = (want[len(want) // 2][0] ^ 1, want[len(want) // 2][1])
         bad = [
             f"{name}: got {g[0]:08x}/{g[1]} want {w[0]:08x}/{w[1]}"

@@ -15,9 +15,11 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 from semdialect.golden.formats import DialectFormat
+from semdialect.rtl.block_decoder import ElementKind
 
 from semdialect import golden
 from semdialect.config import Config
+from semdialect.designs import PEKind
 
 __all__ = [
     "activation_words",
@@ -97,7 +99,8 @@ def dialect_block_values(q: golden.QTensor, row: int) -> list[dict[str, Any]]:
 
 
 def mx_block_values(q: golden.QTensor, row: int) -> list[dict[str, Any]]:
-    """The ``mx_block`` field dicts of every k-block of an MX ``q``'s row ``row``."""
+    """The ``mx_block`` field dicts of every k-block of ``q``'s row ``row``, ``q`` of a
+    fixed-format PE kind (codes and E8M0 scale byte, e.g. MXFP4, MXINT8)."""
     b = q.block
     codes = q.codes.reshape(-1, q.codes.shape[-1])[row]
     scale = q.scale.reshape(-1, q.scale.shape[-1])[row]
@@ -112,11 +115,12 @@ def _dialect_format(cfg: Config, weights: bool = False) -> DialectFormat:
 
 
 def pe_expected(
-    x: np.ndarray, w: np.ndarray, fmt: str | Config
+    x: np.ndarray, w: np.ndarray, fmt: Config | PEKind | str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """One PE problem: x (K,) and w (K,) → (activation blocks, weight blocks, FP32 bits of
     ``golden.gemm(x[None], w[:, None])``). ``fmt`` is a Config (dialect formats: its book,
-    select and B) or ``"mxfp4"``/``"mxint8"``."""
+    select and B) or a fixed-format PE kind (:class:`~semdialect.designs.PEKind` or its name,
+    e.g. ``"mxfp4"``)."""
     x2 = np.asarray(x)[None, :]
     w2 = np.asarray(w)[:, None]
     if isinstance(fmt, Config):
@@ -125,9 +129,10 @@ def pe_expected(
         y = golden.gemm(x2, w2, fmt.book(), select=fmt.select, block=fmt.block)
         blocks = dialect_block_values
     else:
-        qx = golden.quantize(x2, fmt)
-        qw = golden.quantize_weights(w2, fmt)
-        y = golden.gemm(x2, w2, fmt)
+        name = _fixed_kind(fmt).fmt
+        qx = golden.quantize(x2, name)
+        qw = golden.quantize_weights(w2, name)
+        y = golden.gemm(x2, w2, name)
         blocks = mx_block_values
     return blocks(qx, 0), blocks(qw, 0), int(np.asarray(y, np.float32).view(np.uint32)[0, 0])
 
@@ -147,7 +152,17 @@ _FP16_MAX = 65504.0
 _TINY = 2.0**-24
 
 
-def _adversarial_pairs(b: int, rng: np.random.Generator, mx: str | None) -> list:
+def _fixed_kind(fmt: PEKind | str) -> PEKind:
+    """The fixed-format PE kind ``fmt`` names (``ValueError`` for a dialect kind)."""
+    kind = PEKind.of(fmt)
+    if kind.fmt is None:
+        raise ValueError(f"fmt: the {kind.value} PE kind takes its formatbook from a Config")
+    return kind
+
+
+def _adversarial_pairs(b: int, rng: np.random.Generator, kind: ElementKind | None) -> list:
+    """Edge cases for every kind, then for a fixed-format ``kind`` its element extremes:
+    integer elements at ±(2^(bits−1) − 1), or a fixed grid's ties (RNE) and saturation."""
     normal = lambda kb, e=0: rng.standard_normal(kb * b) * 2.0**e  # noqa: E731
     signs = lambda kb: rng.choice([-1.0, 1.0], kb * b)  # noqa: E731
     cases = [
@@ -169,26 +184,30 @@ def _adversarial_pairs(b: int, rng: np.random.Generator, mx: str | None) -> list
     x = normal(1)
     w = normal(1)
     cases.append(("cancel", np.concatenate([x, -x]), np.concatenate([w, w])))
-    if mx == "mxint8":  # elements ±127: amax just below a power of two
-        cases.append(("int8 ±127", signs(2) * 1.99, signs(2) * 3.99))
-    if mx == "mxfp4":  # E2M1 ties (RNE) and saturation at ±6
-        ties = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0] * (b // 8))
-        cases.append(("e2m1 ties", ties * signs(1), np.full(b, 5.9)))
+    if kind is not None and kind.formatbook is None:  # integer elements at ±(2^(n−1) − 1):
+        bits = kind.element_bits  # amax just below a power of two
+        cases.append((f"int{bits} ±{(1 << (bits - 1)) - 1}", signs(2) * 1.99, signs(2) * 3.99))
+    elif kind is not None and not kind.pe.has_dialects:  # a fixed grid: ties and saturation
+        grid = kind.formatbook.hu[0].astype(np.float64) / 2  # values (HU / 2), e.g. E2M1
+        top, below = grid[-1], grid[-2]
+        ties = np.append((grid[1:] + grid[:-1]) / 2, top + (top - below) / 2)
+        cases.append((f"{kind.formatbook.name} ties", np.resize(ties, b) * signs(1),
+                      np.full(b, top - 0.1)))
     return cases
 
 
 def pe_vectors(
-    fmt: str | Config, count: int, seed: int
+    fmt: Config | PEKind | str, count: int, seed: int
 ) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], int, int]]:
     """``count`` PE problems: (name, activation blocks, weight blocks, expected FP32 bits,
     expected invalid flag). First the adversarial ones (zeros, −0, FP16 max/min magnitudes,
-    cancellation, MX extremes; for dialect formats a block selecting every dialect of the
-    book and one invalid block, SPEC §2), then random ones with 1..4 k-blocks and block
-    scales 2^−14 … 2^10."""
+    cancellation, a fixed-format kind's element extremes; for dialect formats a block
+    selecting every dialect of the book and one invalid block, SPEC §2), then random ones
+    with 1..4 k-blocks and block scales 2^−14 … 2^10."""
     rng = np.random.default_rng(seed)
-    mx = None if isinstance(fmt, Config) else fmt
-    b = fmt.block if isinstance(fmt, Config) else 32
-    pairs = _adversarial_pairs(b, rng, mx)
+    kind = None if isinstance(fmt, Config) else ElementKind.for_design(_fixed_kind(fmt))
+    b = fmt.block if isinstance(fmt, Config) else kind.block
+    pairs = _adversarial_pairs(b, rng, kind)
     if isinstance(fmt, Config):
         book = fmt.book()
         k = book.size

@@ -1,93 +1,313 @@
 """Run whole GEMMs through :class:`rtl.gemm_core.GemmCore` on Verilator (cocotb).
 
-Shared by the tests (``tests/test_rtl_gemm_verilator.py``) and ``semdialect sim``: generate the
-core for a configuration (test limits), build it once (cached by :func:`tb.runner.run_cocotb`)
-and run ``tb/cocotb_gemm.py`` on a list of cases; every output is compared bit for bit with
-the golden model inside the cocotb tests, and the measured no-stall cycles are written to a
-JSON file.
+Two uses share the generated core (Verilog cached by :func:`rtl.emit.cached_verilog`, the
+simulator by :func:`tb.runner.run_cocotb`):
+
+* :func:`run_gemm` — the testbench (``tests/test_rtl_gemm_verilator.py``, ``semdialect sim``):
+  ``tb/cocotb_gemm.py`` generates each case's data, compares every output bit with the golden
+  model, and writes the measured no-stall cycles to a JSON file.
+* :func:`run_gemm_arrays` — a caller's own tensors (``semdialect rtl-gemm``): FP16 X and
+  pre-quantized Wᵀ go to ``tb/cocotb_gemm_job.py`` as ``.npy`` files in a work folder, Y comes
+  back the same way; nothing is compared here.
+
+The core's limits (:class:`GemmLimits`: largest M, N and K/B; they set the command field
+widths and the activation buffer depth) are derived from the request and are part of the
+Verilog module name, hence of both cache keys.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
+import math
+import os
+import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from semdialect.rtl.emit import generate_verilog
-from semdialect.rtl.gemm_core import GemmCore
+import numpy as np
+from semdialect.rtl.emit import CachedVerilog, cached_verilog
+from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbRun, run_cocotb
 
-from semdialect.config import Config, load_config
+from semdialect import golden
+from semdialect.config import Config
 from semdialect.paths import build_dir
+
+__all__ = [
+    "CONFIG_LIMITS",
+    "TEST_LIMITS",
+    "GemmArraysResult",
+    "GemmLimits",
+    "case",
+    "config_env",
+    "gemm_verilog",
+    "run_gemm",
+    "run_gemm_arrays",
+    "verilog_dir",
+    "verilog_identifier",
+    "watch_progress",
+]
+
+#: a progress callback: one line of text per stage
+Progress = Callable[[str], None]
+
+#: expected no-stall cycles of a GEMM (M, N, K) — the cycle model, given by the caller
+CycleModel = Callable[[int, int, int], int]
 
 
 def verilog_dir() -> Path:
-    """Where the test builds of the GEMM core and their configuration files go."""
+    """Where the test runs' cycle files and the PE test top go."""
     return build_dir() / "verilog" / "gemm_tb"
 
-#: GEMM core limits of the test builds (small: fast counters and a small buffer)
-MAX_M = MAX_N = 255
-MAX_KB = 8
+
+@dataclass(frozen=True)
+class GemmLimits:
+    """Limits a GemmCore is generated for (:class:`~rtl.gemm_core.GemmCore` ``max_m``,
+    ``max_n``, ``max_kb``): the largest M, N (each 2^b − 1 for a command field of b bits: the
+    hardware depends only on b) and K/B (a power of two: the activation buffer holds
+    2 × rows × max_kb blocks)."""
+
+    max_m: int
+    max_n: int
+    max_kb: int
+
+    def __post_init__(self) -> None:
+        for name in ("max_m", "max_n", "max_kb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
+        if self.max_kb & (self.max_kb - 1):
+            raise ValueError(f"max_kb: must be a power of two, got {self.max_kb}")
+
+    @classmethod
+    def covering(cls, m: int, n: int, kb: int, floor: GemmLimits | None = None) -> GemmLimits:
+        """The smallest limits, at least ``floor`` (default :data:`TEST_LIMITS`, so small
+        requests share one build), that hold an M × N GEMM with K/B = ``kb``. ``ValueError``
+        when it exceeds :data:`CONFIG_LIMITS` (the core ``semdialect verilog`` generates for a
+        configuration)."""
+        CONFIG_LIMITS.check(m, n, kb)
+        base = floor or TEST_LIMITS
+        return cls(
+            max(base.max_m, (1 << m.bit_length()) - 1),
+            max(base.max_n, (1 << n.bit_length()) - 1),
+            max(base.max_kb, 1 << max(kb - 1, 0).bit_length()),
+        )
+
+    def check(self, m: int, n: int, kb: int, block: int | None = None) -> None:
+        """``ValueError`` unless 1 ≤ M ≤ max_m, 1 ≤ N ≤ max_n and 1 ≤ K/B ≤ max_kb (with
+        ``block`` = B, K is stated in elements)."""
+        for dim, value, top in (("M", m, self.max_m), ("N", n, self.max_n)):
+            if not 1 <= value <= top:
+                raise ValueError(f"gemm: {dim} = {value} is outside the GemmCore's range "
+                                 f"1..{top}")
+        if not 1 <= kb <= self.max_kb:
+            text = (f"K/B = {kb} is outside 1..{self.max_kb}" if block is None else
+                    f"K = {kb * block} ({kb} blocks of {block}) is outside "
+                    f"{block}..{self.max_kb * block}")
+            raise ValueError(f"gemm: {text}, the GemmCore's limit")
+
+    def kwargs(self) -> dict[str, int]:
+        """``max_m``/``max_n``/``max_kb`` keyword arguments of :class:`GemmCore`."""
+        return {"max_m": self.max_m, "max_n": self.max_n, "max_kb": self.max_kb}
+
+    @property
+    def suffix(self) -> str:
+        """``m<max_m>_n<max_n>_kb<max_kb>``, part of the Verilog module name."""
+        return f"m{self.max_m}_n{self.max_n}_kb{self.max_kb}"
+
+
+#: the test builds' limits (fast counters, a small buffer) and the floor of derived limits
+TEST_LIMITS = GemmLimits(255, 255, 8)
+#: the limits of a configuration's core (``GemmCore.from_config`` defaults, what ``semdialect
+#: verilog`` generates): every GEMM a configuration allows
+CONFIG_LIMITS = GemmLimits(DEFAULT_MAX_M, DEFAULT_MAX_N, DEFAULT_MAX_KB)
 
 
 def case(m: int, n: int, kb: int, data: str = "random", seed: int = 0) -> dict:
     return {"m": m, "n": n, "kb": kb, "data": data, "seed": seed}
 
 
-#: expected no-stall cycles of a GEMM (M, N, K) — the cycle model, given by the caller
-CycleModel = Callable[[int, int, int], int]
+def verilog_identifier(name: str) -> str:
+    """``name`` (e.g. a configuration name) made a Verilog identifier: other characters
+    become ``_``; a leading non-letter gets the prefix ``c_``."""
+    ident = re.sub(r"\W", "_", name)
+    return ident if ident[:1].isalpha() else f"c_{ident}"
 
 
-@functools.cache
-def gemm_verilog(cfg: Config) -> tuple[Path, float]:
-    """Generate the GemmCore of ``cfg`` (test limits); return its path and the seconds taken."""
-    start = time.monotonic()
-    name = f"gemm_core_{cfg.name.replace('-', '_')}"
-    core = GemmCore.from_config(cfg, max_m=MAX_M, max_n=MAX_N, max_kb=MAX_KB)
-    generate_verilog(core, name, verilog_dir())
-    return verilog_dir() / f"{name}.v", time.monotonic() - start
+def gemm_verilog(cfg: Config, limits: GemmLimits = TEST_LIMITS) -> CachedVerilog:
+    """The GemmCore of ``cfg`` for ``limits`` (module ``gemm_core_<config>_<limits>``), from
+    the Verilog cache when possible."""
+    name = f"gemm_core_{verilog_identifier(cfg.name)}_{limits.suffix}"
+    return cached_verilog(name, GemmCore.from_config, (cfg,), limits.kwargs())
 
 
-def config_file(cfg: Config) -> Path:
-    """A TOML file of ``cfg`` for the cocotb process (reduced configs are not shipped)."""
-    path = verilog_dir() / f"{cfg.name}.toml"
-    text = (
-        f'name = "{cfg.name}"\n[array]\nrows = {cfg.rows}\ncols = {cfg.cols}\n'
-        f'dataflow = "{cfg.dataflow}"\n[format]\nblock = {cfg.block}\n'
-        f'formatbook = "{cfg.formatbook}"\nselect = "{cfg.select}"\n'
-        f"[selector]\nformats_per_cycle = {cfg.formats_per_cycle}\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
-    assert load_config(path) == cfg
-    return path
+def config_env(cfg: Config) -> str:
+    """``cfg`` as JSON for a cocotb process (``Config(**json.loads(...))``); a formatbook
+    file path is made absolute (the simulator runs in another folder)."""
+    fields = cfg.to_dict()
+    book = fields["formatbook"]
+    if os.path.isfile(book):
+        fields["formatbook"] = str(Path(book).resolve())
+    return json.dumps(fields)
 
 
 def run_gemm(cfg: Config, cases: list[dict], expected_cycles: CycleModel | None = None,
-             **env: str) -> tuple[CocotbRun, float, Path]:
+             limits: GemmLimits | None = None, **env: str) -> tuple[CocotbRun, float, Path]:
     """Run ``cases`` on ``cfg``'s GemmCore; with ``expected_cycles`` (e.g.
     ``functools.partial(semdialect.sim.cycles.gemm_cycles, cfg)``) every no-stall GEMM and
-    every back-to-back command period must take exactly that many cycles."""
+    every back-to-back command period must take exactly that many cycles. ``limits`` default
+    to the smallest covering every case (:meth:`GemmLimits.covering`). Returns the run, the
+    seconds spent on Verilog (0-ish on a cache hit) and the measured-cycles JSON file."""
     if expected_cycles is not None:
         cases = [{**c, "cycles": expected_cycles(c["m"], c["n"], c["kb"] * cfg.block)}
                  for c in cases]
-    top, gen_seconds = gemm_verilog(cfg)
+    if limits is None:
+        limits = GemmLimits.covering(max(c["m"] for c in cases), max(c["n"] for c in cases),
+                                     max(c["kb"] for c in cases))
+    top = gemm_verilog(cfg, limits)
     cycles_tmp = verilog_dir() / f"cycles-{cfg.name}.json"
+    cycles_tmp.parent.mkdir(parents=True, exist_ok=True)
     cycles_tmp.unlink(missing_ok=True)
     extra_env = {
-        "GEMM_CONFIG": str(config_file(cfg)),
-        "GEMM_MAX_KB": str(MAX_KB),
-        "GEMM_MAX_M": str(MAX_M),
-        "GEMM_MAX_N": str(MAX_N),
+        "GEMM_CONFIG": config_env(cfg),
+        "GEMM_MAX_KB": str(limits.max_kb),
+        "GEMM_MAX_M": str(limits.max_m),
+        "GEMM_MAX_N": str(limits.max_n),
         "GEMM_CASES": json.dumps(cases),
         "GEMM_CYCLES": str(cycles_tmp),
         **env,
     }
-    run = run_cocotb([top], top.stem, "semdialect.tb.cocotb_gemm", extra_env=extra_env,
+    run = run_cocotb([top.path], top.name, "semdialect.tb.cocotb_gemm", extra_env=extra_env,
                      build_args=FAST_BUILD_ARGS)
-    return run, gen_seconds, cycles_tmp
+    return run, top.seconds, cycles_tmp
 
 
+# -- user tensors through files ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def watch_progress(path: Path, say: Progress | None, what: str,
+                   every: float = 10.0) -> Iterator[None]:
+    """While the block runs, every ``every`` seconds: ``say`` how far the simulation is (from
+    the job's ``progress.json``, :func:`tb.drivers.progress_file`) or, before it exists, that
+    the simulator is still being built or started. Nothing when ``say`` is None."""
+    if say is None:
+        yield
+        return
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                state = json.loads(path.read_text())
+                say(f"Verilator: simulating, cycle {state['cycle']}: {state['done']} of "
+                    f"{state['total']} {what} done")
+            except (OSError, ValueError, KeyError):
+                say(f"Verilator: building or starting the simulator "
+                    f"({time.monotonic() - start:.0f} s) ...")
+
+    thread = threading.Thread(target=loop, name="semdialect-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@dataclass(frozen=True)
+class GemmArraysResult:
+    """Outcome of :func:`run_gemm_arrays`."""
+
+    y_bits: np.ndarray  #: (M, N) uint32, binary32 bit patterns of Y
+    invalid: np.ndarray  #: (M, N) bool, the core's ``invalid`` output flags
+    cycles: int  #: command transfer through last output transfer, both included
+    verilog: CachedVerilog
+    run: CocotbRun
+
+    @property
+    def y(self) -> np.ndarray:
+        """Y as float32 (M, N)."""
+        return self.y_bits.view(np.float32)
+
+
+def cycle_limit(cfg: Config, m: int, n: int, kb: int) -> int:
+    """A generous bound on a GEMM's cycles without stalls (a deadlock guard, not a model):
+    four times the quantizer's and the array's work, plus 10 000."""
+    tiles = math.ceil(m / cfg.rows) * math.ceil(n / cfg.cols)
+    work = m * kb * cfg.selector_cycles + tiles * (kb + cfg.rows * cfg.cols + 8)
+    return 4 * work + 10_000
+
+
+def run_gemm_arrays(
+    cfg: Config,
+    x16: np.ndarray,
+    weights: golden.QTensor,
+    work_dir: str | os.PathLike[str],
+    *,
+    limits: GemmLimits | None = None,
+    progress: Progress | None = None,
+) -> GemmArraysResult:
+    """Y = X · W on ``cfg``'s GemmCore for X = ``x16`` ((M, K) float16, finite or not: a
+    NaN/Inf block flags its row's outputs, SPEC §2) and W given pre-quantized as
+    ``golden.quantize_weights`` returns it (Wᵀ: (N, K) codes, (N, K/B) SE and dialect, with
+    ``cfg``'s formatbook and B). Inputs and outputs pass through ``.npy`` files in
+    ``work_dir`` (an existing folder, e.g. a temporary one); the simulator's log goes to
+    ``work_dir/run/``. ``limits`` default to the smallest covering the GEMM."""
+    say = progress or (lambda _msg: None)
+    x16 = np.asarray(x16)
+    if x16.dtype != np.float16 or x16.ndim != 2:
+        raise ValueError(f"X: expected an (M, K) float16 array, got {x16.dtype} {x16.shape}")
+    m, k = x16.shape
+    b = cfg.block
+    if weights.se is None or weights.dialect is None or weights.block != b:
+        raise ValueError(f"W: expected dialect-quantized weights with B = {b}")
+    if weights.format != cfg.book().name:
+        raise ValueError(f"W: quantized with {weights.format}, the core uses {cfg.book().name}")
+    n, kw = weights.codes.shape
+    if k != kw or k % b:
+        raise ValueError(f"gemm: X has K = {k}, Wᵀ has K = {kw}; both must be a multiple of {b}")
+    kb = k // b
+    if limits is None:
+        limits = GemmLimits.covering(m, n, kb)
+    limits.check(m, n, kb, b)
+
+    t0 = time.monotonic()
+    say(f"Verilog: GemmCore {cfg.name} ({cfg.rows}x{cfg.cols}, B = {b}, {cfg.formatbook} "
+        f"{cfg.select}) for M <= {limits.max_m}, N <= {limits.max_n}, "
+        f"K <= {limits.max_kb * b} ...")
+    top = gemm_verilog(cfg, limits)
+    say(f"Verilog: {'reused from the cache' if top.hit else 'generated'} in "
+        f"{time.monotonic() - t0:.1f} s ({top.path})")
+
+    work = Path(work_dir)
+    np.save(work / "x.npy", np.ascontiguousarray(x16).view(np.uint16))
+    np.save(work / "w_codes.npy", np.ascontiguousarray(weights.codes, np.uint8))
+    np.save(work / "w_se.npy", (weights.se.astype(np.int16) + 16).astype(np.uint8))
+    np.save(work / "w_dialect.npy", np.ascontiguousarray(weights.dialect, np.uint8))
+    job = {"config": json.loads(config_env(cfg)), "limits": limits.kwargs(),
+           "m": m, "n": n, "kb": kb, "cycle_limit": cycle_limit(cfg, m, n, kb)}
+    (work / "job.json").write_text(json.dumps(job, indent=1))
+
+    say("Verilator: building the simulator unless cached (a new build takes about 0.5-2 min; "
+        f"builds are kept in {build_dir() / 'sim'}), then running {m}x{k} . {k}x{n} ...")
+    t0 = time.monotonic()
+    with watch_progress(work / "progress.json", progress, "outputs"):
+        run = run_cocotb([top.path], top.name, "semdialect.tb.cocotb_gemm_job",
+                         extra_env={"GEMM_JOB": str(work.resolve())},
+                         build_args=FAST_BUILD_ARGS, test_dir=work / "run")
+    result = json.loads((work / "result.json").read_text())
+    built = f"built in {run.build_seconds:.0f} s" if run.built else "reused the cached build"
+    say(f"Verilator: {built}, simulated {result['cycles']} cycles in {run.test_seconds:.1f} s "
+        f"(total {time.monotonic() - t0:.1f} s)")
+    y_bits = np.load(work / "y.npy")
+    invalid = np.load(work / "invalid.npy")
+    if y_bits.shape != (m, n) or y_bits.dtype != np.uint32 or invalid.shape != (m, n):
+        raise RuntimeError(f"cocotb job returned Y {y_bits.dtype} {y_bits.shape}, expected "
+                           f"uint32 ({m}, {n})")
+    return GemmArraysResult(y_bits, invalid, int(result["cycles"]), top, run)

@@ -14,14 +14,11 @@ code_quantizer.v     :class:`~rtl.quantizer.CodeQuantizer`
 dialect_decoder.v    :class:`~rtl.decoder.DialectDecoder` (one element lane)
 block_decoder.v      :class:`~rtl.block_decoder.BlockDecoder` (dialect kind)
 pe.v                 :class:`~rtl.pe.BlockPE`, dialect kind (decoders inside)
-pe_mxfp4.v           :class:`~rtl.pe.BlockPE`, MXFP4 kind (baseline)
-pe_mxint8.v          :class:`~rtl.pe.BlockPE`, MXINT8 kind (baseline)
 pe_core.v            :class:`~rtl.pe.BlockPE` without decoders (``decode=False``): the cell
                      :class:`~rtl.mac_array.MACArray` instantiates rows × cols times
-pe_core_mxfp4.v      the same for MXFP4 (baseline array cell)
-pe_core_mxint8.v     the same for MXINT8 (baseline array cell)
-block_decoder_mxfp4.v  :class:`~rtl.block_decoder.BlockDecoder`, MXFP4 kind
-block_decoder_mxint8.v :class:`~rtl.block_decoder.BlockDecoder`, MXINT8 kind
+pe_<k>.v …           for every other PE kind ``<k>`` of :class:`semdialect.designs.PEKind`
+                     (the baselines, e.g. ``mxfp4``): ``pe_<k>.v``, ``pe_core_<k>.v`` and
+                     ``block_decoder_<k>.v``, the same three modules for that kind
 mac_array.v          :class:`~rtl.mac_array.MACArray`
 act_buffer.v         :class:`~rtl.act_buffer.ActivationBuffer`
 tile_drain.v         :class:`~rtl.tile_drain.TileDrain`
@@ -37,7 +34,6 @@ is linted alone with ``verilator --lint-only -Wall`` (:func:`tb.verilator.lint`)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -46,14 +42,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from amaranth.lib import wiring
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.components import components
-from semdialect.rtl.emit import generate_verilog
-from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
+from semdialect.rtl.emit import cached_verilog
+from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N
 from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
 from semdialect.tb.verilator import Waiver, lint
 
 from semdialect.config import Config
+from semdialect.designs import PEKind
 from semdialect.paths import build_dir
 
 __all__ = ["LINT_WAIVERS", "TOOLS", "generate"]
@@ -97,6 +95,12 @@ def _tool_versions() -> dict[str, str]:
     return out
 
 
+def component(cfg: Config, name: str, **limits: int) -> wiring.Component:
+    """The component ``name`` of :func:`~semdialect.rtl.components.components` (a module-level
+    factory, so :func:`~semdialect.rtl.emit.cached_verilog` can key it)."""
+    return components(cfg, **limits)[name]()
+
+
 def generate(
     cfg: Config,
     out_dir: str | os.PathLike[str] | None = None,
@@ -119,18 +123,17 @@ def generate(
         raise ValueError(f"cfg: expected a semdialect.config.Config, got {cfg!r}")
     target = Path(out_dir if out_dir is not None else build_dir() / "verilog") / cfg.name
     target.mkdir(parents=True, exist_ok=True)
-    parts = components(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb)
+    limits = {"max_m": max_m, "max_n": max_n, "max_kb": max_kb}
     files: dict[str, dict[str, Any]] = {}
-    top = None
-    for name, make in parts.items():
-        component = make()
-        if name == "gemm_core":
-            top = component
-        text = generate_verilog(component, name, target)
+    ports: dict[str, dict[str, Any]] = {}
+    for name in components(cfg, **limits):
+        # cached by content (rtl.emit.cached_verilog): a hit skips the elaboration
+        made = cached_verilog(name, component, (cfg, name), limits, target)
+        ports[name] = made.info["ports"]
         files[f"{name}.v"] = {
             "module": name,
-            "class": type(component).__name__,
-            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "class": made.info["class"].rsplit(".", 1)[-1],
+            "sha256": made.sha256,
         }
 
     errors: list[BaseException] = []
@@ -149,8 +152,7 @@ def generate(
         for entry in files.values():
             entry["lint"] = "not run"
 
-    assert isinstance(top, GemmCore)
-    kind = ElementKind.dialect(cfg.block, cfg.book())
+    kind = ElementKind.for_config(PEKind.DIALECT, cfg)
     params = {
         "config": cfg.to_dict(),
         "formatbook": {"name": cfg.book().name, "size": cfg.book().size,
@@ -158,11 +160,12 @@ def generate(
         "top": "gemm_core",
         "limits": {"max_m": max_m, "max_n": max_n, "max_kb": max_kb},
         "derived": {
-            "selector_cycles": top.selector_cycles,
-            "quantizer_latency": top.selector_cycles + QUANTIZER_EXTRA,
+            "selector_cycles": cfg.selector_cycles,
+            "quantizer_latency": cfg.selector_cycles + QUANTIZER_EXTRA,
             "pe_latency": PE_LATENCY,
             "product_bits": kind.product_bits,
-            "cmd_layout": {name: field.width for name, field in top.cmd_layout},
+            "cmd_layout": {name: width for name, (_offset, width)
+                           in ports["gemm_core"]["cmd__payload"]["fields"].items()},
             "cycles": "sim.cycles.gemm_cycles(cfg, M, N, K)",
         },
         "files": files,

@@ -34,7 +34,8 @@ def _leaves(layout: data.Layout, prefix: str, base: int) -> list[_Leaf]:
         elem = layout.elem_shape
         if isinstance(elem, data.Layout):
             for i in range(layout.length):
-                out += _leaves(elem, f"{prefix}.{i}", base + i * elem.size)
+                name = f"{prefix}.{i}" if prefix else str(i)
+                out += _leaves(elem, name, base + i * elem.size)
         else:
             width = Shape.cast(elem).width
             out.append(_Leaf(prefix, base, width, layout.length, width))
@@ -57,11 +58,14 @@ class LayoutCodec:
         self.nbytes = (self.width + 7) // 8
         self.leaves = {leaf.name: leaf for leaf in _leaves(layout, "", 0)}
 
-    def pack(self, n: int, **fields: np.ndarray) -> list[int]:
-        """``n`` packed integers; keyword names use ``__`` for dots (``block__q=...``).
+    def pack(self, count: int, /, **fields: np.ndarray) -> list[int]:
+        """``count`` packed integers; keyword names use ``__`` for dots (``block__q=...``).
 
-        Scalars are (n,) arrays, array fields (n, count); missing fields are 0.
+        ``count`` is positional-only, so any field name is free (a GEMM command's ``n``).
+        Scalars are (count,) arrays, array fields (count, elements); missing fields are 0;
+        array elements of a struct array are addressed by index (``0__codes``, via ``**``).
         """
+        n = count
         bits = np.zeros((n, self.nbytes * 8), np.uint8)
         for key, values in fields.items():
             leaf = self.leaves[key.replace("__", ".")]

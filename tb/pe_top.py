@@ -1,15 +1,11 @@
-"""Verilator test top for the block dot-product PE: the three element kinds side by side.
+"""Verilator test top for the block dot-product PE: every PE kind side by side.
 
-One simulator binary holds three *independent* :class:`~rtl.pe.BlockPE` instances, each with
-its own ports (nothing connects them), so one Verilator build covers every kind:
-
-==============  ==================================================
-ports           instance
-==============  ==================================================
-``dial_i/o``    ``BlockPE(ElementKind.dialect(cfg.block, cfg.book()))``
-``fp4_i/o``     ``BlockPE(ElementKind.mxfp4())``
-``int8_i/o``    ``BlockPE(ElementKind.mxint8())``
-==============  ==================================================
+One simulator binary holds one *independent* :class:`~rtl.pe.BlockPE` per PE kind of the
+registry (:class:`semdialect.designs.PEKind`), each with its own ports (nothing connects
+them), so one Verilator build covers every kind. The ports of kind ``k`` carry the prefix
+``<k>_`` (:data:`PE_PREFIXES`): ``dialect_i``/``dialect_o`` for
+``BlockPE(ElementKind.for_config(PEKind.DIALECT, cfg))`` (the configuration's book and B),
+``mxfp4_i``/``mxfp4_o``, ``mxint8_i``/``mxint8_o`` for the fixed-format kinds.
 """
 
 from __future__ import annotations
@@ -20,21 +16,22 @@ from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.pe import BlockPE
 
 from semdialect.config import Config
+from semdialect.designs import PEKind
 
 __all__ = ["PE_PREFIXES", "PETestTop"]
 
-#: port prefix → PE kind name ("dialect" uses the configuration's book and B)
-PE_PREFIXES = {"dial_": "dialect", "fp4_": "mxfp4", "int8_": "mxint8"}
+#: port prefix → PE kind name (``PEKind`` value; a dialect kind uses the configuration's book
+#: and B)
+PE_PREFIXES: dict[str, str] = {f"{kind.value}_": kind.value for kind in PEKind}
 
 
 class PETestTop(wiring.Component):
-    """Three BlockPEs (dialect of ``cfg``, MXFP4, MXINT8) with prefixed members."""
+    """One BlockPE per PE kind (the dialect kind of ``cfg``) with prefixed members."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.pes = {
-            prefix: BlockPE(ElementKind.from_name(kind, 32 if kind != "dialect" else cfg.block,
-                                                  cfg.book() if kind == "dialect" else None))
+            prefix: BlockPE(ElementKind.for_config(kind, cfg))
             for prefix, kind in PE_PREFIXES.items()
         }
         members = {}

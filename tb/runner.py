@@ -5,8 +5,11 @@
 everything that changes the simulator binary (source names and contents, top module, Verilog
 parameters, extra Verilator arguments, tracing, and the Verilator/cocotb installations), so a
 second call with identical inputs reuses the binary without invoking Verilator or make: the
-directory holds a ``build.json`` stamp written only after a successful build. Test-time inputs
-(``extra_env``, ``testcase``, ``seed``) are not part of the hash.
+directory holds a ``build.json`` stamp written last (atomically) after a successful build,
+recording the simulator binary's size and SHA-256. A build is reused only while the binary
+still matches them; a truncated or corrupted binary (a full disk, a killed copy), a missing,
+garbled or older-format stamp means the folder is removed and the simulator rebuilt. Test-time
+inputs (``extra_env``, ``testcase``, ``seed``) are not part of the hash.
 
 Any failing or erroring cocotb test (read from the xUnit results file), a simulator crash, or
 a missing results file raises :class:`CocotbFailure` with the failing tests and the log tail.
@@ -104,6 +107,41 @@ def sources_hash(
     return digest.hexdigest()[:16]
 
 
+def _file_digest(path: Path) -> tuple[int, str]:
+    """(size in bytes, SHA-256 hex digest) of a file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _write_stamp(stamp: Path, binary: Path, info: Mapping[str, object]) -> None:
+    """Write the completion stamp of a build: ``info`` plus the binary's size and SHA-256,
+    through a temporary file renamed into place (a half-written stamp never exists)."""
+    size, sha = _file_digest(binary)
+    tmp = stamp.with_name(f".{stamp.name}.part")
+    tmp.write_text(json.dumps({**info, "binary_size": size, "binary_sha256": sha}, indent=1))
+    os.replace(tmp, stamp)
+
+
+def _cached_build_ok(stamp: Path, binary: Path) -> bool:
+    """True when ``stamp`` is a complete stamp of the current format and ``binary`` still has
+    the size and SHA-256 it records (cheap size check first)."""
+    try:
+        info = json.loads(stamp.read_text())
+        size, sha = info["binary_size"], info["binary_sha256"]
+        if not isinstance(size, int) or not isinstance(sha, str):
+            return False
+        if binary.stat().st_size != size:
+            return False
+        return _file_digest(binary) == (size, sha)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _log_tail(path: Path, lines: int = 60) -> str:
     if not path.is_file():
         return f"(no log at {path})"
@@ -137,6 +175,7 @@ def run_cocotb(
     testcase: str | Sequence[str] | None = None,
     seed: int | None = None,
     waves: bool | None = None,
+    test_dir: str | os.PathLike[str] | None = None,
 ) -> CocotbRun:
     """Build (once, cached) and simulate ``toplevel`` on Verilator, running ``test_module``.
 
@@ -144,7 +183,9 @@ def run_cocotb(
     ``<build_dir>/<toplevel>-<hash>/`` and each test module runs in its ``run-<module>/``
     subdirectory (logs, ``results.xml``, ``dump.vcd`` when tracing). ``waves`` defaults to
     ``WAVES=1`` in the environment. ``extra_env`` is passed to the simulator process (how a
-    test module receives its settings). Raises :class:`CocotbFailure` unless every test passed.
+    test module receives its settings). ``test_dir`` replaces ``run-<module>/`` (e.g. a
+    private folder, so that concurrent runs on one build do not share a results file).
+    Raises :class:`CocotbFailure` unless every test passed.
     """
     verilator_env()
     sources = [Path(s).resolve() for s in verilog_sources]
@@ -160,9 +201,10 @@ def run_cocotb(
     runner = get_runner("verilator")
     built = False
     build_seconds = 0.0
-    if not (stamp.is_file() and binary.is_file()):
+    if not _cached_build_ok(stamp, binary):
         if sim_dir.exists():
-            shutil.rmtree(sim_dir)  # an interrupted or failed build: start clean
+            # an interrupted, failed or damaged build (e.g. a truncated binary): start clean
+            shutil.rmtree(sim_dir)
         sim_dir.mkdir(parents=True)
         build_log = sim_dir / "build.log"
         start = time.monotonic()
@@ -182,16 +224,15 @@ def run_cocotb(
                 + _log_tail(build_log)
             ) from None
         build_seconds = time.monotonic() - start
-        stamp.write_text(
-            json.dumps(
-                {"toplevel": toplevel, "sources": [str(s) for s in sources], "waves": waves},
-                indent=1,
-            )
-        )
+        if not binary.is_file():
+            raise CocotbFailure(f"Verilator build of {toplevel} made no binary {binary}; log "
+                                f"{build_log}:\n" + _log_tail(build_log))
+        _write_stamp(stamp, binary, {"toplevel": toplevel,
+                                     "sources": [str(s) for s in sources], "waves": waves})
         built = True
 
     module_name = test_module.rsplit(".", 1)[-1].replace(",", "+")
-    test_dir = sim_dir / f"run-{module_name}"
+    test_dir = Path(test_dir).resolve() if test_dir is not None else sim_dir / f"run-{module_name}"
     results_xml = test_dir / "results.xml"
     test_log = test_dir / "test.log"
     test_dir.mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ import semdialect.sim.ablation as ablation
 from semdialect.sim.area import AreaReport, Ice40Stats
 
 from semdialect.config import Config, load_config
+from semdialect.designs import PEKind, hardware_designs
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = load_config(REPO / "configs" / "default.toml")
@@ -48,8 +49,11 @@ def test_default_axes_cover_the_issue_points() -> None:
         32, 16, 8, 4, 2, 1]
     assert sorted(v.cfg.select for v in vs if v.axis == "selector") == ["lut", "two-stage"]
     pe = {m for v in vs if v.axis == "pe" for m in v.modules}
-    assert pe == {"pe_core", "pe_core_mxfp4", "pe_core_mxint8", "block_decoder",
-                  "block_decoder_mxfp4", "block_decoder_mxint8"}
+    assert {"pe_core", "pe_core_mxfp4", "pe_core_mxint8", "block_decoder",
+            "block_decoder_mxfp4", "block_decoder_mxint8"} <= pe  # the shipped kinds
+    assert pe == {"pe_core", "block_decoder"} | {  # one core and decoder per PE kind
+        f"{base}_{k.value}" for k in PEKind if k is not PEKind.DIALECT
+        for base in ("pe_core", "block_decoder")}
     assert all(m in ablation.ROLES for v in vs for m in v.modules)
     baseline = next(v for v in vs if v.axis == "formatbook" and v.baseline)
     assert baseline.cfg == DEFAULT
@@ -132,3 +136,26 @@ def test_nothing_fits_gives_no_clock(monkeypatch) -> None:
                         lambda path, top, **_: _report(99_999))
     clock = ablation._clock(DEFAULT, Path("pe.v"), [(1, Path("sel1.v"))], say=lambda _: None)
     assert clock.mhz is None and clock.selector_p is None and len(clock.notes) == 2
+
+
+def test_every_hardware_design_and_pe_kind_has_components() -> None:
+    """The array parts are exactly the registry's hardware designs (each with PE cores, block
+    decoders and a tile drain; a frontend only for a dialect kind), and every module the plan
+    synthesizes — every PE kind's PE core and block decoder included — is a component the
+    generator emits for its configuration."""
+    from semdialect.rtl.components import components
+
+    parts = ablation.array_parts(DEFAULT)
+    assert list(dict.fromkeys(p.design for p in parts)) == [d.name for d in hardware_designs()]
+    for d in hardware_designs():
+        mine = {p.part: p for p in parts if p.design == d.name}
+        assert {"PE cores", "block decoders", "tile drain"} <= set(mine), d.name
+        assert ("activation frontend" in mine) == d.pe.has_dialects, d.name
+        assert all(p.cfg == d.config(DEFAULT) for p in mine.values()), d.name
+    pe_axis = [v for v in ablation.variants(DEFAULT) if v.axis == "pe"]
+    assert len(pe_axis) == len(PEKind)
+    for v in [*ablation.variants(DEFAULT), *parts]:
+        cfg = v.cfg
+        for module in getattr(v, "modules", None) or (v.module,):
+            assert module in components(cfg), module
+            assert module in ablation.ROLES, module

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+from semdialect.evaluation.compare import error_rows
 from semdialect.golden import pack_nibbles, quantize, quantize_weights, unpack_nibbles
 from semdialect.golden.blocks import to_fp16
+
+from semdialect.cli import main as cli_main
 
 
 def test_nan_inf_names_first_block_in_row_major_order() -> None:
@@ -88,3 +93,39 @@ def test_nibble_packing_order_and_roundtrip(rng) -> None:
         pack_nibbles(quantize(np.ones((1, 32)) * -3, "mxint8").codes)
     with pytest.raises(ValueError, match="even"):
         pack_nibbles(codes[:, :3])
+
+
+ALL_FORMATS = ("sd32", "dfp4", "mxfp4", "mxint8", "nvfp4", "int4")
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+@pytest.mark.parametrize("shape", [(0, 32), (0,), (2, 0), (0, 0), (3, 0, 64), (2, 3, 0)])
+@pytest.mark.parametrize("pad", [False, True])
+def test_quantize_rejects_empty_tensors(fmt: str, shape: tuple[int, ...], pad: bool) -> None:
+    """An empty tensor is one ValueError naming the tensor and its shape (no inf/nan)."""
+    with pytest.raises(ValueError, match=rf"^t: .*empty.*{re.escape(str(shape))}") as info:
+        quantize(np.zeros(shape, np.float16), fmt, pad=pad, name="t")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (32, 0), (0, 0)])
+def test_quantize_weights_rejects_empty_w(shape: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match=rf"^W: .*empty.*{re.escape(str(shape))}"):
+        quantize_weights(np.zeros(shape, np.float32), "sd32")
+
+
+@pytest.mark.parametrize("shape", [(0, 32), (4, 0), (0,)])
+def test_error_table_rejects_empty_tensors(shape: tuple[int, ...]) -> None:
+    """``semdialect error``'s rows: ValueError, not inf/nan rows."""
+    with pytest.raises(ValueError, match=rf"^e\.npy: .*empty.*{re.escape(str(shape))}"):
+        list(error_rows(np.zeros(shape, np.float32), name="e.npy"))
+
+
+def test_cli_error_on_empty_tensor_is_one_line(tmp_path, capsys) -> None:
+    p = tmp_path / "e.npy"
+    np.save(p, np.zeros((0, 32), np.float32))
+    assert cli_main(["error", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "empty" in err and "(0, 32)" in err
+    assert cli_main(["gemm", str(p), str(p), "-o", str(tmp_path / "y.npy")]) == 2
+    assert not (tmp_path / "y.npy").exists()

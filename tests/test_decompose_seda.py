@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from semdialect.golden import gemm, quantize, sd32
 from semdialect.golden.decompose import (
+    DecomposedParts,
     decomposed_linear,
     n_salient,
     residual,
@@ -157,3 +158,46 @@ def test_seda_rejects_two_stage_and_bad_shapes() -> None:
         seda_quantize(np.ones((5, 32)), g, "sd32")
     with pytest.raises(ValueError, match="layout"):
         seda_groups(uniform_map(6), layout=(1, 2, 2))
+
+
+def test_decomposition_and_seda_are_public_api() -> None:
+    import semdialect.golden as golden
+    from semdialect.golden import decompose, seda
+
+    for mod, names in ((decompose, ("decomposed_linear", "DecomposedLinear", "DecomposedParts",
+                                    "salient_tokens", "saliency", "residual")),
+                       (seda, ("seda_groups", "seda_quantize", "SedaGroups", "SedaResult"))):
+        for name in names:
+            assert getattr(golden, name) is getattr(mod, name) and name in golden.__all__
+    assert "FlushWarning" in golden.__all__
+
+
+@pytest.mark.parametrize("out", ["fp32", "fp16"])
+@pytest.mark.parametrize("rho", ["0", "0.1", "0.5"])
+def test_decomposed_parts_sum_to_the_output(out: str, rho: str) -> None:
+    """main and residual are the two SPEC §6 accumulations; their sum is y bit for bit."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_t(3, (16, 64)).astype(np.float16)
+    w = rng.standard_normal((64, 5)).astype(np.float16)
+    a = uniform_map(16)
+    a[:, :, [3, 11]] += 1.0
+    res = decomposed_linear(x, w, "sd32", attn=a, rho=rho, out=out)
+    parts = res.parts
+    assert isinstance(parts, DecomposedParts)
+    assert parts.salient.tolist() == res.salient.tolist()
+    n_s = res.salient.size
+    assert parts.main.dtype == np.float32 and parts.main.shape == (16, 5)
+    assert parts.residual.dtype == np.float32 and parts.residual.shape == (n_s, 5)
+    # main: the plain GEMM of X; residual: the GEMM of the salient rows' residual
+    assert np.array_equal(parts.main.view(np.uint32), gemm(x, w, "sd32").view(np.uint32))
+    if n_s:
+        rows = x[res.salient]
+        r = (rows.astype(np.float32) - quantize(rows, "sd32").dequant).astype(np.float16)
+        assert np.array_equal(parts.residual, gemm(r, w, "sd32"))
+    # their sum, rounded once as requested, is y bit for bit
+    y = parts.main.copy()
+    y[parts.salient] = y[parts.salient] + parts.residual
+    want = y if out == "fp32" else y.astype(np.float16)
+    assert res.y.dtype == want.dtype
+    assert res.y.tobytes() == want.tobytes()
+    assert parts.combine(out).tobytes() == res.y.tobytes()

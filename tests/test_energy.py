@@ -18,6 +18,7 @@ from semdialect.sim.energy import (
 )
 
 from semdialect.config import Config
+from semdialect.designs import PEKind, hardware_designs
 
 # The published 45 nm figures (Horowitz, ISSCC 2014) the table must carry unchanged.
 HOROWITZ = {"int_add_8b": 0.03, "int_add_32b": 0.1, "int_mul_8b": 0.2, "fp32_add": 0.9,
@@ -145,6 +146,8 @@ def test_count_options_and_formats() -> None:
     assert not any(k.startswith(("selector.", "decoder.")) for k in mx8)
     with pytest.raises(ValueError, match="pe: mxfp4 fixes the block size at 32"):
         action_counts_for_gemm(SMALL, 2, 2, 32, {}, pe="mxfp4")
+    with pytest.raises(ValueError, match="pe: must be one of dialect, mxfp4, mxint8"):
+        action_counts_for_gemm(SMALL, 2, 2, 32, {}, pe="fp8")
     with pytest.raises(ValueError, match="K: expected a positive integer"):
         action_counts_for_gemm(SMALL, 2, 2, 0, {})
     with pytest.raises(ValueError, match="level must be one of"):
@@ -163,7 +166,7 @@ def test_breakdown_sums_to_total_and_matches_hand_energy() -> None:
     assert e["accumulator"] == pytest.approx(0.45)
     assert e["selector"] == 0
     cfg = Config()  # the shipped default: 8×8, B = 32, sd32, lut
-    for pe in ("dialect", "mxfp4", "mxint8"):
+    for pe in PEKind:  # every PE kind of the registry has an energy model
         counts = action_counts_for_gemm(cfg, 64, 96, 512, min_bytes_moved(cfg, 64, 96, 512, pe=pe),
                                         pe=pe)
         e = energy_per_mac(counts, table)
@@ -205,3 +208,44 @@ def test_min_bytes_moved() -> None:
     q_x = 4 * 2 * 17.25
     assert moved["dram"] == {"X": 2 * 4 * 64, "W": q_w, "Y": 4 * 4 * 2}
     assert moved["sram"] == {"X": q_x * (1 + 1), "W": q_w * (1 + 2), "Y": 4 * 4 * 2}
+
+
+def test_mxfp4_counts_by_hand() -> None:
+    """MXFP4 on a 2×2 array, M = N = 2, K = 32 (one block): every count written out from the
+    formulas of the docstring (4-bit E2M1 codes, 8-bit E8M0 scale, no selector, E2M1 decoder
+    as a 4-bit mux, 10-bit products)."""
+    cfg = Config(rows=2, cols=2, block=32, formatbook="dfp4", formats_per_cycle=16)
+    moved = min_bytes_moved(cfg, 2, 2, 32, pe=PEKind.MXFP4)
+    block_bytes = (32 * 4 + 8) / 8  # 17
+    assert moved == {"dram": {"X": 2 * 32 * 2, "W": 2 * block_bytes, "Y": 2 * 2 * 4.0},
+                     "sram": {"X": 2 * block_bytes * 2, "W": 2 * block_bytes * 2, "Y": 16.0}}
+    counts = action_counts_for_gemm(cfg, 2, 2, 32, {}, pe=PEKind.MXFP4)
+    tree = 16 * 10 + 8 * 11 + 4 * 12 + 2 * 13 + 1 * 14  # 32 ten-bit products summed
+    assert counts == {
+        "macs": 128,
+        "preprocess.int_add_bit": 2 * 31 * 5 + 64 * 5 + 64 * 4,  # max tree, distance, RNE
+        "preprocess.mux2_bit": 2 * 31 * 5 + 64 * 5 * 3,
+        "decoder.mux2_bit": (2 * 32 + 2 * 32) * 4,
+        "multiplier.int_mul_e2m1": 128,
+        "adder_tree.int_add_bit": 4 * tree,
+        "accumulator.int_to_fp32": 4,
+        "accumulator.fp32_add": 4,
+        "accumulator.int_add_bit": 4 * 8,
+    }
+
+
+def test_every_hardware_design_has_an_energy_model() -> None:
+    """Each hardware design's PE kind names energy actions that exist in the shipped table,
+    and its estimate is positive in every datapath category."""
+    table = load_assumptions()
+    for d in hardware_designs():
+        assert d.pe is not None
+        for action in (d.pe.decoder, d.pe.multiplier):
+            assert action is None or action in table.actions, (d.name, action)
+        cfg = d.config(Config())
+        counts = action_counts_for_gemm(cfg, 16, 16, 256, min_bytes_moved(cfg, 16, 16, 256,
+                                                                          pe=d.pe), pe=d.pe)
+        e = energy_per_mac(counts, table)
+        for category in ("preprocess", "multiplier", "adder_tree", "accumulator", "memory"):
+            assert e[category] > 0, (d.name, category)
+        assert (e["selector"] > 0) == d.pe.has_dialects, d.name

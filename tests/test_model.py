@@ -8,17 +8,18 @@ from fractions import Fraction
 
 import pytest
 from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
-from semdialect.sim.model import design, layer_result, model_workload, step_cycles
+from semdialect.sim.model import Design, layer_result, model_designs, model_workload, step_cycles
 from semdialect.sim.workloads import Gemm, load_workload, workload_path
 
 from semdialect.config import load_config
+from semdialect.designs import DESIGNS, PEKind, hardware_designs
 
 CFG = load_config("configs/default.toml")
 
 
 def test_layer_result_counts() -> None:
     g = Gemm("fc", m=20, k=96, n=10, count=3)
-    r = layer_result(design("semanticdialect", CFG), g)
+    r = layer_result(Design.of("semanticdialect", CFG), g)
     assert r.cycles == gemm_cycles(CFG, 20, 10, 96)
     assert r.macs == 20 * 96 * 10
     assert r.utilization == pytest.approx(r.macs / (r.cycles * 8 * 8 * 32))
@@ -28,33 +29,35 @@ def test_layer_result_counts() -> None:
     assert r.w_se_bytes == row_tiles * 10 * 3 * 5 / 8  # 5-bit SE per block
     assert r.w_dialect_bytes == row_tiles * 10 * 3 * 5 / 8  # 5-bit sd32 dialect id per block
     assert r.w_meta_bytes == r.w_se_bytes + r.w_dialect_bytes
-    mx = layer_result(design("mxfp4", CFG), g)
+    mx = layer_result(Design.of("mxfp4", CFG), g)
     assert mx.w_se_bytes == row_tiles * 10 * 3 * 8 / 8 and mx.w_dialect_bytes == 0  # E8M0
     assert r.residual_bytes == 0
 
 
 def test_designs_differ_where_they_should() -> None:
     g = Gemm("fc", m=64, k=1024, n=64)
-    sd = layer_result(design("semanticdialect", CFG), g)
-    bd = layer_result(design("blockdialect", CFG), g)
-    i8 = layer_result(design("mxint8", CFG), g)
+    sd = layer_result(Design.of("semanticdialect", CFG), g)
+    bd = layer_result(Design.of("blockdialect", CFG), g)
+    i8 = layer_result(Design.of("mxint8", CFG), g)
     assert sd.cycles == gemm_cycles_raw(8, 8, 32 // 8, 64, 64, 32)
     assert bd.cycles == gemm_cycles_raw(8, 8, 1, 64, 64, 32)
     assert i8.w_elem_bytes == 2 * sd.w_elem_bytes
-    dec = layer_result(design("semanticdialect", CFG, "0.05"), g)
+    dec = layer_result(Design.of("semanticdialect", CFG, "0.05"), g)
     m_res = math.ceil(Fraction(5, 100) * 64)
     assert dec.cycles == sd.cycles + gemm_cycles_raw(8, 8, 4, m_res, 64, 32)
     assert dec.residual_bytes == m_res * 1024 * 2 + m_res * 64 * 4
-    with pytest.raises(ValueError, match="design"):
-        design("fp8", CFG)
-    padded = layer_result(design("mxfp4", CFG), Gemm("odd", 4, 68, 4))  # K padded to 96
+    with pytest.raises(ValueError, match="design: unknown 'fp8'"):
+        Design.of("fp8", CFG)
+    with pytest.raises(ValueError, match="design: nvfp4 has no PE"):
+        Design.of(DESIGNS["nvfp4"], CFG)
+    padded = layer_result(Design.of("mxfp4", CFG), Gemm("odd", 4, 68, 4))  # K padded to 96
     assert padded.cycles == gemm_cycles_raw(8, 8, 1, 4, 4, 3)
     assert padded.macs == 4 * 68 * 4
 
 
 def test_whole_workload_step() -> None:
     gemms = load_workload(workload_path("opensora2_256px_129f"))
-    rs = model_workload(design("semanticdialect", CFG), gemms)
+    rs = model_workload(Design.of("semanticdialect", CFG), gemms)
     assert len(rs) == len(gemms)
     want = sum(gemm_cycles_raw(8, 8, 4, g.m, g.n, -(-g.k // 32)) * g.count for g in gemms)
     assert step_cycles(rs) == want
@@ -65,9 +68,33 @@ def test_mx_designs_keep_ocp_32_element_blocks() -> None:
     small = replace(CFG, block=16, formatbook="dfp4", formats_per_cycle=4)
     g = Gemm("fc", m=16, k=256, n=16)
     for name in ("mxfp4", "mxint8"):
-        d = design(name, small)
+        d = Design.of(name, small)
+        assert d.pe is PEKind(name)
         assert d.cfg.block == 32 and d.cfg.rows == small.rows
         r = layer_result(d, g)
         assert r.cycles == gemm_cycles_raw(8, 8, 1, 16, 16, 256 // 32)  # no selector cycles
         assert r.utilization == pytest.approx(r.macs / (r.cycles * 8 * 8 * 32))
-    assert design("semanticdialect", small).cfg.block == 16
+    assert Design.of("semanticdialect", small).cfg.block == 16
+
+
+def test_model_designs_are_the_registry_hardware_designs() -> None:
+    """The cycle model compares exactly the registry's hardware designs, in its order, each
+    with the widths its golden format stores (written out here for the shipped formats)."""
+    models = model_designs(CFG)
+    assert [d.name for d in models] == [d.name for d in hardware_designs()]
+    widths = {d.name: (d.element_bits, d.se_bits, d.id_bits, d.sel_cycles) for d in models}
+    assert widths.items() >= {
+        "semanticdialect": (4, 5, 5, 32 // 8),  # sd32: 5-bit SE, 32 dialects, K/P cycles
+        "blockdialect": (4, 5, 4, 1),  # dfp4: 16 dialects, two-stage: 1 cycle
+        "mxfp4": (4, 8, 0, 1),  # E2M1 + E8M0
+        "mxint8": (8, 8, 0, 1),  # int8 + E8M0
+    }.items()
+
+
+def test_configured_design_follows_the_configuration() -> None:
+    """``semanticdialect`` is the configuration itself: a dfp4 configuration's model stores
+    dfp4's 4-bit dialect ids and takes its own selector cycles."""
+    small = load_config("configs/small.toml")  # dfp4, B = 16, lut, 4 formats per cycle
+    d = Design.of("semanticdialect", small)
+    assert d.cfg == small and d.id_bits == 4 and d.sel_cycles == 16 // 4
+    assert Design.of("blockdialect", small).cfg.block == 16

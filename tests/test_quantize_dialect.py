@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ from conftest import ref_nearest_up, ref_q, ref_se
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from semdialect.golden import dfp4, quantize, sd32
+from semdialect.golden import FlushWarning, dfp4, load_formatbook, quantize, sd32
 
 BOOKS = {"dfp4": dfp4(), "sd32": sd32()}
 
@@ -63,17 +66,25 @@ def _blocks(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
 def test_lut_quantize_matches_brute_force(rng, name: str, b: int) -> None:
     hu = BOOKS[name].hu.tolist()
     x = _blocks(rng, 120, b)
-    q = quantize(x.reshape(6, 20 * b), name, block=b)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q = quantize(x.reshape(6, 20 * b), name, block=b)
     se, dia, codes = q.se.reshape(-1), q.dialect.reshape(-1), q.codes.reshape(-1, b)
     deq = q.dequant.reshape(-1, b)
+    flushed = 0
     for i, blk in enumerate(x):
         r_se, r_f, r_codes = ref_lut_block(blk, hu)
+        flushed += all(c & 7 == 0 for c in r_codes) and any(v != 0 for v in blk)
         assert (se[i], dia[i]) == (r_se, r_f), i
         assert codes[i].tolist() == r_codes, i
         want = np.array([ref_dequant(c, hu[r_f], r_se) for c in r_codes], np.float32)
         assert deq[i].view(np.uint32).tolist() == want.view(np.uint32).tolist()
+    # the flush warning counts exactly the non-zero blocks whose codes are all magnitude 0
+    msgs = [str(w.message) for w in caught if w.category is FlushWarning]
+    assert [m.split(" blocks")[0] for m in msgs] == ([f"x: {flushed} of 120"] if flushed else [])
 
 
+@pytest.mark.filterwarnings("ignore::semdialect.golden.FlushWarning")
 def test_two_stage_matches_brute_force(rng) -> None:
     hu = dfp4().hu.tolist()
     x = _blocks(rng, 400, 32)
@@ -92,6 +103,7 @@ def test_block_with_max_6_5_picks_pair_2() -> None:
     assert quantize(x, "dfp4", select="two-stage").dialect[0] == 5
 
 
+@pytest.mark.filterwarnings("ignore::semdialect.golden.FlushWarning")  # the subnormal block
 @pytest.mark.parametrize("name", ["dfp4", "sd32"])
 def test_edge_blocks(name: str) -> None:
     hu = BOOKS[name].hu.tolist()
@@ -132,6 +144,7 @@ def test_every_lut_tie_point(name: str) -> None:
         assert all(w == k + 1 for w, k in zip(want[:7], range(7), strict=True))
 
 
+@pytest.mark.filterwarnings("ignore::semdialect.golden.FlushWarning")
 @settings(max_examples=60, deadline=None)
 @given(
     hnp.arrays(np.float16, (4, 32), elements=st.floats(-65504, 65504, width=16)),
@@ -156,6 +169,7 @@ def test_in_range_elements_within_half_grid_step(x: np.ndarray, name: str) -> No
             assert math.copysign(1, d) == math.copysign(1, v)
 
 
+@pytest.mark.filterwarnings("ignore::semdialect.golden.FlushWarning")
 @settings(max_examples=60, deadline=None)
 @given(hnp.arrays(np.float16, (3, 64), elements=st.floats(-1000, 1000, width=16)))
 def test_superset_formatbook_never_costs_more(x: np.ndarray) -> None:
@@ -189,3 +203,70 @@ def test_candidates_restrict_the_choice(rng) -> None:
         quantize(x, "dfp4", select="two-stage", candidates=dfp4().variant_mask(0))
     with pytest.raises(ValueError, match="no candidate"):
         quantize(x, "sd32", candidates=np.zeros(32, bool))
+
+
+#: largest FP16 value below 2^-18: q = floor(|x| · 2^18) = 0 at the SE clamp SE = -16
+BELOW_CLAMP = np.float16(63 * 2.0**-24)
+
+
+def _flush_input() -> np.ndarray:
+    """(2, 96): blocks (row, block) (0, 1) and (1, 2) are tiny but non-zero, (1, 0) is
+    all zero (±0), the rest are ordinary values."""
+    x = np.linspace(-3, 5, 2 * 96).reshape(2, 96).astype(np.float16)
+    x[0, 32:64] = 0
+    x[0, 40] = BELOW_CLAMP
+    x[0, 41] = -np.float16(2.0**-24)  # the smallest subnormal
+    x[1, 64:96] = np.float16(2.0**-20)
+    x[1, 0:32] = 0
+    x[1, 3] = -0.0
+    return x
+
+
+@pytest.mark.parametrize("fmt, select", [("sd32", "lut"), ("dfp4", "lut"),
+                                         ("dfp4", "two-stage")])
+def test_flushed_blocks_warn_once_with_the_count(fmt: str, select: str) -> None:
+    """SPEC §2: a non-zero block below the SE clamp dequantizes to all zeros: one
+    FlushWarning per call naming how many blocks of how many."""
+    x = _flush_input()
+    with pytest.warns(FlushWarning) as record:
+        q = quantize(x, fmt, select=select, name="acts")
+    assert len(record) == 1
+    assert re.match(r"^acts: 2 of 6 blocks .*flushed to zero", str(record[0].message))
+    assert not q.dequant[0, 32:64].any() and not q.dequant[1, 64:].any()
+    assert issubclass(FlushWarning, UserWarning)
+
+
+def test_flush_warning_is_once_per_call_across_chunks(monkeypatch) -> None:
+    driver = importlib.import_module("semdialect.golden.quantize")  # the module, not the function
+    monkeypatch.setattr(driver, "CHUNK_ELEMENTS", 96)  # one row per chunk
+    x = np.concatenate([_flush_input()] * 3)
+    with pytest.warns(FlushWarning, match=r"^x: 6 of 18 blocks") as record:
+        quantize(x, "sd32")
+    assert len(record) == 1
+
+
+def test_flush_at_the_clamp_boundary_and_user_books(tmp_path) -> None:
+    x = np.zeros((1, 32), np.float16)
+    x[0, 0] = np.float16(2.0**-18)  # q = 1: a tie between HU 0 and HU 1, which goes up
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert quantize(x, "sd32").dequant[0, 0] == 2.0**-17  # HU 1 · 2^(SE - 1)
+    # a dialect without HU 1 rounds q = 1 to 0: that block is flushed too
+    f = tmp_path / "coarse.toml"
+    f.write_text("dialects = [[0, 2, 3, 4, 5, 6, 7, 8]]\n")
+    with pytest.warns(FlushWarning, match=r"1 of 1 block"):
+        q = quantize(x, load_formatbook(f))
+    assert not q.dequant.any()
+
+
+@pytest.mark.parametrize("fmt", ["sd32", "dfp4", "mxfp4", "mxint8", "nvfp4", "int4"])
+def test_no_flush_warning_for_normal_or_zero_inputs(rng, fmt: str) -> None:
+    x = rng.standard_normal((4, 64)).astype(np.float16)
+    x[0] = 0
+    x[1, :32] = -0.0  # an all-zero block is exact, not flushed
+    x[2, 32:] = np.float16(2.0**-24) * np.arange(32)  # tiny elements next to ...
+    x[2, 63] = 1.0  # ... a large one: they round to 0 inside a non-zero block (not a flush)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quantize(x, fmt)
+        quantize(np.zeros((2, 64)), fmt, pad=True)

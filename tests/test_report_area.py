@@ -94,3 +94,38 @@ def test_summary_reports_ablation_array_and_clock(out: Path) -> None:
     assert mx_row.split("|")[6].strip() == "–"  # no MX frontend RTL: not zero, absent
     for png in ("area.png", "ablation.png"):
         assert (out / png).stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("config", ["small", "blockdialect"])
+def test_key_table_accuracy_is_the_configured_format(
+    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key table's ``semanticdialect`` row reads the accuracy of the configured
+    formatbook and selection at the configured B (dfp4 lut B = 16 for `small`, dfp4
+    two-stage for `blockdialect`), not sd32's; expected values from the golden model."""
+    import numpy as np
+    from semdialect.evaluation import samples
+    from semdialect.golden import quantize, sqnr_db
+
+    cfg = load_config(REPO / "configs" / f"{config}.toml")
+    rng = np.random.default_rng(11)
+    tensors = {"minilm.ffn_act": rng.standard_t(3, (64, 256)).astype(np.float32),
+               "video.tokens": rng.standard_normal((32, 128)).astype(np.float32) ** 3}
+    monkeypatch.setattr(samples, "sample_tensors",
+                        lambda: iter((n, x, "test") for n, x in tensors.items()))
+    mainjob.stage_golden(cfg, tmp_path)
+    mainjob.stage_cycles(cfg, "opensora2_256px_129f", "0.05", tmp_path, 100.0)
+    text = build_report(tmp_path, cfg=cfg, workload="opensora2_256px_129f", fmax_mhz=None,
+                        fallback_mhz=100.0).read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| semanticdialect |"))
+    bits, act, video = (c.strip() for c in row.split("|")[2:5])
+
+    def golden_row(book: str, select: str) -> tuple[str, str, str]:
+        q = {n: quantize(x, book, select=select, block=cfg.block) for n, x in tensors.items()}
+        return (f"{q['minilm.ffn_act'].bits_per_element:.3f}",
+                f"{sqnr_db(tensors['minilm.ffn_act'], q['minilm.ffn_act'].dequant):.2f}",
+                f"{sqnr_db(tensors['video.tokens'], q['video.tokens'].dequant):.2f}")
+
+    assert cfg.formatbook == "dfp4"
+    assert (bits, act, video) == golden_row("dfp4", cfg.select)
+    assert (bits, act, video) != golden_row("sd32", "lut")  # the row before the fix

@@ -17,17 +17,18 @@ from pathlib import Path
 import pytest
 from semdialect.golden.luts import Q_LEVELS
 from semdialect.rtl.block_quantizer import BlockQuantizer
-from semdialect.rtl.emit import generate_verilog
+from semdialect.rtl.emit import cached_verilog
 from semdialect.tb.frontend_top import FrontendTestTop
 from semdialect.tb.generate import LINT_WAIVERS
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, CocotbRun, run_cocotb
 from semdialect.tb.verilator import lint
 
 from semdialect.config import Config, load_config
+from semdialect.paths import build_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-VERILOG_DIR = REPO_ROOT / "build" / "verilog" / "frontend"
+VERILOG_DIR = build_dir() / "verilog" / "frontend"
 TEST_MODULE = "semdialect.tb.cocotb_frontend"
 
 #: the B = 64 run: dfp4, lut, 8 formats per cycle (C = 2, a value no shipped config has)
@@ -51,17 +52,19 @@ RUNS = {
 
 @functools.cache
 def frontend_verilog(cfg: Config) -> Path:
-    """Generate (or refresh, once per session) the test top of ``cfg``; return its path."""
-    name = f"frontend_{cfg.name}"
-    generate_verilog(FrontendTestTop(cfg), name, VERILOG_DIR)
-    return VERILOG_DIR / f"{name}.v"
+    """The test top of ``cfg`` (Verilog cached by content, :func:`rtl.emit.cached_verilog`),
+    copied to ``VERILOG_DIR/frontend_<name>.v``; return that path."""
+    made = cached_verilog(f"frontend_{cfg.name}", FrontendTestTop, (cfg,), out_dir=VERILOG_DIR)
+    assert made.copy is not None
+    return made.copy
 
 
 def block_quantizer_verilog(cfg: Config) -> Path:
-    """Generate (or refresh) the bare BlockQuantizer of ``cfg`` (what the chip instantiates)."""
-    name = f"block_quantizer_{cfg.name}"
-    generate_verilog(BlockQuantizer.from_config(cfg), name, VERILOG_DIR)
-    return VERILOG_DIR / f"{name}.v"
+    """The bare BlockQuantizer of ``cfg`` (what the chip instantiates), cached likewise."""
+    made = cached_verilog(f"block_quantizer_{cfg.name}", BlockQuantizer.from_config, (cfg,),
+                          out_dir=VERILOG_DIR)
+    assert made.copy is not None
+    return made.copy
 
 
 def run_frontend(
@@ -76,7 +79,7 @@ def run_frontend(
     }
     summary_path = None
     if "FRONTEND_SUMMARY" not in extra_env:
-        summary_path = VERILOG_DIR.parent.parent / "sim" / f"summary-{top.stem}.json"
+        summary_path = build_dir() / "sim" / f"summary-{top.stem}.json"
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.unlink(missing_ok=True)
         extra_env["FRONTEND_SUMMARY"] = str(summary_path)

@@ -25,13 +25,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from semdialect.rtl.emit import generate_verilog
+from semdialect.rtl.emit import cached_verilog, verilog_key
+from semdialect.rtl.gemm_core import GemmCore
 from semdialect.sim.cycles import gemm_cycles
-from semdialect.tb.gemm_run import case, run_gemm, verilog_dir
+from semdialect.tb.gemm_run import (
+    CONFIG_LIMITS,
+    TEST_LIMITS,
+    GemmLimits,
+    case,
+    run_gemm,
+    verilog_dir,
+)
 from semdialect.tb.pe_top import PETestTop
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, run_cocotb
 
 from semdialect.config import Config, load_config
+from semdialect.designs import PEKind
 from semdialect.paths import build_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -119,9 +128,9 @@ def test_gemm_verilator_reports_failure() -> None:
 
 
 def pe_verilog(cfg: Config) -> Path:
-    name = f"pe_top_{cfg.name}"
-    generate_verilog(PETestTop(cfg), name, verilog_dir())
-    return verilog_dir() / f"{name}.v"
+    made = cached_verilog(f"pe_top_{cfg.name}", PETestTop, (cfg,), out_dir=verilog_dir())
+    assert made.copy is not None
+    return made.copy
 
 
 PE_VECTORS = 600
@@ -139,7 +148,7 @@ def test_pe_verilator(record_property) -> None:
     })
     assert run.tests == 2
     summary = json.loads(summary_path.read_text())
-    assert sorted(summary) == ["dialect", "mxfp4", "mxint8"]
+    assert sorted(summary) == sorted(k.value for k in PEKind)  # every kind of the registry
     for kind, counts in summary.items():
         assert counts["problems"] >= PE_VECTORS, kind
         assert counts["block_pairs"] > counts["problems"], kind
@@ -155,3 +164,25 @@ def test_pe_verilator_reports_failure() -> None:
             "PE_CONFIG": str(CONFIGS / "default.toml"), "PE_VECTORS": "60",
             "PE_CORRUPT": "1",
         })
+
+
+def test_gemm_limits_cover_the_request() -> None:
+    """The core's limits follow the request (any K the configuration's core allows), never
+    below the test builds' limits, and they are part of the Verilog module name."""
+    assert GemmLimits.covering(1, 1, 1) == TEST_LIMITS
+    assert GemmLimits.covering(255, 255, 8) == TEST_LIMITS
+    # K = 288 at B = 32 (9 blocks, beyond the old fixed 8): the next power of two
+    assert GemmLimits.covering(3, 5, 9) == GemmLimits(255, 255, 16)
+    assert GemmLimits.covering(256, 1000, 8) == GemmLimits(511, 1023, 8)
+    top = GemmLimits.covering(CONFIG_LIMITS.max_m, CONFIG_LIMITS.max_n, CONFIG_LIMITS.max_kb)
+    assert top == CONFIG_LIMITS
+    for m, n, kb, what in ((1, 1, CONFIG_LIMITS.max_kb + 1, "K"),
+                           (CONFIG_LIMITS.max_m + 1, 1, 1, "M"), (1, 0, 1, "N")):
+        with pytest.raises(ValueError, match=what):
+            GemmLimits.covering(m, n, kb)
+    with pytest.raises(ValueError, match="power of two"):
+        GemmLimits(255, 255, 12)
+    small = load_config(CONFIGS / "small.toml")
+    keys = {verilog_key(f"gemm_core_small_{lim.suffix}", GemmCore.from_config, (small,),
+                        lim.kwargs()) for lim in (TEST_LIMITS, GemmLimits(255, 255, 16))}
+    assert len(keys) == 2

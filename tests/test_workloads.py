@@ -51,3 +51,132 @@ def test_bad_workloads(tmp_path) -> None:
         workload_path("nope")
     with pytest.raises(ValueError, match="cannot read"):
         load_workload(tmp_path / "missing.csv")
+
+
+# --- hostile inputs: one-line ValueErrors naming file, line and column, sane upper bounds ----
+
+HEADER = "layer,M,K,N,count\n"
+
+
+def _bad(tmp_path, text: str | bytes, match: str) -> str:
+    """Write ``text`` to a workload CSV, load it, return the ValueError's message."""
+    path = tmp_path / "w.csv"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=match) as info:
+        load_workload(path)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    assert str(path) in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "what"),
+    [
+        ("x,1000000000000,64,64,1", "M", "2147483648"),  # M = 10^12: bound, not a MemoryError
+        ("x,64,2147483649,64,1", "K", "2147483648"),
+        ("x,64,64,99999999999999999999,1", "N", "2147483648"),
+        ("x,64,64,64,4294967296", "count", "2147483648"),
+        ("x,-5,64,64,1", "M", "integer"),
+        ("x,0,64,64,1", "M", "integer"),
+        ("x,64,1.5,64,1", "K", "integer"),
+        ("x,64,1e3,64,1", "K", "integer"),
+        ("x,64,64,5_000,1", "N", "integer"),
+        ("x,64,64,abc,1", "N", "integer"),
+        ("x,64,64,,1", "N", "integer"),
+        ("x,64,64,64,nan", "count", "integer"),
+        ("x,64,64,64,\u0663", "count", "integer"),  # a non-ASCII digit int() would accept
+        ("x,64,64", "N", "missing"),
+        (",64,64,64,1", "layer", "empty"),
+    ],
+)
+def test_bad_values_name_line_and_column(tmp_path, row: str, column: str, what: str) -> None:
+    msg = _bad(tmp_path, HEADER + "ok,8,32,8,1\n" + row + "\n", f"line 3.*{column!r}")
+    assert what in msg, msg
+
+
+def test_header_only_and_empty(tmp_path) -> None:
+    _bad(tmp_path, HEADER, "no GEMM rows")
+    _bad(tmp_path, HEADER + "\n\n", "no GEMM rows")
+    _bad(tmp_path, "", "empty")
+
+
+def test_missing_columns_are_named(tmp_path) -> None:
+    msg = _bad(tmp_path, "layer,M,N,count\nx,1,2,3\n", "line 1.*missing column.*'K'")
+    assert "layer,M,K,N" in msg
+
+
+def test_extra_values_rejected(tmp_path) -> None:
+    _bad(tmp_path, HEADER + "x,8,32,8,1,99\n", "line 2.*6 values.*5 columns")
+
+
+def test_garbage_files(tmp_path) -> None:
+    _bad(tmp_path, b"layer,M,K,N,count\nx,8,\x0032,8,1\n", "line 2")  # NUL: csv.Error
+    _bad(tmp_path, b"layer,M,K,N,count\nx,8,32,8,\xff\xfe\n", "UTF-8")
+    _bad(tmp_path, HEADER + "x,8," + "9" * 5000 + ",8,1\n", "line 2.*'K'")
+
+
+def test_row_count_and_size_limits(tmp_path) -> None:
+    from semdialect.sim.workloads import MAX_BYTES, MAX_ROWS
+
+    _bad(tmp_path, HEADER + "x,8,32,8,1\n" * (MAX_ROWS + 1), f"more than {MAX_ROWS}")
+    big = tmp_path / "w.csv"
+    with open(big, "w") as fh:
+        fh.write(HEADER)
+        fh.truncate(MAX_BYTES + 1)
+    with pytest.raises(ValueError, match="larger than"):
+        load_workload(big)
+
+
+def test_not_a_regular_file(tmp_path) -> None:
+    folder = tmp_path / "dir.csv"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="not a regular file|cannot read"):
+        load_workload(folder)
+
+
+def test_conv_derived_shape_bounded(tmp_path) -> None:
+    conv = tmp_path / "w.csv"
+    conv.write_text(
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+        "Num Filter, Strides,\nconv1, 2000000000, 2000000000, 1, 1, 3, 64, 1,\n"
+    )
+    with pytest.raises(ValueError, match="line 2.*2147483648"):
+        load_workload(conv)
+
+
+def test_excel_bom_and_blank_lines_accepted(tmp_path) -> None:
+    path = tmp_path / "w.csv"
+    path.write_bytes(b"\xef\xbb\xbflayer,M,K,N,count\r\n\r\nfc,8,32,16,2\r\n")
+    (g,) = load_workload(path)
+    assert (g.layer, g.m, g.k, g.n, g.count) == ("fc", 8, 32, 16, 2)
+
+
+def test_largest_valid_shape_is_modelled_quickly(tmp_path) -> None:
+    """M = K = N = 2^31 (the stated bound) loads and runs through the cycle model at once."""
+    import time
+
+    from semdialect.sim.model import Design, layer_result
+
+    from semdialect.config import Config
+
+    path = tmp_path / "w.csv"
+    top = 2**31
+    path.write_text(HEADER + f"huge,{top},{top},{top},{top}\n")
+    (g,) = load_workload(path)
+    t0 = time.perf_counter()
+    r = layer_result(Design.of("semanticdialect", Config(rows=1, cols=1)), g)
+    assert time.perf_counter() - t0 < 2.0
+    assert r.cycles > top
+
+
+def test_gemm_rejects_bad_fields() -> None:
+    from semdialect.sim.workloads import Gemm
+
+    with pytest.raises(ValueError, match="m"):
+        Gemm("x", 0, 1, 1)
+    with pytest.raises(ValueError, match="count"):
+        Gemm("x", 1, 1, 1, 2**40)

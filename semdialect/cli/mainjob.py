@@ -24,33 +24,77 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import sys
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from semdialect.cli.output import check_dirs
 from semdialect.config import Config, load_config
+from semdialect.designs import DESIGNS, configured_design
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import quantize
+from semdialect.outdir import check_out_dir, staged_dir
 from semdialect.paths import build_dir, configs_dir
 from semdialect.sim.cycles import gemm_cycles
 from semdialect.sim.model import (
     ASSUMED_CLOCK_MHZ,
-    DESIGNS,
     LayerResult,
-    design,
+    model_designs,
     model_workload,
     step_cycles,
     write_reports,
 )
-from semdialect.sim.workloads import load_workload, workload_path
+from semdialect.sim.model import Design as CycleDesign
+from semdialect.sim.workloads import Gemm, load_workload, workload_path
 
-#: clock assumed for throughput when no Fmax was measured (MHz); the summary says which
-#: files of the area stage, and of its Fmax part (removed when a run skips them)
+#: files of the area stage, and of its Fmax part
 AREA_OUTPUTS = ("area.csv", "array_area.csv", "area.png", "ablation.png")
 FMAX_OUTPUTS = ("fmax.csv", "fmax_notes.txt")
+#: which stages ran (``stage,status`` rows; the summary lists them)
+STAGES_CSV = "stages.csv"
+#: every file a run may write besides plots (``*.png``) and ``summary.md``, which the report
+#: builder owns; an earlier run's copy of any of them never survives into a new output
+#: folder, whatever this run skipped (other files of ``--out`` are carried over)
+SIM_OUTPUTS = frozenset({
+    "samples_accuracy.csv", "dialect_usage.csv", "model_vs_rtl.csv", *AREA_OUTPUTS,
+    *FMAX_OUTPUTS, "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "energy.csv", STAGES_CSV,
+})
+#: ``--rho``: a plain decimal (optional exponent of at most 3 digits, so that parsing it
+#: into a Fraction is instant), at most this many characters
+_RHO_TEXT = re.compile(r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+_RHO_MAX_CHARS = 40
+
+
+def sim_owned(name: str) -> bool:
+    """True for the files a ``semdialect sim`` run writes into its output folder."""
+    return name in SIM_OUTPUTS or name == "summary.md" or name.endswith(".png")
+
+
+def parse_rho(rho: Fraction | str) -> Fraction:
+    """``--rho`` parsed once into an exact Fraction in [0, 1); a one-line ``ValueError``
+    naming ``--rho`` otherwise (not a decimal, NaN, infinite, ``1e400``, negative, >= 1)."""
+    if isinstance(rho, Fraction):
+        value = rho
+    else:
+        text = str(rho).strip()
+        if len(text) > _RHO_MAX_CHARS or not _RHO_TEXT.fullmatch(text):
+            raise ValueError(f"--rho: expected a decimal number in [0, 1), got {str(rho)[:50]!r}")
+        value = Fraction(text)
+    if not 0 <= value < 1:
+        raise ValueError(f"--rho: must be in [0, 1) (a fraction of the tokens), got {rho!s:.50}")
+    return value
+
+
+def _load_workload_arg(workload: str) -> list[Gemm]:
+    """``--workload``: a shipped name or a CSV path, read and validated completely."""
+    try:
+        return load_workload(workload_path(workload))
+    except ValueError as exc:
+        raise ValueError(f"--workload: {exc}") from None
 
 
 def _say(msg: str) -> None:
@@ -71,14 +115,17 @@ def stage_golden(cfg: Config, out: Path) -> tuple[list[list[object]], dict[str, 
 
     rows: list[list[object]] = []
     usage: dict[str, np.ndarray] = {}
+    # the formatbooks of the registry's dialect designs under cfg, with lut selection
+    lut_books = {f.name: f for f in (d.weight_format(cfg) for d in DESIGNS.values()
+                                     if d.pe is not None and d.pe.has_dialects)}
     for name, x, source in sample_tensors():
-        table = list(error_rows(x, block=cfg.block, name=name))
+        table = list(error_rows(x, block=cfg.block, name=name, cfg=cfg))
         _say(format_error_table(table, f"\n{name} {x.shape} — {source}"))
         rows += [[name, r.label, r.block, r.bits_per_element, r.sqnr_db, r.mse] for r in table]
-        for book in ("sd32", "dfp4"):
-            q = quantize(x, book, block=cfg.block)
-            usage[f"{name} · {book} lut"] = np.bincount(q.dialect.ravel(), minlength=32 if
-                                                        book == "sd32" else 16)
+        for book, fmt in lut_books.items():
+            q = quantize(x, fmt, block=cfg.block)
+            usage[f"{name} · {book} lut"] = np.bincount(q.dialect.ravel(),
+                                                        minlength=fmt.formatbook.size)
     _write_csv(out / "samples_accuracy.csv",
                ["tensor", "format", "block", "bits_per_element", "sqnr_db", "mse"], rows)
     _write_csv(out / "dialect_usage.csv", ["tensor_format", "dialect", "blocks"],
@@ -125,16 +172,17 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     return rows
 
 
-def stage_cycles(cfg: Config, workload: str, rho: str, out: Path, fmax_mhz: float
-                 ) -> dict[str, list[LayerResult]]:
-    """The cycle model on every design for one workload."""
-    gemms = load_workload(workload_path(workload))
+def stage_cycles(cfg: Config, workload: str, rho: Fraction | str, out: Path, fmax_mhz: float,
+                 gemms: Sequence[Gemm] | None = None) -> dict[str, list[LayerResult]]:
+    """The cycle model on every design for one workload (``gemms``: its rows, already
+    loaded; read from ``workload`` when None)."""
+    if gemms is None:
+        gemms = load_workload(workload_path(workload))
     results: dict[str, list[LayerResult]] = {}
     t0 = time.perf_counter()
-    for name in DESIGNS:
-        d = design(name, cfg)
+    for d in model_designs(cfg):
         results[d.label] = model_workload(d, gemms)
-    d = design("semanticdialect", cfg, rho)
+    d = CycleDesign.of(configured_design(), cfg, rho)
     results[d.label] = model_workload(d, gemms)
     secs = time.perf_counter() - t0
     write_reports([r for rs in results.values() for r in rs], out, fmax_mhz)
@@ -191,22 +239,20 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
     )
 
     table = load_assumptions()
-    pe_of = {"semanticdialect": "dialect", "blockdialect": "dialect", "mxfp4": "mxfp4",
-             "mxint8": "mxint8"}
     rows: list[list[object]] = []
     for label, rs in results.items():
         name = label.split("+")[0]
-        d = design(name, cfg)
+        d = CycleDesign.of(name, cfg)
         totals: dict[str, float] = {}
         macs = 0
         for r in rs:
             # DRAM: compulsory traffic (X, W, Y once; residual rows); SRAM: what the core's
             # streams carry (weights re-sent for every row tile), from the cycle model
-            dram = min_bytes_moved(d.cfg, r.m, r.n, r.k, pe=pe_of[name])["dram"]
+            dram = min_bytes_moved(d.cfg, r.m, r.n, r.k, pe=d.pe)["dram"]
             traffic = {"dram": {**dram, "R": r.residual_bytes},
                        "sram": {"X": r.x_bytes, "W": r.w_elem_bytes + r.w_meta_bytes,
                                 "Y": r.y_bytes}}
-            counts = action_counts_for_gemm(d.cfg, r.m, r.n, r.k, traffic, pe=pe_of[name])
+            counts = action_counts_for_gemm(d.cfg, r.m, r.n, r.k, traffic, pe=d.pe)
             e = energy_per_mac(counts, table)
             for key, val in e.items():
                 totals[key] = totals.get(key, 0.0) + val * counts["macs"] * r.count
@@ -220,45 +266,63 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
     return rows
 
 
-def run(config_path: str, out_dir: str = "reports/out", workload: str = "opensora2_256px_129f",
-        rho: str = "0.05", skip_rtl: bool = False, skip_area: bool = False,
-        fmax: bool = True) -> int:
-    """The main job; returns the process exit status."""
+def run(config_path: Config | str, out_dir: str = "reports/out",
+        workload: str = "opensora2_256px_129f", rho: Fraction | str = "0.05",
+        skip_rtl: bool = False, skip_area: bool = False, fmax: bool = True) -> int:
+    """The main job on a Config (the CLI parses --config) or a config path; returns the
+    process exit status.
+
+    Every argument is checked first (configuration, workload file read and validated, rho,
+    the output folder); a bad one raises a one-line ``ValueError`` naming it before anything
+    is touched. Outputs go into a staging folder next to ``out_dir`` that replaces it only
+    when every stage succeeded (:func:`semdialect.outdir.staged_dir`): ``out_dir`` then holds
+    this run's files only — none of an earlier run's, whatever this run skipped — plus the
+    files it held that a run does not write (``semdialect eval``'s report, a user's notes).
+    On failure or Ctrl-C the staging folder is removed and ``out_dir`` is left as it was."""
     t_start = time.perf_counter()
-    cfg = load_config(config_path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg = config_path if isinstance(config_path, Config) else load_config(config_path)
+    rho_f = parse_rho(rho)
+    gemms = _load_workload_arg(workload)
+    check_dirs({"--out": out_dir})
+    target = check_out_dir("--out", out_dir)
+    stages = [("golden model", "ran"),
+              ("RTL on Verilator", "skipped (--skip-rtl)" if skip_rtl else "ran"),
+              ("area", "skipped (--skip-area)" if skip_area else "ran"),
+              ("iCE40 Fmax", "skipped (--skip-area)" if skip_area else
+               "skipped (--no-fmax)" if not fmax else "ran"),
+              ("cycle model", "ran"), ("energy", "ran")]
     _say(f"semdialect sim — config {cfg.name}: {cfg.rows}x{cfg.cols} array, B={cfg.block}, "
          f"{cfg.formatbook} {cfg.select}, {cfg.formats_per_cycle} formats/cycle")
-    _say("\n[1/5] golden model: every format on the shipped real tensors")
-    stage_golden(cfg, out)
-    if skip_rtl:
-        _say("\n[2/5] RTL on Verilator: skipped (--skip-rtl)")
-    else:
-        _say("\n[2/5] RTL: one GEMM tile on Verilator, bit-exact check and cycles")
-        stage_rtl(cfg, out)
-    measured = None
-    if skip_area:
-        _say("\n[3/5] area: skipped (--skip-area)")
-        for name in (*AREA_OUTPUTS, *FMAX_OUTPUTS):  # a report of this run, not an older one
-            (out / name).unlink(missing_ok=True)
-    else:
-        _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's array "
-             "(cached)")
-        measured = stage_area(cfg, out, fmax)
-    clock = measured or ASSUMED_CLOCK_MHZ
-    _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
-         f"{' = measured iCE40 Fmax' if measured else ', assumed'})")
-    results = stage_cycles(cfg, workload, rho, out, clock)
-    _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
-    stage_energy(cfg, results, out)
-    from semdialect.reports.build import build_report
+    with staged_dir(out_dir, "--out") as staging:
+        out = staging.path
+        _say("\n[1/5] golden model: every format on the shipped real tensors")
+        stage_golden(cfg, out)
+        if skip_rtl:
+            _say("\n[2/5] RTL on Verilator: skipped (--skip-rtl)")
+        else:
+            _say("\n[2/5] RTL: one GEMM tile on Verilator, bit-exact check and cycles")
+            stage_rtl(cfg, out)
+        measured = None
+        if skip_area:
+            _say("\n[3/5] area: skipped (--skip-area)")
+        else:
+            _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's "
+                 "array (cached)")
+            measured = stage_area(cfg, out, fmax)
+        clock = measured or ASSUMED_CLOCK_MHZ
+        _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
+             f"{' = measured iCE40 Fmax' if measured else ', assumed'})")
+        results = stage_cycles(cfg, workload, rho_f, out, clock, gemms)
+        _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
+        stage_energy(cfg, results, out)
+        _write_csv(out / STAGES_CSV, ["stage", "status"], stages)
+        # files of --out that no run writes (`semdialect eval`'s accuracy.csv, which the
+        # report reads, a user's notes) come along; an earlier run's outputs do not
+        staging.carry_over(lambda name: not sim_owned(name))
+        from semdialect.reports import build as report_build
 
-    summary = build_report(out, cfg=cfg, workload=workload, fmax_mhz=measured,
-                           fallback_mhz=ASSUMED_CLOCK_MHZ)
-    _say(f"\nwrote {summary} and plots in {out}/ ({time.perf_counter() - t_start:.0f} s)")
+        summary = report_build.build_report(out, cfg=cfg, workload=workload,
+                                            fmax_mhz=measured, fallback_mhz=ASSUMED_CLOCK_MHZ)
+    _say(f"\nwrote {target / summary.name} and plots in {target}/ "
+         f"({time.perf_counter() - t_start:.0f} s)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(sys.argv[1] if len(sys.argv) > 1 else "configs/default.toml"))
