@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from semdialect.golden.blocks import to_fp16
-from semdialect.golden.metrics import mse, sqnr_db
-from semdialect.golden.quantize import quantize
 
 from semdialect.config import Config
 from semdialect.designs import DESIGNS
+from semdialect.golden.blocks import to_fp16
+from semdialect.golden.metrics import mse, sqnr_db
+from semdialect.golden.quantize import quantize
 
 __all__ = ["ErrorRow", "error_rows"]
 

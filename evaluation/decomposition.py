@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from semdialect.designs import configured_design
 from semdialect.evaluation.hooks import Reference, Weights, layer_of
 from semdialect.evaluation.metrics import row_noise
 from semdialect.evaluation.minilm import MiniLM
@@ -28,8 +30,6 @@ from semdialect.golden import gemm_quantized, quantize
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import n_salient, residual, saliency_order, salient_tokens
 from semdialect.golden.metrics import sqnr_db_from_sums
-
-from semdialect.designs import configured_design
 
 __all__ = ["SEEDS", "SELECTIONS", "STUDY_RHOS", "StudyRow", "minilm_study", "video_study"]
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from semdialect.designs import Design
 from semdialect.evaluation.metrics import PooledSqnr
 from semdialect.evaluation.minilm import LINEAR_SUFFIXES, fp32_linear
 from semdialect.evaluation.variants import (
@@ -31,8 +33,6 @@ from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import decomposed_linear, salient_tokens
 from semdialect.golden.quantize import QTensor
 from semdialect.golden.seda import SedaGroups, seda_groups, seda_quantize
-
-from semdialect.designs import Design
 
 __all__ = ["QuantHook", "Reference", "Weights", "layer_of", "linear_of"]
 

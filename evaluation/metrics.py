@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from semdialect.golden.metrics import sqnr_db_from_sums
 
 __all__ = [

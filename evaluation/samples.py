@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+
 from semdialect.evaluation.minilm import MiniLM, load_minilm
 from semdialect.evaluation.sentences import stdlib_sentences
 from semdialect.evaluation.video import load_video_tokens

@@ -39,6 +39,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+
 from semdialect.evaluation.decomposition import StudyRow, minilm_study, video_study
 from semdialect.evaluation.hooks import QuantHook, Reference, Weights
 from semdialect.evaluation.metrics import Temporal, embedding_metrics, temporal_consistency

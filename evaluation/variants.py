@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from semdialect.config import Config
+from semdialect.designs import DESIGNS, Design, configured_design
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import residual
 from semdialect.golden.formats import BlockFormat, DialectFormat
 from semdialect.golden.quantize import QTensor, quantize
 from semdialect.golden.seda import SedaGroups, seda_quantize
-
-from semdialect.config import Config
-from semdialect.designs import DESIGNS, Design, configured_design
 
 __all__ = [
     "CONFIG",

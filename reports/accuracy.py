@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from semdialect.designs import configured_design
 from semdialect.evaluation.decomposition import SEEDS, StudyRow
 from semdialect.evaluation.hooks import layer_of, linear_of
 from semdialect.evaluation.study import FULL_SENTENCES, Results, run_eval
 from semdialect.evaluation.variants import CONFIG, RHO, TAU, main_path
-
-from semdialect.designs import configured_design
 
 __all__ = ["csv_rows", "layer_rows", "main", "markdown", "write_reports"]
 

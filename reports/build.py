@@ -14,10 +14,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from semdialect.reports import plots
 
 from semdialect.config import Config, resolve_config
 from semdialect.designs import Design, configured_design, hardware_designs
+from semdialect.reports import plots
 
 #: assumed DRAM bandwidth of the roofline (GB/s), stated on the plot
 ROOFLINE_GBS = 25.6
@@ -249,9 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {args.out}/COMPUTE_REPORT.csv not found: run `make sim` first",
               file=sys.stderr)
         return 2
-    from semdialect.sim.model import ASSUMED_CLOCK_MHZ
-
     from semdialect.outdir import check_out_dir, staged_dir
+    from semdialect.sim.model import ASSUMED_CLOCK_MHZ
 
     try:
         cfg = resolve_config(args.config)

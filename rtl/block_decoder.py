@@ -32,6 +32,9 @@ from functools import cached_property
 from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from semdialect.config import Config
+from semdialect.designs import PEKind
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.golden.formatbook import Formatbook
 from semdialect.golden.formats import E2M1_HU, E8M0_BIAS
@@ -44,9 +47,6 @@ from semdialect.rtl.layouts import (
     quantized_block,
 )
 from semdialect.rtl.selector import resolve_formatbook
-
-from semdialect.config import Config
-from semdialect.designs import PEKind
 
 __all__ = ["BlockDecoder", "ElementKind", "e2m1_formatbook"]
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from semdialect.config import Config
 from semdialect.golden.formatbook import Formatbook
 from semdialect.rtl.layouts import dialect_id, dialect_id_eq, masked_fp16_block, quantized_block
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.selector import FormatSelector, selector_parameters
 from semdialect.rtl.timing import QUANTIZER_EXTRA
-
-from semdialect.config import Config
 
 __all__ = ["BlockQuantizer"]
 

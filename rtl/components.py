@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from amaranth.lib import wiring
+
+from semdialect.config import Config
+from semdialect.designs import PEKind
 from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.block_quantizer import BlockQuantizer
@@ -24,9 +27,6 @@ from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.selector import FormatSelector
 from semdialect.rtl.tile_drain import TileDrain
-
-from semdialect.config import Config
-from semdialect.designs import PEKind
 
 __all__ = ["KIND_MODULES", "components", "kind_module"]
 

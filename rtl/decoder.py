@@ -18,6 +18,7 @@ from amaranth.hdl import Cat, Module, Mux, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from semdialect.golden.formatbook import DIALECT_LEN, Formatbook
 from semdialect.rtl.layouts import CODE_BITS, HU_BITS, id_bits
 from semdialect.rtl.selector import resolve_formatbook

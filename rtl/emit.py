@@ -247,9 +247,8 @@ def _sha256(path: Path) -> str:
 @functools.cache
 def _package_sources() -> tuple[Path, ...]:
     """The generator's own source files (see the module docstring)."""
-    import semdialect.golden
-
     import semdialect.config
+    import semdialect.golden
 
     rtl = Path(__file__).resolve().parent
     golden = Path(semdialect.golden.__file__).resolve().parent

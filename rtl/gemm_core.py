@@ -50,6 +50,9 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from semdialect.config import Config
+from semdialect.designs import PEKind
 from semdialect.golden.formatbook import Formatbook
 from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.block_decoder import ElementKind
@@ -57,9 +60,6 @@ from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.layouts import GEMM_OUTPUT, gemm_command, masked_fp16_block, quantized_block
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.tile_drain import TileDrain
-
-from semdialect.config import Config
-from semdialect.designs import PEKind
 
 __all__ = ["GemmCore"]
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from amaranth.hdl import Const, Value, signed
 from amaranth.lib import data
+
 from semdialect.golden.formatbook import index_bits
 
 #: FP16 element (IEEE binary16 bit pattern)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.layouts import array_operands, array_results
 from semdialect.rtl.pe import BlockPE

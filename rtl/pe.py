@@ -41,6 +41,7 @@ import operator
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.fp32_add import fp32_add
 from semdialect.rtl.layouts import FP32_RESULT, pe_operands

@@ -25,6 +25,7 @@ import operator
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.rtl.layouts import SE_BITS, fp16_block, preprocessed_block
 from semdialect.rtl.trees import tree_max

@@ -16,6 +16,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from semdialect.golden.formatbook import Formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts
 from semdialect.rtl.layouts import (

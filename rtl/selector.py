@@ -36,6 +36,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from semdialect.golden.formatbook import Formatbook, get_formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts, two_stage_tables
 from semdialect.rtl.layouts import (

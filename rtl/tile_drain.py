@@ -10,6 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from semdialect.rtl.layouts import DRAIN_OUTPUT, array_results, drain_tile
 
 __all__ = ["TileDrain"]

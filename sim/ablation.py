@@ -51,13 +51,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from semdialect.golden.formatbook import get_formatbook
-from semdialect.rtl.components import kind_module
-from semdialect.sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
-
 from semdialect.config import Config
 from semdialect.designs import PEKind, hardware_designs
+from semdialect.golden.formatbook import get_formatbook
 from semdialect.paths import build_dir, configs_dir
+from semdialect.rtl.components import kind_module
+from semdialect.sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
 
 __all__ = [
     "ABLATION_AXES",

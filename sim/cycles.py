@@ -39,9 +39,8 @@ from __future__ import annotations
 
 from math import ceil
 
-from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
-
 from semdialect.config import Config
+from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
 
 __all__ = ["PE_LATENCY", "gemm_cycles", "gemm_cycles_raw"]
 

@@ -35,12 +35,11 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from semdialect.sim.cycles import gemm_cycles_raw
-from semdialect.sim.workloads import Gemm
-
 from semdialect import designs
 from semdialect.config import Config
 from semdialect.designs import PEKind
+from semdialect.sim.cycles import gemm_cycles_raw
+from semdialect.sim.workloads import Gemm
 
 #: clock assumed for times and TOPS when no Fmax was measured (``semdialect sim --no-fmax``)
 ASSUMED_CLOCK_MHZ = 100.0

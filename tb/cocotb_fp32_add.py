@@ -23,6 +23,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer, Trigger
+
 from semdialect.rtl.fp32_add import FP32_ADD_SIGNATURE, FP32_PAIR
 from semdialect.tb.fp32_ref import fp32_add_vectors, ref_fp32_add
 from semdialect.tb.ports import port

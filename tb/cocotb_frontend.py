@@ -27,6 +27,8 @@ from typing import Any
 
 import cocotb
 import numpy as np
+
+from semdialect.config import Config
 from semdialect.golden.luts import Q_LEVELS, build_luts
 from semdialect.rtl.layouts import (
     fp16_block,
@@ -49,8 +51,6 @@ from semdialect.tb.frontend_ref import (
 from semdialect.tb.frontend_top import FrontendTestTop
 from semdialect.tb.packing import LayoutCodec
 from semdialect.tb.ports import port
-
-from semdialect.config import Config
 
 CFG = Config(**json.loads(os.environ["FRONTEND_CONFIG"]))
 N_RANDOM = int(os.environ.get("FRONTEND_RANDOM", "2000"))

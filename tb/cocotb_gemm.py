@@ -31,12 +31,12 @@ from dataclasses import dataclass
 
 import cocotb
 import numpy as np
+
+from semdialect.config import Config
 from semdialect.rtl.gemm_core import GemmCore
 from semdialect.rtl.layouts import GEMM_OUTPUT
 from semdialect.tb.drivers import GemmHarness
 from semdialect.tb.gemm_ref import activation_words, gemm_expected, pack, tile_order, weight_beats
-
-from semdialect.config import Config
 
 CONFIG: Config = Config(**json.loads(os.environ["GEMM_CONFIG"]))
 CORE = GemmCore.from_config(

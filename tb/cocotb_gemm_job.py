@@ -33,13 +33,13 @@ from typing import Any
 import cocotb
 import numpy as np
 from amaranth.lib import data
+
+from semdialect.config import Config
 from semdialect.rtl.gemm_core import GemmCore
 from semdialect.rtl.layouts import GEMM_OUTPUT
 from semdialect.tb.drivers import GemmHarness, progress_file
 from semdialect.tb.gemm_ref import tile_order
 from semdialect.tb.packing import LayoutCodec
-
-from semdialect.config import Config
 
 JOB = Path(os.environ["GEMM_JOB"])
 SPEC: dict[str, Any] = json.loads((JOB / "job.json").read_text())

@@ -20,13 +20,13 @@ import random
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from semdialect.config import load_config
+from semdialect.designs import PEKind
 from semdialect.tb.gemm_ref import pack, pe_vectors
 from semdialect.tb.pe_top import PE_PREFIXES, PETestTop
 from semdialect.tb.ports import port
 from semdialect.tb.streams import OutputMonitor
-
-from semdialect.config import load_config
-from semdialect.designs import PEKind
 
 CONFIG = load_config(os.environ["PE_CONFIG"])
 TOP = PETestTop(CONFIG)

@@ -22,11 +22,11 @@ from typing import Any
 
 import cocotb
 import numpy as np
+
+from semdialect.config import Config
 from semdialect.rtl.layouts import masked_fp16_block, quantized_block
 from semdialect.tb.drivers import progress_file, reset, run_stream, stream
 from semdialect.tb.packing import LayoutCodec
-
-from semdialect.config import Config
 
 JOB = Path(os.environ["QUANTIZE_JOB"])
 SPEC: dict[str, Any] = json.loads((JOB / "job.json").read_text())

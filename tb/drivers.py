@@ -25,6 +25,7 @@ import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
 from semdialect.tb.ports import port
 from semdialect.tb.streams import OutputMonitor
 

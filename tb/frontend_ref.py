@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from semdialect.golden.formatbook import Formatbook, get_formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts, two_stage_tables
 from semdialect.golden.quantize import dialect_costs, quantize

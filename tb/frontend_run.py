@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from semdialect.rtl.block_quantizer import BlockQuantizer
-from semdialect.rtl.emit import CachedVerilog, cached_verilog
-from semdialect.tb.gemm_run import config_env, verilog_identifier, watch_progress
-from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbRun, run_cocotb
 
 from semdialect.config import Config
-from semdialect.paths import build_dir
+from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.emit import CachedVerilog, cached_verilog
+from semdialect.tb.gemm_run import config_env, run_job, verilog_identifier
+from semdialect.tb.runner import CocotbRun
 
 __all__ = ["QuantizeResult", "quantizer_verilog", "run_quantizer_arrays"]
 
@@ -78,17 +77,9 @@ def run_quantizer_arrays(
     work = Path(work_dir)
     np.save(work / "blocks.npy", np.ascontiguousarray(blocks).view(np.uint16))
     (work / "job.json").write_text(json.dumps({"config": json.loads(config_env(cfg))}))
-    say("Verilator: building the simulator unless cached (a new build takes about 0.5-1 min; "
-        f"builds are kept in {build_dir() / 'sim'}), then running {len(blocks)} blocks ...")
-    t0 = time.monotonic()
-    with watch_progress(work / "progress.json", progress, "blocks"):
-        run = run_cocotb([top.path], top.name, "semdialect.tb.cocotb_quantize_job",
-                         extra_env={"QUANTIZE_JOB": str(work.resolve())},
-                         build_args=FAST_BUILD_ARGS, test_dir=work / "run")
-    result = json.loads((work / "result.json").read_text())
-    built = f"built in {run.build_seconds:.0f} s" if run.built else "reused the cached build"
-    say(f"Verilator: {built}, simulated {result['cycles']} cycles in {run.test_seconds:.1f} s "
-        f"(total {time.monotonic() - t0:.1f} s)")
+    run, result = run_job(top, "semdialect.tb.cocotb_quantize_job", "QUANTIZE_JOB", work, say,
+                          progress, unit="blocks", what=f"{len(blocks)} blocks",
+                          build_time="0.5-1 min")
     codes = np.load(work / "codes.npy")
     if codes.shape != blocks.shape:
         raise RuntimeError(f"cocotb job returned codes {codes.shape}, expected {blocks.shape}")

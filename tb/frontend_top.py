@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
+
+from semdialect.config import Config
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.selector import FormatSelector
-
-from semdialect.config import Config
 
 __all__ = ["FrontendTestTop"]
 

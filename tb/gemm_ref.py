@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
-from semdialect.golden.formats import DialectFormat
-from semdialect.rtl.block_decoder import ElementKind
 
 from semdialect import golden
 from semdialect.config import Config
 from semdialect.designs import PEKind
+from semdialect.golden.formats import DialectFormat
+from semdialect.rtl.block_decoder import ElementKind
 
 __all__ = [
     "activation_words",

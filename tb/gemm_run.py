@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from semdialect.rtl.emit import CachedVerilog, cached_verilog
-from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
-from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbRun, run_cocotb
 
 from semdialect import golden
 from semdialect.config import Config
 from semdialect.paths import build_dir
+from semdialect.rtl.emit import CachedVerilog, cached_verilog
+from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
+from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbRun, run_cocotb
 
 __all__ = [
     "CONFIG_LIMITS",
@@ -49,6 +49,7 @@ __all__ = [
     "run_gemm_arrays",
     "verilog_dir",
     "verilog_identifier",
+    "run_job",
     "watch_progress",
 ]
 
@@ -236,6 +237,25 @@ class GemmArraysResult:
         return self.y_bits.view(np.float32)
 
 
+def run_job(top: CachedVerilog, module: str, env_var: str, work: Path, say: Progress,
+            progress: Progress | None, *, unit: str, what: str,
+            build_time: str) -> tuple[CocotbRun, dict]:
+    """Build (unless cached) and run the cocotb job ``module`` on ``top`` with its files in
+    ``work`` (named by ``$env_var``); ``say`` what happens, with :func:`watch_progress` in
+    ``unit`` meanwhile. Returns the run and the job's ``result.json``."""
+    say(f"Verilator: building the simulator unless cached (a new build takes about "
+        f"{build_time}; builds are kept in {build_dir() / 'sim'}), then running {what} ...")
+    t0 = time.monotonic()
+    with watch_progress(work / "progress.json", progress, unit):
+        run = run_cocotb([top.path], top.name, module, extra_env={env_var: str(work.resolve())},
+                         build_args=FAST_BUILD_ARGS, test_dir=work / "run")
+    result = json.loads((work / "result.json").read_text())
+    built = f"built in {run.build_seconds:.0f} s" if run.built else "reused the cached build"
+    say(f"Verilator: {built}, simulated {result['cycles']} cycles in {run.test_seconds:.1f} s "
+        f"(total {time.monotonic() - t0:.1f} s)")
+    return run, result
+
+
 def cycle_limit(cfg: Config, m: int, n: int, kb: int) -> int:
     """A generous bound on a GEMM's cycles without stalls (a deadlock guard, not a model):
     four times the quantizer's and the array's work, plus 10 000."""
@@ -294,17 +314,9 @@ def run_gemm_arrays(
            "m": m, "n": n, "kb": kb, "cycle_limit": cycle_limit(cfg, m, n, kb)}
     (work / "job.json").write_text(json.dumps(job, indent=1))
 
-    say("Verilator: building the simulator unless cached (a new build takes about 0.5-2 min; "
-        f"builds are kept in {build_dir() / 'sim'}), then running {m}x{k} . {k}x{n} ...")
-    t0 = time.monotonic()
-    with watch_progress(work / "progress.json", progress, "outputs"):
-        run = run_cocotb([top.path], top.name, "semdialect.tb.cocotb_gemm_job",
-                         extra_env={"GEMM_JOB": str(work.resolve())},
-                         build_args=FAST_BUILD_ARGS, test_dir=work / "run")
-    result = json.loads((work / "result.json").read_text())
-    built = f"built in {run.build_seconds:.0f} s" if run.built else "reused the cached build"
-    say(f"Verilator: {built}, simulated {result['cycles']} cycles in {run.test_seconds:.1f} s "
-        f"(total {time.monotonic() - t0:.1f} s)")
+    run, result = run_job(top, "semdialect.tb.cocotb_gemm_job", "GEMM_JOB", work, say,
+                          progress, unit="outputs", what=f"{m}x{k} . {k}x{n}",
+                          build_time="0.5-2 min")
     y_bits = np.load(work / "y.npy")
     invalid = np.load(work / "invalid.npy")
     if y_bits.shape != (m, n) or y_bits.dtype != np.uint32 or invalid.shape != (m, n):

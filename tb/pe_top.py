@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from semdialect.rtl.block_decoder import ElementKind
-from semdialect.rtl.pe import BlockPE
 
 from semdialect.config import Config
 from semdialect.designs import PEKind
+from semdialect.rtl.block_decoder import ElementKind
+from semdialect.rtl.pe import BlockPE
 
 __all__ = ["PE_PREFIXES", "PETestTop"]
 

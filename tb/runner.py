@@ -30,9 +30,9 @@ from pathlib import Path
 
 import cocotb_tools.config
 from cocotb_tools.runner import get_runner
-from semdialect.tb.verilator import verilator_env, verilator_root
 
 from semdialect import paths
+from semdialect.tb.verilator import verilator_env, verilator_root
 
 __all__ = [
     "FAST_BUILD_ARGS", "CocotbFailure", "CocotbRun", "run_cocotb", "sources_hash",

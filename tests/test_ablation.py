@@ -7,11 +7,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
-import semdialect.sim.ablation as ablation
-from semdialect.sim.area import AreaReport, Ice40Stats
 
+import semdialect.sim.ablation as ablation
 from semdialect.config import Config, load_config
 from semdialect.designs import PEKind, hardware_designs
+from semdialect.sim.area import AreaReport, Ice40Stats
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = load_config(REPO / "configs" / "default.toml")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from semdialect.sim import area
 from semdialect.sim.area import (
     AreaReport,

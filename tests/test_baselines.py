@@ -8,6 +8,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 from conftest import all_finite_fp16
+
 from semdialect.golden import quantize
 from semdialect.golden.formats import e2m1_encode, e4m3_encode
 

@@ -6,11 +6,11 @@ import re
 
 import numpy as np
 import pytest
+
+from semdialect.cli import main as cli_main
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import pack_nibbles, quantize, quantize_weights, unpack_nibbles
 from semdialect.golden.blocks import to_fp16
-
-from semdialect.cli import main as cli_main
 
 
 def test_nan_inf_names_first_block_in_row_major_order() -> None:

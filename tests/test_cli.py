@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from semdialect.golden import gemm, quantize
 
 from semdialect.cli import main
+from semdialect.golden import gemm, quantize
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -10,11 +10,11 @@ import warnings
 
 import numpy as np
 import pytest
-from semdialect.golden import gemm
 
 import semdialect
 import semdialect.cli as cli
 from semdialect.cli import build_parser, main
+from semdialect.golden import gemm
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:

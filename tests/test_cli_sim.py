@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from semdialect.reports import build as report_build
 
 from semdialect.cli import main, mainjob
+from semdialect.reports import build as report_build
 
 FAST = ["sim", "--skip-rtl", "--skip-area"]
 

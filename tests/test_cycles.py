@@ -9,6 +9,7 @@ import tracemalloc
 from math import ceil
 
 import pytest
+
 from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
 from semdialect.sim.cycles import gemm_cycles_raw
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from semdialect.golden import gemm, quantize, sd32
 from semdialect.golden.decompose import (
     DecomposedParts,

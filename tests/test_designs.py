@@ -15,13 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
-from semdialect.evaluation.compare import error_rows
-from semdialect.golden.formats import FORMAT_NAMES
-from semdialect.rtl.block_decoder import ElementKind
-from semdialect.rtl.components import components, kind_module
-from semdialect.sim.energy import action_counts_for_gemm, load_assumptions
-from semdialect.sim.model import Design as CycleDesign
-from semdialect.tb.pe_top import PE_PREFIXES
 
 from semdialect.config import Config, load_config
 from semdialect.designs import (
@@ -31,6 +24,13 @@ from semdialect.designs import (
     design,
     hardware_designs,
 )
+from semdialect.evaluation.compare import error_rows
+from semdialect.golden.formats import FORMAT_NAMES
+from semdialect.rtl.block_decoder import ElementKind
+from semdialect.rtl.components import components, kind_module
+from semdialect.sim.energy import action_counts_for_gemm, load_assumptions
+from semdialect.sim.model import Design as CycleDesign
+from semdialect.tb.pe_top import PE_PREFIXES
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = load_config(REPO / "configs" / "small.toml")

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
+
+from semdialect.config import Config
 from semdialect.rtl import emit
 from semdialect.rtl.emit import cached_verilog, verilog_key
 from semdialect.rtl.fp32_add import FP32Add
 from semdialect.rtl.preprocess import BlockPreprocessor
-
-from semdialect.config import Config
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+
+from semdialect.config import Config
+from semdialect.designs import PEKind, hardware_designs
 from semdialect.sim.energy import (
     CATEGORIES,
     DEFAULT_ASSUMPTIONS,
@@ -16,9 +19,6 @@ from semdialect.sim.energy import (
     min_bytes_moved,
     tree_add_bits,
 )
-
-from semdialect.config import Config
-from semdialect.designs import PEKind, hardware_designs
 
 # The published 45 nm figures (Horowitz, ISSCC 2014) the table must carry unchanged.
 HOROWITZ = {"int_add_8b": 0.03, "int_add_32b": 0.1, "int_mul_8b": 0.2, "fp32_add": 0.9,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from semdialect.designs import DESIGNS, configured_design
 from semdialect.evaluation.decomposition import STUDY_RHOS
 from semdialect.evaluation.metrics import (
     PooledSqnr,
@@ -25,8 +27,6 @@ from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import decomposed_linear, residual
 from semdialect.golden.metrics import sqnr_db_from_sums
 from semdialect.reports import accuracy
-
-from semdialect.designs import DESIGNS, configured_design
 
 # --------------------------------------------------------------------------------- Spearman
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from semdialect.golden import (
     Formatbook,
     dfp4,

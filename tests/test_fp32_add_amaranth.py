@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.sim import Simulator
+
 from semdialect.rtl.fp32_add import FP32Add, fp32_add
 from semdialect.tb.fp32_ref import VECTOR_CLASSES, fp32_add_vectors, ref_fp32_add
 from semdialect.tb.streams import OutputMonitor

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from semdialect.rtl.emit import cached_verilog
 from semdialect.rtl.fp32_add import FP32Add
 from semdialect.tb.generate import LINT_WAIVERS

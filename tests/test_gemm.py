@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from semdialect.golden import QTensor, dfp4, gemm, gemm_quantized, quantize, quantize_weights, sd32
 
 E2M1_HU = [0, 1, 2, 3, 4, 6, 8, 12]

@@ -8,15 +8,15 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.hdl import Shape
+
+from semdialect.config import Config
+from semdialect.designs import configured_design
 from semdialect.golden import Formatbook, dfp4, sd32
 from semdialect.golden.formats import DialectFormat
 from semdialect.rtl import layouts
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.decoder import DialectDecoder
 from semdialect.sim import energy, model
-
-from semdialect.config import Config
-from semdialect.designs import configured_design
 
 #: K -> expected dialect-id bits (written out, not computed)
 EXPECTED = {1: 0, 2: 1, 16: 4, 32: 5}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import ref_nearest_up
+
 from semdialect.golden import build_luts, dfp4, sd32, two_stage_tables
 
 

@@ -6,6 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+
 from semdialect.evaluation.minilm import (
     LINEAR_SUFFIXES,
     MODEL_PACKAGE,

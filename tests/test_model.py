@@ -7,12 +7,12 @@ from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
-from semdialect.sim.model import Design, layer_result, model_designs, model_workload, step_cycles
-from semdialect.sim.workloads import Gemm, load_workload, workload_path
 
 from semdialect.config import load_config
 from semdialect.designs import DESIGNS, PEKind, hardware_designs
+from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
+from semdialect.sim.model import Design, layer_result, model_designs, model_workload, step_cycles
+from semdialect.sim.workloads import Gemm, load_workload, workload_path
 
 CFG = load_config("configs/default.toml")
 

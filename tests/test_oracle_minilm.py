@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from semdialect.evaluation.minilm import MiniLM, load_minilm
 from semdialect.evaluation.sentences import stdlib_sentences
 

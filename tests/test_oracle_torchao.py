@@ -20,6 +20,7 @@ from collections.abc import Callable
 import ml_dtypes
 import numpy as np
 import pytest
+
 from semdialect.golden import quantize
 
 try:  # tests/ laid out as a package

@@ -13,6 +13,7 @@ from conftest import ref_nearest_up, ref_q, ref_se
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from semdialect.golden import FlushWarning, dfp4, load_formatbook, quantize, sd32
 
 BOOKS = {"dfp4": dfp4(), "sd32": sd32()}

@@ -10,13 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+
 import semdialect.sim.ablation as ablation
+from semdialect.cli import mainjob
+from semdialect.config import Config, load_config
 from semdialect.reports import plots
 from semdialect.reports.build import build_report
 from semdialect.sim.area import AreaReport, Ice40Stats
-
-from semdialect.cli import mainjob
-from semdialect.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = load_config(REPO / "configs" / "small.toml")
@@ -104,6 +104,7 @@ def test_key_table_accuracy_is_the_configured_format(
     formatbook and selection at the configured B (dfp4 lut B = 16 for `small`, dfp4
     two-stage for `blockdialect`), not sd32's; expected values from the golden model."""
     import numpy as np
+
     from semdialect.evaluation import samples
     from semdialect.golden import quantize, sqnr_db
 

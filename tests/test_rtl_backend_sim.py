@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module, UnusedElaboratable
 from amaranth.sim import Simulator
+
+from semdialect.config import Config, load_config
+from semdialect.designs import PEKind
 from semdialect.golden.formatbook import get_formatbook
 from semdialect.golden.formats import E2M1_HU
 from semdialect.rtl.act_buffer import ActivationBuffer
@@ -40,9 +43,6 @@ from semdialect.tb.gemm_ref import (
     weight_beats,
 )
 from semdialect.tb.generate import LINT_WAIVERS, generate
-
-from semdialect.config import Config, load_config
-from semdialect.designs import PEKind
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.lib import data
-from semdialect.rtl.layouts import gemm_command, quantized_block
-from semdialect.tb.frontend_ref import frontend_vectors
-from semdialect.tb.packing import LayoutCodec
 
 from semdialect.cli import main
 from semdialect.config import Config, load_config
+from semdialect.rtl.layouts import gemm_command, quantized_block
+from semdialect.tb.frontend_ref import frontend_vectors
+from semdialect.tb.packing import LayoutCodec
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_TOML = REPO / "configs" / "small.toml"

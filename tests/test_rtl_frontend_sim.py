@@ -19,6 +19,8 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.lib import data, wiring
 from amaranth.sim import Simulator
+
+from semdialect.config import load_config
 from semdialect.golden.formatbook import get_formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts
 from semdialect.rtl.block_quantizer import BlockQuantizer
@@ -34,8 +36,6 @@ from semdialect.tb.frontend_ref import (
     ref_frontend,
     ref_preprocess,
 )
-
-from semdialect.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

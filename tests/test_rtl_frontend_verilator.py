@@ -15,16 +15,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+
+from semdialect.config import Config, load_config
 from semdialect.golden.luts import Q_LEVELS
+from semdialect.paths import build_dir
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.emit import cached_verilog
 from semdialect.tb.frontend_top import FrontendTestTop
 from semdialect.tb.generate import LINT_WAIVERS
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, CocotbRun, run_cocotb
 from semdialect.tb.verilator import lint
-
-from semdialect.config import Config, load_config
-from semdialect.paths import build_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

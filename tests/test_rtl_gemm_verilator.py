@@ -25,6 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from semdialect.config import Config, load_config
+from semdialect.designs import PEKind
+from semdialect.paths import build_dir
 from semdialect.rtl.emit import cached_verilog, verilog_key
 from semdialect.rtl.gemm_core import GemmCore
 from semdialect.sim.cycles import gemm_cycles
@@ -38,10 +42,6 @@ from semdialect.tb.gemm_run import (
 )
 from semdialect.tb.pe_top import PETestTop
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, run_cocotb
-
-from semdialect.config import Config, load_config
-from semdialect.designs import PEKind
-from semdialect.paths import build_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

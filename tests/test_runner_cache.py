@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from semdialect.rtl.emit import generate_verilog
 from semdialect.rtl.fp32_add import FP32Add
 from semdialect.tb import runner

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from semdialect.evaluation.video import (
     DEFAULT_FIXTURE,
     load_video_tokens,

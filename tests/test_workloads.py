@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from semdialect.sim.workloads import WORKLOADS, load_workload, workload_path
 
 # GMACs per denoising step from data/workloads/README.md (§2), computed there by
@@ -159,9 +160,8 @@ def test_largest_valid_shape_is_modelled_quickly(tmp_path) -> None:
     """M = K = N = 2^31 (the stated bound) loads and runs through the cycle model at once."""
     import time
 
-    from semdialect.sim.model import Design, layer_result
-
     from semdialect.config import Config
+    from semdialect.sim.model import Design, layer_result
 
     path = tmp_path / "w.csv"
     top = 2**31

@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "opensora2_256px_129f, Open-Sora 2.0 at 256px, 129 frames)")
     p.add_argument("--rho", default="0.05",
                    help="decomposition's salient fraction for the +decomposition design, a "
-                        "decimal in (0, 1) (default 0.05, i.e. 5%% of the tokens)")
+                        "decimal in [0, 1) (default 0.05, i.e. 5%% of the tokens; 0 = no residual "
+                        "pass)")
     p.add_argument("--skip-rtl", action="store_true",
                    help="skip the Verilator stage (the slowest without a build cache)")
     p.add_argument("--skip-area", action="store_true", help="skip Yosys synthesis and place "
