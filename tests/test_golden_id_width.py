@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The dialect-id width ceil(log2 K) (0 bits at K = 1) has one definition, and every user of it
 (golden formats, RTL layouts and ports, cycle and energy models) agrees at K = 1, 2, 16, 32."""
 
