@@ -38,7 +38,7 @@ from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.golden.blocks import pad_last, to_fp16
 from semdialect.golden.formatbook import Formatbook
 from semdialect.golden.formats import DialectFormat
-from semdialect.golden.gemm import W_NAME, check_operands
+from semdialect.golden.gemm import W_NAME, check_operands, output_precision
 from semdialect.golden.quantize import quantize_weights
 from semdialect.paths import configs_dir
 
@@ -64,17 +64,20 @@ def add_parsers(subparsers: Any, epilog: str, load_npy: NpyLoader) -> None:
         description="Run X.npy ((m, k) activations, leading dims allowed) times W.npy ((k, n) "
         "weights) through the configuration's GemmCore on Verilator. W is quantized first as "
         "'semdialect gemm' does (lut over the whole formatbook); X is quantized by the RTL. "
-        "Y.npy (float32) equals 'semdialect gemm' with the configuration's formatbook, select "
-        "and block, byte for byte. Any k up to the core's limit "
+        "Y.npy (float32, or float16 with --precision fp16) equals 'semdialect gemm' with the "
+        "configuration's formatbook, select and block, byte for byte. Any k up to the core's limit "
         "(512 blocks) works. Generating and building the simulator takes from seconds "
         "(cached) to a few minutes; progress goes to stderr. A failed RTL run exits "
         "with status 1.", epilog=epilog)
     p.add_argument("x", metavar="X.npy", help="activations, a (m, k) .npy array")
     p.add_argument("w", metavar="W.npy", help="weights, a (k, n) .npy array")
     p.add_argument("-o", "--output", required=True, metavar="Y.npy",
-                   help="where Y (float32, X's leading dims + (n,)) is written")
+                   help="where Y (X's leading dims + (n,)) is written")
     p.add_argument("--config", required=True, metavar="CONFIG", help=config_help)
     p.add_argument("--pad", action="store_true", help=pad_help)
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="precision of Y (default fp32, what the core outputs; fp16 rounds the "
+                        "FP32 result once, round-to-nearest-even, as 'semdialect gemm' does)")
     p.set_defaults(func=cmd_rtl_gemm, load_npy=load_npy)
 
     p = subparsers.add_parser(
@@ -149,7 +152,7 @@ def cmd_rtl_gemm(args: argparse.Namespace) -> int:
         return _rtl_failure("rtl-gemm", exc)
     if result.invalid.any():  # cannot happen: NaN/Inf were rejected above
         return _rtl_failure("rtl-gemm", RuntimeError("the core flagged outputs invalid"))
-    y = result.y.reshape(x.shape[:-1] + (n,))
+    y = output_precision(result.y.reshape(x.shape[:-1] + (n,)), args.precision)
     write_output(args.output, lambda fh: np.save(fh, y))
     print(f"Y = X{x.shape} · W{w.shape} -> {args.output} {y.shape} {y.dtype} "
           f"(GemmCore {cfg.name} on Verilator, {result.cycles} cycles)")
