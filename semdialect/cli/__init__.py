@@ -24,31 +24,26 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
 from semdialect import __version__
 from semdialect.cli.bench import check_repeat, check_size
+from semdialect.cli.common import EPILOG, add_gemm_operands
+from semdialect.cli.common import load_npy as _load_npy  # module global: tests patch it
 from semdialect.cli.output import check_dirs, check_paths, is_stdout, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import FORMAT_NAMES, gemm, get_formatbook, quantize, resolve_format
 from semdialect.reports.tables import format_error_table
 
-EPILOG = ("Numbers follow SPEC v1.2 (see README.md). Exit status: 0 ok, 2 bad input, "
-          "130 interrupted (Ctrl-C).")
 #: exit status of bad input, and of a run stopped by Ctrl-C (128 + SIGINT, as shells do)
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: the eval child's smallest sentence count (the Spearman correlation of the pairwise
 #: similarities needs at least 3 sentences)
 MIN_SENTENCES = 3
-
-
-class UsageError(ValueError):
-    """A user error reported as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,23 +56,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _load_npy(path: str, what: str) -> np.ndarray:
-    """The single array of the .npy file ``path``; ``what`` names the parameter."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{what}: no such file {path}")
-    try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UsageError(f"{what}: {path} is not a readable .npy array ({exc})") from None
-    if isinstance(arr, np.lib.npyio.NpzFile):
-        raise UsageError(f"{what}: {path} is an .npz archive; pass a single-array .npy file")
-    if arr.size == 0:
-        raise UsageError(f"{what}: {path} holds an empty array of shape {arr.shape}; every "
-                         "dimension needs at least one element")
-    return arr
 
 
 def _check_format_args(args: argparse.Namespace) -> None:
@@ -360,14 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "is (k, n) weights. Weights always use lut selection over the whole "
                        "formatbook. Y is float32, or float16 with --precision fp16 (SPEC §5; "
                        "baselines SPEC §8).", epilog=EPILOG)
-    p.add_argument("x", metavar="X.npy", help="activations, a (m, k) .npy array")
-    p.add_argument("w", metavar="W.npy", help="weights, a (k, n) .npy array")
-    p.add_argument("-o", "--output", required=True, metavar="Y.npy",
-                   help="output .npy file for Y (m, n) (never one of the inputs; a symlink is "
-                        "written through, an existing file keeps its permissions)")
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
-                   help="precision of Y (default fp32, the accumulator; fp16 rounds the FP32 "
-                        "result once, round-to-nearest-even)")
+    add_gemm_operands(
+        p, output_help="output .npy file for Y (m, n) (never one of the inputs; a symlink is "
+        "written through, an existing file keeps its permissions)",
+        precision_help="precision of Y (default fp32, the accumulator; fp16 rounds the FP32 "
+        "result once, round-to-nearest-even)")
     _add_format_args(p)
     p.set_defaults(func=cmd_gemm)
 
@@ -467,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from semdialect.cli.rtl_run import add_parsers as add_rtl_parsers  # rtl-gemm, rtl-quantize
 
-    add_rtl_parsers(sub, EPILOG, _load_npy)
+    add_rtl_parsers(sub)
     return ap
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from semdialect.cli.common import EPILOG, add_gemm_operands, load_npy
 from semdialect.cli.output import check_paths, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.golden.blocks import pad_last, to_fp16
@@ -47,14 +48,8 @@ __all__ = ["add_parsers", "cmd_rtl_gemm", "cmd_rtl_quantize", "dequantize"]
 #: exit status when the RTL run itself fails (not bad input)
 EXIT_RTL_FAILURE = 1
 
-#: ``load_npy(path, parameter name)`` → the array, or ``ValueError`` naming the parameter
-NpyLoader = Callable[[str, str], np.ndarray]
-
-
-def add_parsers(subparsers: Any, epilog: str, load_npy: NpyLoader) -> None:
-    """Add ``rtl-gemm`` and ``rtl-quantize`` to the ``semdialect`` subcommands. ``epilog``
-    and ``load_npy`` are the command line's own (:mod:`semdialect.cli`), passed in so that this
-    module does not import its parent package back."""
+def add_parsers(subparsers: Any) -> None:
+    """Add ``rtl-gemm`` and ``rtl-quantize`` to the ``semdialect`` subcommands."""
     config_help = ("configuration: a shipped name (" + ", ".join(shipped_configs()) +
                    ") or a TOML file; sets the array, B, formatbook and selection")
     pad_help = ("zero-pad a last axis that is not a multiple of B (as in the golden "
@@ -68,17 +63,14 @@ def add_parsers(subparsers: Any, epilog: str, load_npy: NpyLoader) -> None:
         "configuration's formatbook, select and block, byte for byte. Any k up to the core's limit "
         "(512 blocks) works. Generating and building the simulator takes from seconds "
         "(cached) to a few minutes; progress goes to stderr. A failed RTL run exits "
-        "with status 1.", epilog=epilog)
-    p.add_argument("x", metavar="X.npy", help="activations, a (m, k) .npy array")
-    p.add_argument("w", metavar="W.npy", help="weights, a (k, n) .npy array")
-    p.add_argument("-o", "--output", required=True, metavar="Y.npy",
-                   help="where Y (X's leading dims + (n,)) is written")
+        "with status 1.", epilog=EPILOG)
+    add_gemm_operands(
+        p, output_help="where Y (X's leading dims + (n,)) is written",
+        precision_help="precision of Y (default fp32, what the core outputs; fp16 rounds the "
+        "FP32 result once, round-to-nearest-even, as 'semdialect gemm' does)")
     p.add_argument("--config", required=True, metavar="CONFIG", help=config_help)
     p.add_argument("--pad", action="store_true", help=pad_help)
-    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
-                   help="precision of Y (default fp32, what the core outputs; fp16 rounds the "
-                        "FP32 result once, round-to-nearest-even, as 'semdialect gemm' does)")
-    p.set_defaults(func=cmd_rtl_gemm, load_npy=load_npy)
+    p.set_defaults(func=cmd_rtl_gemm)
 
     p = subparsers.add_parser(
         "rtl-quantize", help="quantize a .npy tensor on the generated BlockQuantizer RTL",
@@ -87,14 +79,14 @@ def add_parsers(subparsers: Any, epilog: str, load_npy: NpyLoader) -> None:
         "arrays of 'semdialect quantize' with the configuration's formatbook, select and "
         "block: codes, dequant, se, dialect, format, block, bits_per_element, identical byte "
         "for byte. Progress goes to stderr. A failed RTL run exits with status 1.",
-        epilog=epilog)
+        epilog=EPILOG)
     p.add_argument("input", metavar="IN.npy",
                    help="input tensor: a .npy array, blocked along its last axis")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz",
                    help="where the quantized arrays are written")
     p.add_argument("--config", required=True, metavar="CONFIG", help=config_help)
     p.add_argument("--pad", action="store_true", help=pad_help)
-    p.set_defaults(func=cmd_rtl_quantize, load_npy=load_npy)
+    p.set_defaults(func=cmd_rtl_quantize)
 
 
 def _progress(command: str) -> Callable[[str], None]:
@@ -128,7 +120,7 @@ def cmd_rtl_gemm(args: argparse.Namespace) -> int:
     say = _progress("rtl-gemm")
     cfg, config_files = _config(args.config)
     check_paths({"-o": args.output}, {"X": args.x, "W": args.w, **config_files})
-    x, w = check_operands(args.load_npy(args.x, "X"), args.load_npy(args.w, "W"))
+    x, w = check_operands(load_npy(args.x, "X"), load_npy(args.w, "W"))
     b = cfg.block
     # the golden gemm's checks, in its order: X's values (FP16 range, NaN/Inf, K vs B), then W
     x16 = pad_last(to_fp16(x, "X", b), b, args.pad, "X")
@@ -175,7 +167,7 @@ def cmd_rtl_quantize(args: argparse.Namespace) -> int:
     say = _progress("rtl-quantize")
     cfg, config_files = _config(args.config)
     check_paths({"-o": args.output}, {"IN": args.input, **config_files})
-    x = args.load_npy(args.input, "IN")
+    x = load_npy(args.input, "IN")
     b = cfg.block
     x16 = to_fp16(x, args.input, b)  # the golden quantize's checks, with its names
     padded = pad_last(x16, b, args.pad, args.input)

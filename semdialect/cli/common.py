@@ -1,0 +1,44 @@
+"""Pieces shared by the ``semdialect`` subcommands: the epilog, the user-error type, loading an
+``.npy`` operand and the GEMM operand arguments (below :mod:`semdialect.cli` and
+:mod:`semdialect.cli.rtl_run`, which both use them)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy"]
+
+EPILOG = ("Numbers follow SPEC v1.2 (see README.md). Exit status: 0 ok, 2 bad input, "
+          "130 interrupted (Ctrl-C).")
+class UsageError(ValueError):
+    """A user error reported as one line."""
+
+
+def load_npy(path: str, what: str) -> np.ndarray:
+    """The single array of the .npy file ``path``; ``what`` names the parameter."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{what}: no such file {path}")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UsageError(f"{what}: {path} is not a readable .npy array ({exc})") from None
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        raise UsageError(f"{what}: {path} is an .npz archive; pass a single-array .npy file")
+    if arr.size == 0:
+        raise UsageError(f"{what}: {path} holds an empty array of shape {arr.shape}; every "
+                         "dimension needs at least one element")
+    return arr
+
+
+def add_gemm_operands(p: argparse.ArgumentParser, output_help: str, precision_help: str) -> None:
+    """The positionals ``X.npy``/``W.npy``, ``-o Y.npy`` and ``--precision {fp32,fp16}`` of a
+    GEMM command (``gemm``, ``rtl-gemm``)."""
+    p.add_argument("x", metavar="X.npy", help="activations, a (m, k) .npy array")
+    p.add_argument("w", metavar="W.npy", help="weights, a (k, n) .npy array")
+    p.add_argument("-o", "--output", required=True, metavar="Y.npy", help=output_help)
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help=precision_help)
