@@ -40,7 +40,7 @@ from pathlib import Path
 import semdialect
 from semdialect.paths import configs_dir, data_dir
 
-__all__ = ["Staging", "check_out_dir", "staged_dir"]
+__all__ = ["Staging", "check_out_dir", "existing_ancestor", "staged_dir"]
 
 PathArg = str | os.PathLike[str]
 
@@ -48,6 +48,13 @@ PathArg = str | os.PathLike[str]
 def _is_within(path: Path, folder: Path) -> bool:
     """True when ``path`` is ``folder`` or inside it (both resolved)."""
     return path == folder or folder in path.parents
+
+
+def existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def check_out_dir(name: str, path: PathArg) -> Path:
@@ -89,9 +96,7 @@ def check_out_dir(name: str, path: PathArg) -> Path:
             if not (entry.is_symlink() or entry.is_file(follow_symlinks=False)):
                 raise ValueError(f"{name}: {shown} holds {entry.name}, which is neither a "
                                  "file nor a symlink")
-    base = real.parent
-    while not base.exists() and base != base.parent:
-        base = base.parent
+    base = existing_ancestor(real.parent)
     if not base.is_dir():
         raise ValueError(f"{name}: cannot create {shown} ({base} is not a folder)")
     if not os.access(base, os.W_OK | os.X_OK):

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-from semdialect.cli.output import check_dirs
 from semdialect.config import Config, load_config
 from semdialect.designs import DESIGNS, configured_design
 from semdialect.evaluation.compare import error_rows
@@ -283,8 +282,7 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
     cfg = config_path if isinstance(config_path, Config) else load_config(config_path)
     rho_f = parse_rho(rho)
     gemms = _load_workload_arg(workload)
-    check_dirs({"--out": out_dir})
-    target = check_out_dir("--out", out_dir)
+    target = check_out_dir("--out", out_dir)  # also all that cli.output.check_dirs checks
     stages = [("golden model", "ran"),
               ("RTL on Verilator", "skipped (--skip-rtl)" if skip_rtl else "ran"),
               ("area", "skipped (--skip-area)" if skip_area else "ran"),

@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from semdialect.outdir import existing_ancestor
+
 __all__ = ["check_dirs", "check_paths", "current_umask", "is_stdout", "same_file",
            "write_output"]
 
@@ -101,16 +103,9 @@ class _StreamWriter(io.RawIOBase):
         return done
 
 
-def _existing_ancestor(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def _check_creatable(name: str, shown: PathArg, folder: Path, what: str) -> None:
     """Raise unless ``folder`` is a writable folder or could be created as one."""
-    base = _existing_ancestor(folder)
+    base = existing_ancestor(folder)
     if not base.is_dir():
         raise ValueError(f"{name}: cannot create {shown} ({base} is not a folder)")
     if not os.access(base, os.W_OK | os.X_OK):
