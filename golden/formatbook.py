@@ -191,7 +191,12 @@ def validate_dialects(table: object, where: str = "formatbook") -> np.ndarray:
             raise ValueError(f"{where}: dialect {i} has a magnitude outside 0..{HU_MAX}: {mags}")
         raise ValueError(f"{where}: dialect {i} is not strictly increasing: {mags}")
     hu = arr.astype(np.uint8)
-    _, first, inverse = np.unique(hu, axis=0, return_index=True, return_inverse=True)
+    # one 32-bit key per dialect (8 magnitudes of 4 bits): np.unique on plain integers, not on
+    # rows (axis=0 compares a structured view, which turns a Ctrl-C arriving meanwhile into a
+    # TypeError)
+    key = (hu.astype(np.uint32) << np.arange(0, 4 * DIALECT_LEN, 4, dtype=np.uint32)).sum(
+        axis=1, dtype=np.uint32)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     original = first[inverse.reshape(-1)]  # the first row equal to each row
     dups = np.flatnonzero(original != np.arange(hu.shape[0]))
     if dups.size:
