@@ -117,7 +117,7 @@ def markdown(res: Results) -> str:
         f"Python `{sys.version.split()[0]}` (`sys.version` = `{sys.version}`), "
         f"NumPy {np.__version__}.",
         "",
-        "Every number follows docs/SPEC.md (v1.2); this report only orchestrates the golden "
+        "Every number follows docs/SPEC.md (v1.3); this report only orchestrates the golden "
         "model. Dialect formats and INT4 use B = 32, MXFP4 B = 32, NVFP4 B = 16. "
         "`bits/elem` counts the element codes plus block metadata (NVFP4 also has 32 bits "
         "per tensor, not included); for decomposition it includes the residual rows, for "

@@ -44,6 +44,134 @@ def _fixed_block_note(designs: tuple[Design, ...], cfg: Config) -> str:
                    f"B = {cfg.block}." for block, names in by_block.items())
 
 
+#: GEMM classes of the configured design the summary's "Utilization" section lists: the
+#: lowest utilizations, and the ones losing the most cycles of the step
+LOWEST_CLASSES = 5
+COSTLIEST_CLASSES = 3
+
+
+def _pct(v: float) -> str:
+    """A fraction as a percentage: one decimal from 1 % on, two significant digits below."""
+    return f"{100 * v:.1f} %" if abs(v) >= 0.01 or v == 0 else f"{100 * v:.2g} %"
+
+
+def utilization_section(out: Path, cfg: Config, workload: str,
+                        compute: list[dict[str, str]], mvr_rows: list[dict[str, str]] | None
+                        ) -> tuple[list[str], list[Path]]:
+    """The summary's "Utilization" section (lines) and its plot, from ``COMPUTE_REPORT.csv``
+    (``compute``), ``BANDWIDTH_REPORT.csv`` and, when present, ``utilization.csv``."""
+    from semdialect.sim.model import PARTS, REASON_BELOW, STEP_LAYER
+
+    if mvr_rows:
+        exact = sum(r["rtl_cycles"] == r["model_cycles"] for r in mvr_rows)
+        rtl = f"this run's RTL check matched {exact} of {len(mvr_rows)} GEMMs exactly"
+    else:
+        rtl = "the RTL check did not run in this run"
+    source = (f"Source: the cycle model (`sim/model.py` over `sim/cycles.py`: the exact cycles "
+              f"of the RTL's GEMM and quantize commands without stalls; {rtl}; the "
+              f"decomposition's second pass is charged a plain GEMM's cycles, as the RTL's "
+              f"GEMM with an addend takes)")
+    by_design: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for r in compute:
+        by_design[r["design"]].append(r)
+    lines = ["## Utilization", "",
+             f"MAC utilization = useful MACs / (cycles · rows·cols·B) over one denoising step "
+             f"of `{workload}` under `{cfg.name}`, and where the step's cycles go "
+             f"(`COMPUTE_REPORT.csv`; counterfactual split, `sim/model.py`: `drain` = cycles "
+             f"an unbounded drain would save, `selector` = what an unbounded frontend would "
+             f"save on top, `quantize` = run-time quantization of a `static = none` "
+             f"operand, `fill` = pipeline latency, edge tiles, K padding, M < rows; "
+             f"`residual` = decomposition's second pass). {source}.", "",
+             "| design | step utilization | " + " | ".join(PARTS) + " |",
+             "|---|---:|" + "---:|" * len(PARTS)]
+    for design, rs in by_design.items():
+        step = sum(float(r["step_cycles"]) for r in rs)
+        util = sum(float(r["utilization"]) * float(r["step_cycles"]) for r in rs) / step
+        shares = [sum(float(r[f"{p}_cycles"]) * int(r["count"]) for r in rs) / step
+                  for p in PARTS]
+        lines.append(f"| {design} | **{_pct(util)}** | " + " | ".join(map(_pct, shares)) + " |")
+    name = configured_design().name
+    mine = by_design.get(name, [])
+    if mine:
+        step = sum(float(r["step_cycles"]) for r in mine)
+
+        def idle(i: int) -> float:  # cycles of the step not spent on useful MACs
+            r = mine[i]
+            return (float(r["cycles"]) - float(r["compute_cycles"])) * int(r["count"])
+
+        order = sorted(range(len(mine)), key=lambda i: float(mine[i]["utilization"]))
+        shown = sorted({*order[:LOWEST_CLASSES],
+                        *sorted(range(len(mine)), key=idle)[-COSTLIEST_CLASSES:]},
+                       key=order.index)
+        lines += ["", f"GEMM classes of {name}: the {LOWEST_CLASSES} lowest utilizations and "
+                  f"the {COSTLIEST_CLASSES} losing the most cycles of the step (idle = cycles "
+                  f"− compute); below {REASON_BELOW:.0%} the reason, from the breakdown:", "",
+                  "| layer | M×K×N | static | utilization | share of step cycles | idle share "
+                  "of step | reason |", "|---|---|---|---:|---:|---:|---|"]
+        for i in shown:
+            r = mine[i]
+            lines.append(f"| {r['layer']} | {r['M']}×{r['K']}×{r['N']} | {r['static']} | "
+                         f"{_pct(float(r['utilization']))} | "
+                         f"{_pct(float(r['step_cycles']) / step)} | {_pct(idle(i) / step)} | "
+                         f"{r['reason'] or '–'} |")
+    lines += ["", *_bandwidth_lines(out, compute), ""]
+    lines += _all_configs_lines(out, name, STEP_LAYER)
+    png = plots.cycles_breakdown(compute, PARTS, out / "cycles_breakdown.png",
+                                 source=source.replace("`", ""))
+    lines += [f"![{png.stem}]({png.name})", ""]
+    return lines, [png]
+
+
+def _bandwidth_lines(out: Path, compute: list[dict[str, str]]) -> list[str]:
+    """Drain and frontend bandwidth per design: peak vs what the step needs on average and at
+    its most demanding layer (``BANDWIDTH_REPORT.csv``, rows in ``compute``'s order)."""
+    path = out / "BANDWIDTH_REPORT.csv"
+    if not path.exists():
+        return []
+    bw = plots.read_csv(path)
+    if len(bw) != len(compute) or "peak_drain_bytes_per_cycle" not in bw[0]:
+        return []
+    lines = ["Output and input bandwidth (`BANDWIDTH_REPORT.csv`, bytes/cycle; same source): "
+             "the drain emits drain_width FP32 outputs per cycle, the frontend takes lanes "
+             "FP16 blocks every C_sel cycles.", "",
+             "| design | drain peak | output needed: step mean | layer max | frontend peak | "
+             "input needed: step mean | layer max |", "|---|---:|---:|---|---:|---:|---|"]
+    by_design: dict[str, list[tuple[dict[str, str], dict[str, str]]]] = defaultdict(list)
+    for c, b in zip(compute, bw, strict=True):
+        by_design[c["design"]].append((c, b))
+    for design, pairs in by_design.items():
+        step = sum(float(c["step_cycles"]) for c, _ in pairs)
+        cells = []
+        for peak, rate in (("peak_drain_bytes_per_cycle", "required_output_bytes_per_cycle"),
+                           ("peak_frontend_bytes_per_cycle",
+                            "required_frontend_bytes_per_cycle")):
+            mean = sum(float(b[rate]) * float(c["step_cycles"]) for c, b in pairs) / step
+            top_c, top_b = max(pairs, key=lambda cb: float(cb[1][rate]))
+            cells += [f"{float(pairs[0][1][peak]):,.1f}", f"{mean:,.1f}",
+                      f"{float(top_b[rate]):,.1f} ({top_c['layer']})"]
+        lines.append(f"| {design} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _all_configs_lines(out: Path, design: str, step_layer: str) -> list[str]:
+    """Step utilization of ``design`` on every shipped workload × configuration
+    (``utilization.csv``), or nothing when the file is absent."""
+    path = out / "utilization.csv"
+    if not path.exists():
+        return []
+    steps = [r for r in plots.read_csv(path) if r["layer"] == step_layer
+             and r["design"] == design]
+    configs = list(dict.fromkeys(r["config"] for r in steps))
+    table = {(r["workload"], r["config"]): float(r["utilization"]) for r in steps}
+    lines = [f"Step utilization of {design} on every shipped workload and configuration "
+             "(`utilization.csv`, same source; per layer, with reasons, in the file):", "",
+             "| workload | " + " | ".join(configs) + " |", "|---|" + "---:|" * len(configs)]
+    for wl in dict.fromkeys(r["workload"] for r in steps):
+        lines.append(f"| {wl} | " + " | ".join(
+            _pct(table[wl, c]) if (wl, c) in table else "–" for c in configs) + " |")
+    return [*lines, ""]
+
+
 def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float | None,
                  fallback_mhz: float) -> Path:
     """Write ``summary.md`` and every plot whose inputs exist; return the summary path."""
@@ -126,6 +254,12 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
                   f"{exact} of {len(rows)} GEMMs measured on the RTL (Verilator, no stalls) "
                   f"match the cycle model exactly (`model_vs_rtl.csv`).", ""]
         pngs.append(plots.model_vs_rtl(rows, out / "model_vs_rtl.png"))
+    if compute and "compute_cycles" in compute[0]:
+        util_lines, util_pngs = utilization_section(out, cfg, workload, compute,
+                                                    mvr_rows=plots.read_csv(mvr)
+                                                    if mvr.exists() else None)
+        lines += util_lines
+        pngs += util_pngs
     if array:
         parts = list(dict.fromkeys(r["part"] for r in array))
         lines += ["## Area", "",
@@ -228,8 +362,10 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
         pngs.append(plots.dialect_histograms(chosen, out / "dialect_usage.png"))
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
     lines += ["## Files", "", "`COMPUTE_REPORT.csv`, `BANDWIDTH_REPORT.csv` (SCALE-Sim-like, per "
-              "layer and design), `samples_accuracy.csv`, `dialect_usage.csv`, `area.csv` "
-              "(ablation), `array_area.csv`, `fmax.csv`, `energy.csv`, `model_vs_rtl.csv`.", ""]
+              "layer and design, with the cycle breakdown and bandwidth), `utilization.csv` "
+              "(every shipped configuration × workload × design), `samples_accuracy.csv`, "
+              "`dialect_usage.csv`, `area.csv` (ablation), `array_area.csv`, `fmax.csv`, "
+              "`energy.csv`, `model_vs_rtl.csv`.", ""]
     summary = out / "summary.md"
     summary.write_text("\n".join(lines))
     return summary

@@ -7,6 +7,7 @@ PNG; nothing here computes a number the models own.
 from __future__ import annotations
 
 import csv
+import textwrap
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -207,4 +208,38 @@ def model_vs_rtl(rows: Sequence[Mapping[str, str]], out: Path) -> Path:
     ax.set_title(f"cycle model vs RTL: {exact}/{len(rows)} exact")
     ax.set_xlabel("RTL cycles (Verilator)")
     ax.set_ylabel("model cycles")
+    return _save(fig, out)
+
+
+def cycles_breakdown(rows: Sequence[Mapping[str, str]], parts: Sequence[str], out: Path,
+                     source: str = "") -> Path:
+    """Where the cycles of one denoising step go, per GEMM class (``COMPUTE_REPORT.csv``
+    rows: one per workload layer, its name as written, e.g. ``double.attn.qk``): one panel
+    per design, a bar per layer stacked by part (the ``<part>_cycles`` columns × ``count``),
+    as a fraction of the design's step cycles; ``parts[0]`` is the useful part (``compute``);
+    ``source`` is printed under the title."""
+    by_design: dict[str, list[Mapping[str, str]]] = defaultdict(list)
+    for r in rows:
+        by_design[r["design"]].append(r)
+    n = len(by_design)
+    fig, axes = plt.subplots(n, 1, figsize=(13, 2.4 * n + 2.2), sharex=True, squeeze=False)
+    colours = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(parts)}
+    for ax, (design, rs) in zip(axes[:, 0], by_design.items(), strict=True):
+        step = sum(float(r["step_cycles"]) for r in rs)
+        x = np.arange(len(rs))
+        bottom = np.zeros(len(rs))
+        for part in parts:
+            vals = np.array([float(r[f"{part}_cycles"]) * int(r["count"]) / step for r in rs])
+            ax.bar(x, 100 * vals, bottom=100 * bottom, color=colours[part], label=part)
+            bottom += vals
+        ax.set_ylim(0, 100 * bottom.max() * 1.12)
+        ax.set_ylabel("% of step cycles")
+        other = 1 - sum(float(r[f"{parts[0]}_cycles"]) * int(r["count"]) for r in rs) / step
+        ax.set_title(f"{design}: {100 * other:.2f} % of the step's cycles not {parts[0]}",
+                     fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.set_xticks(x, [r["layer"] for r in rs], rotation=90, fontsize=6)
+    axes[0, 0].legend(fontsize=7, ncol=len(parts), loc="upper left")
+    fig.suptitle("Where the cycles of one denoising step go, per GEMM class"
+                 + "".join(f"\n{line}" for line in textwrap.wrap(source, 160)), fontsize=9)
     return _save(fig, out)

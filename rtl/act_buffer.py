@@ -2,8 +2,8 @@
 
 ``rows`` memories (one per PE row) of ``2 · max_kb`` words of one ``quantized_block`` each;
 word address ``{bank, kb}``. The GEMM core's writer fills bank b with the blocks (row r,
-k-block kb) of one row tile while the sequencer reads the other bank, all ``rows`` blocks of
-one k-block per cycle.
+k-block kb) of one row tile, ``lanes`` rows (one row group) per write, while the sequencer
+reads the other bank, all ``rows`` blocks of one k-block per cycle.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ __all__ = ["ActivationBuffer"]
 class ActivationBuffer(wiring.Component):
     """Two banks × ``rows`` rows × ``max_kb`` k-blocks of ``layout`` words.
 
-    Write: **synchronous** (``wr_en`` in cycle t → readable from cycle t + 1), one block per
-    cycle. Read: **asynchronous** (combinational) — ``rd_data`` shows bank ``rd_bank``,
-    address ``rd_addr`` of every row in the same cycle. Storage: rows memories of
+    Write: **synchronous** (``wr_en`` in cycle t → readable from cycle t + 1), one row group
+    (``lanes`` blocks: rows ``wr_group·lanes + l``) per cycle. Read: **asynchronous**
+    (combinational) — ``rd_data`` shows bank ``rd_bank``, address ``rd_addr`` of every row in
+    the same cycle. Storage: rows memories of
     2·max_kb × ``layout`` bits.
 
     Parameters
@@ -32,35 +33,40 @@ class ActivationBuffer(wiring.Component):
         One stored block (``quantized_block(B, K)``).
     max_kb : int
         k-blocks per bank, a power of two ≥ 1.
+    lanes : int
+        Blocks per write (rows per row group), a divisor of ``rows``.
 
     Members
     -------
-    wr_en, wr_row (range(max(rows, 2))), wr_bank (1), wr_addr (range(max_kb) or 1 bit),
-    wr_data (``layout``) : In
-        Write port.
+    wr_en, wr_group (range(max(rows/lanes, 2))), wr_bank (1), wr_addr (range(max_kb) or 1
+    bit), wr_data (``ArrayLayout(layout, lanes)``) : In
+        Write port: lane l goes to row wr_group·lanes + l.
     rd_bank (1), rd_addr : In
         Read address.
     rd_data : ``Out(ArrayLayout(layout, rows))``
         ``[r]`` = row r's block at ``{rd_bank, rd_addr}``.
     """
 
-    def __init__(self, rows: int, layout: data.Layout, max_kb: int) -> None:
+    def __init__(self, rows: int, layout: data.Layout, max_kb: int, lanes: int = 1) -> None:
         if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 64:
             raise ValueError(f"rows: must be an integer in 1..64, got {rows!r}")
         if isinstance(max_kb, bool) or not isinstance(max_kb, int) or max_kb < 1 or (
             max_kb & (max_kb - 1)
         ):
             raise ValueError(f"max_kb: must be a power of two >= 1, got {max_kb!r}")
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or rows % lanes:
+            raise ValueError(f"lanes: must divide rows={rows}, got {lanes!r}")
         self._rows = rows
         self._layout = layout
         self._max_kb = max_kb
+        self._lanes = lanes
         addr = range(max(max_kb, 2))
         super().__init__({
             "wr_en": In(1),
-            "wr_row": In(range(max(rows, 2))),
+            "wr_group": In(range(max(rows // lanes, 2))),
             "wr_bank": In(1),
             "wr_addr": In(addr),
-            "wr_data": In(layout),
+            "wr_data": In(data.ArrayLayout(layout, lanes)),
             "rd_bank": In(1),
             "rd_addr": In(addr),
             "rd_data": Out(data.ArrayLayout(layout, rows)),
@@ -74,13 +80,15 @@ class ActivationBuffer(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         bits = self.addr_bits
-        row_en = Signal(self._rows)  # one-hot write row decoder
-        with m.Switch(self.wr_row):
-            for r in range(self._rows):
-                with m.Case(r):
-                    m.d.comb += row_en[r].eq(self.wr_en)
+        lanes = self._lanes
+        groups = self._rows // lanes
+        group_en = Signal(groups)  # one-hot write row-group decoder
+        with m.Switch(self.wr_group):
+            for grp in range(groups):
+                with m.Case(grp):
+                    m.d.comb += group_en[grp].eq(self.wr_en)
             with m.Default():
-                m.d.comb += row_en.eq(0)
+                m.d.comb += group_en.eq(0)
         for r in range(self._rows):
             mem = Memory(shape=self._layout, depth=2 * self._max_kb, init=[])
             m.submodules[f"row{r}"] = mem
@@ -88,9 +96,9 @@ class ActivationBuffer(wiring.Component):
             rd = mem.read_port(domain="comb")
             m.d.comb += [
                 wr.addr.eq(Cat(self.wr_addr[:bits], self.wr_bank)),
-                wr.data.eq(self.wr_data),
+                wr.data.eq(self.wr_data[r % lanes]),
                 rd.addr.eq(Cat(self.rd_addr[:bits], self.rd_bank)),
                 self.rd_data[r].eq(rd.data),
             ]
-            m.d.comb += wr.en.eq(row_en[r])
+            m.d.comb += wr.en.eq(group_en[r // lanes])
         return m

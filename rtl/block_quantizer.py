@@ -9,19 +9,39 @@ output) and :class:`~rtl.quantizer.CodeQuantizer` (one registered stage)::
 
 The mask rides beside the combinational preprocessor into the selector's input register, so
 block and mask stay together without a side FIFO.
+
+With ``residual=True`` (activation decomposition, SPEC §6) the FP16 block x and a ``salient``
+flag ride beside the whole pipeline in three shadow registers, one per block slot (the
+selector's held block, the selector's output register, the quantizer's register), each
+loading exactly when the slot it shadows can load (see :meth:`BlockQuantizer.elaborate`);
+the residual fp16(fp32(x) − deq) is then computed combinationally
+(:func:`~rtl.residual.block_residual`) from the quantizer's registered output and the carried
+x::
+
+    i ─► preprocess ─► selector ─► quantizer ─► residual ─► o
+    (x, mask,  (comb)   (C + 1)      (1)         (comb)    (codes, se, dialect, invalid,
+     salient)    x, salient ─► held ─► sel_out ─► qnt_out ─┘     residual, salient)
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semdialect.config import Config
 from semdialect.golden.formatbook import Formatbook
-from semdialect.rtl.layouts import dialect_id, dialect_id_eq, masked_fp16_block, quantized_block
+from semdialect.rtl.layouts import (
+    dialect_id,
+    dialect_id_eq,
+    masked_fp16_block,
+    quantized_block,
+    quantized_residual_block,
+    salient_masked_fp16_block,
+)
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
+from semdialect.rtl.residual import block_residual, fp16_block_layout
 from semdialect.rtl.selector import FormatSelector, selector_parameters
 from semdialect.rtl.timing import QUANTIZER_EXTRA
 
@@ -50,15 +70,30 @@ class BlockQuantizer(wiring.Component):
         ``"lut"`` or ``"two-stage"`` (see :class:`~rtl.selector.FormatSelector`).
     formats_per_cycle : int | None
         P, a divisor of K (default K).
+    residual : bool
+        Keyword only, default False. True adds the SPEC §6 residual path: the payloads gain
+        ``salient`` (in and out) and ``residual`` (out); latency, initiation interval and
+        handshake are unchanged. Storage: 3 × (16·B + 1) shadow register bits; logic: one
+        :func:`~rtl.residual.block_residual` (a K·8 × 4 ROM with B read ports and B lanes of
+        fixed-point subtract and normalise) after the quantizer register.
+        False gives exactly the plain frontend (same ports, same logic).
 
     Members
     -------
     i : ``In(stream.Signature(masked_fp16_block(B, K)))``
         ``x`` (B × 16, FP16 bit patterns) and ``mask`` (K; candidate dialects, all ones = the
         whole formatbook; all zeros is treated as all ones; ignored in two-stage mode).
+        With ``residual=True``: ``salient_masked_fp16_block(B, K)``, the same plus
+        ``salient`` (1).
     o : ``Out(stream.Signature(quantized_block(B, K)))``
         ``codes`` (B × 4), ``se`` (5, SE + 16), ``dialect`` (id_bits(K)), ``invalid`` (1:
         the block held NaN/Inf; then codes, se and dialect are 0).
+        With ``residual=True``: ``quantized_residual_block(B, K)``, the same plus
+        ``residual`` (B × 16: FP16 patterns of fp16(fp32(x_i) − deq_i), computed for every
+        block, bit-exact with :func:`golden.decompose.residual`; for an invalid block the
+        input block unchanged, SPEC §6 [ours]) and ``salient`` (1, the input's flag). The
+        residual is a combinational function of registers (the quantizer's output register
+        and the carried x), so it too holds still while ``o.ready`` is low.
     """
 
     def __init__(
@@ -67,13 +102,26 @@ class BlockQuantizer(wiring.Component):
         formatbook: Formatbook | str,
         mode: str = "lut",
         formats_per_cycle: int | None = None,
+        *,
+        residual: bool = False,
     ) -> None:
+        if not isinstance(residual, bool):
+            raise ValueError(f"residual: expected a bool, got {residual!r}")
         self._params = selector_parameters(block, formatbook, mode, formats_per_cycle)
+        self._residual = residual
         k = self._params.formatbook.size
-        super().__init__({
-            "i": In(stream.Signature(masked_fp16_block(self._params.block, k))),
-            "o": Out(stream.Signature(quantized_block(self._params.block, k))),
-        })
+        b = self._params.block
+        if residual:
+            ports = {
+                "i": In(stream.Signature(salient_masked_fp16_block(b, k))),
+                "o": Out(stream.Signature(quantized_residual_block(b, k))),
+            }
+        else:
+            ports = {
+                "i": In(stream.Signature(masked_fp16_block(b, k))),
+                "o": Out(stream.Signature(quantized_block(b, k))),
+            }
+        super().__init__(ports)
 
     @classmethod
     def from_config(cls, cfg: Config) -> BlockQuantizer:
@@ -96,6 +144,11 @@ class BlockQuantizer(wiring.Component):
     @property
     def formats_per_cycle(self) -> int:
         return self._params.formats_per_cycle
+
+    @property
+    def residual(self) -> bool:
+        """True when the block carries the SPEC §6 residual path (``salient``, ``residual``)."""
+        return self._residual
 
     @property
     def latency(self) -> int:
@@ -132,5 +185,46 @@ class BlockQuantizer(wiring.Component):
             qnt.i.valid.eq(sel.o.valid),
             sel.o.ready.eq(qnt.i.ready),
         ]
-        wiring.connect(m, qnt.o, wiring.flipped(self.o))
+        if not self._residual:
+            wiring.connect(m, qnt.o, wiring.flipped(self.o))
+            return m
+
+        # Residual path: x and salient in one shadow register per block slot, so that each
+        # holds its slot's block whenever that slot is valid:
+        #   held    ← i        on an i transfer (exactly when the selector latches its held
+        #                      block);
+        #   sel_out ← held     whenever the selector's output register may load, i.e. it is
+        #                      empty or read this cycle (``~sel.o.valid | sel.o.ready``): the
+        #                      selector fills it only in such a cycle, always from its held
+        #                      block (the one accepted last), and the stream rules keep it
+        #                      otherwise; in such a cycle without a fill the slot ends up
+        #                      empty and sel_out is a don't-care;
+        #   qnt_out ← sel_out  exactly when the quantizer loads (``qnt.i.ready``, its load
+        #                      enable, valid or not).
+        carried = data.StructLayout({"x": fp16_block_layout(block), "salient": 1})
+        held = Signal(carried, name="carried_held", reset_less=True)
+        sel_out = Signal(carried, name="carried_sel_out", reset_less=True)
+        qnt_out = Signal(carried, name="carried_qnt_out", reset_less=True)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                held.x.eq(self.i.payload.x),
+                held.salient.eq(self.i.payload.salient),
+            ]
+        with m.If(~sel.o.valid | sel.o.ready):
+            m.d.sync += sel_out.eq(held)
+        with m.If(qnt.i.ready):
+            m.d.sync += qnt_out.eq(sel_out)
+
+        quantized = qnt.o.payload
+        residual = block_residual(m, qnt_out.x, quantized, book)
+        m.d.comb += [
+            self.o.valid.eq(qnt.o.valid),
+            qnt.o.ready.eq(self.o.ready),
+            self.o.payload.codes.eq(quantized.codes),
+            self.o.payload.se.eq(quantized.se),
+            *dialect_id_eq(self.o.payload, dialect_id(quantized)),
+            self.o.payload.invalid.eq(quantized.invalid),
+            self.o.payload.residual.eq(residual),
+            self.o.payload.salient.eq(qnt_out.salient),
+        ]
         return m

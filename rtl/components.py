@@ -58,6 +58,8 @@ def components(
     return {
         "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
         "block_quantizer": lambda: BlockQuantizer.from_config(cfg),
+        "block_quantizer_residual": lambda: BlockQuantizer(
+            cfg.block, book, cfg.select, cfg.formats_per_cycle, residual=True),
         "block_preprocessor": lambda: BlockPreprocessor(cfg.block),
         "format_selector": lambda: FormatSelector(cfg.block, book, cfg.select,
                                                   cfg.formats_per_cycle),
@@ -65,6 +67,6 @@ def components(
         "dialect_decoder": lambda: DialectDecoder(book),
         **per_kind,
         "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
-        "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb),
-        "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols),
+        "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb, cfg.lanes),
+        "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols, cfg.drain_width),
     }

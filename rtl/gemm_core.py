@@ -1,12 +1,13 @@
-"""GEMM core: Y (M×N, FP32) = X (M×K, FP16) · W (K×N, pre-quantized) on an output-stationary
-MAC array, activations quantized on the fly (SPEC §2–5).
+"""GEMM core: Y (M×N, FP32) = X (M×K, FP16) · W (K×N, quantized) on an output-stationary
+MAC array, activations quantized on the fly (SPEC §2–6).
 
 Parts (composed in :meth:`GemmCore.elaborate`)::
 
-    x ─► BlockQuantizer ─► writer ─► ActivationBuffer (2 banks × rows × max_kb blocks)
-                                              │ rows blocks / cycle
-    w (cols blocks / beat) ──► sequencer ─► MACArray (rows × cols BlockPE) ─► TileDrain ─► y
-    cmd (M, N, KB) ─► controller (counters, bank flags)
+    x (L blocks) ─► L × BlockQuantizer ─► writer ─► ActivationBuffer (2 banks × rows × max_kb)
+                     (residual path)        └─► q (quantize) / r (residuals)
+                                                         │ rows blocks / cycle
+    w (cols blocks) ─► sequencer ─► MACArray (rows × cols BlockPE) ─► TileDrain ─► (+ yin) ─► y
+    cmd (M, N, KB, op, add) ─► controller (counters, bank flags)
 
 **Dataflow** (output-stationary, see :class:`~rtl.mac_array.MACArray`): a *tile* is
 rows × cols outputs Y[m0 + r, n0 + c]; PE (r, c) accumulates its output over the KB k-blocks
@@ -14,50 +15,54 @@ in ascending order; the activation block of row r is broadcast along PE row r, t
 block of column c along PE column c. Edge tiles (M, N not multiples of the array) use the
 top-left R_t × C_j PEs; the others compute don't-care values that are never emitted.
 
-**Stream orders** (a summary; the full interface — ports, payload bit layouts, handshake,
-orders and the rule that the streams are driven concurrently — is ``docs/ARCHITECTURE.md``,
-section "GemmCore stream interface"; the testbench and the cycle model follow it exactly):
+**Stream orders** (the full interface — ports, payload bit layouts, handshake, orders and the
+rule that the streams are driven concurrently — is ``docs/ARCHITECTURE.md``, section "GemmCore
+stream interface"; the testbench and the cycle model follow it exactly): ``x`` beats carry
+one k-block of L = ``lanes`` consecutive rows (``for t: for row group g: for kb:``); ``w``
+beats one k-block of ``cols`` columns (``for t: for j: for kb:``); ``y`` beats carry
+D = ``drain_width`` outputs of one tile (g = max(1, D/cols) rows × min(D, cols) columns,
+row-beat major, a ``mask`` marking the lanes inside the tile). A quantize command (``op``)
+sends the quantized ``x`` beats out on ``q`` instead of computing; a GEMM emits the residual
+of every ``salient`` block on ``r`` (SPEC §6) and, with ``add``, adds each ``y`` lane to the
+matching ``yin`` lane (the decomposition's second pass).
 
-* ``cmd``: one beat per GEMM, ``m`` = M ≥ 1, ``n`` = N ≥ 1, ``kb`` = K/B in 1..max_kb
-  (outside these the behaviour is unspecified). Accepted only while idle (``cmd.ready`` is
-  high exactly when no GEMM is in progress).
-* ``x``: M·KB FP16 blocks (``masked_fp16_block``: B lanes + K-bit candidate mask, all ones =
-  whole formatbook) in X's natural order: row m = 0 … M−1, and within a row k-block
-  kb = 0 … KB−1. Each row tile (``rows`` consecutive rows) goes into one bank of the
-  activation buffer; a bank is reused only after its row tile is computed.
-* ``w``: T_m · T_n · KB beats: ``for t in row tiles: for j in column tiles: for kb in
-  0..KB−1:`` one beat of ``cols`` pre-quantized blocks, lane c = W block (k-block kb, column
-  j·cols + c) exactly as ``golden.quantize_weights`` gives it (codes, SE + 16, dialect,
-  invalid 0); lanes past N are ignored. The weights of a column tile are sent once per row
-  tile.
-* ``y``: M·N outputs: ``for t in row tiles: for j in column tiles: for r < R_t: for c < C_j:``
-  Y[t·rows + r, j·cols + c] (``value`` binary32, ``invalid`` = an X block of that row held
-  NaN/Inf (SPEC §2: the block then contributes +0.0) or a weight block was flagged,
-  ``last`` = the GEMM's final output).
-
-**Schedule**: the quantizer takes one block every C_sel cycles (C_sel = K_book/formats per
-cycle for ``lut``, 1 for ``two-stage``) and fills bank t mod 2 for row tile t while the
-array computes row tile t − 1 from the other bank; the sequencer issues one k-step (one weight
-beat) per cycle; the array's results for a tile are captured by the drain in one cycle (the
-PEs stall only if the drain is still emitting the previous tile) and leave one per cycle.
-A row tile starts issuing after the previous row tile's last capture. The exact cycle count
-without stalls is :func:`sim.cycles.gemm_cycles` (formula in its module docstring); in
-steady state one column tile costs max(KB, rows·cols + 1) cycles.
+**Schedule**: every lane's quantizer takes one block every C_sel cycles (C_sel =
+K_book/formats per cycle for ``lut``, 1 for ``two-stage``), so a row tile enters in
+⌈R_t/L⌉·KB·C_sel cycles, filling bank t mod 2 while the array computes row tile t − 1 from
+the other bank; the sequencer issues one k-step (one weight beat) per cycle; the array's
+results for a tile are captured by the drain in one cycle (the PEs stall only while the drain
+still emits the previous tile) and leave D per cycle; the drain takes the next tile in the
+cycle the previous tile's last beat leaves. A row tile starts issuing after the previous row
+tile's last capture. The exact cycle counts without stalls are :func:`sim.cycles.gemm_cycles`
+and :func:`sim.cycles.quantize_cycles` (formulas in that module's docstring); in steady state
+one column tile costs max(KB, b) cycles, b = the drain beats of a tile.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from semdialect.config import Config
+from semdialect.config import Config, check_drain_width
 from semdialect.designs import PEKind
 from semdialect.golden.formatbook import Formatbook
 from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.block_quantizer import BlockQuantizer
-from semdialect.rtl.layouts import GEMM_OUTPUT, gemm_command, masked_fp16_block, quantized_block
+from semdialect.rtl.fp32_add import fp32_add
+from semdialect.rtl.layouts import (
+    FP32_RESULT,
+    OP_QUANTIZE,
+    dialect_id,
+    dialect_id_eq,
+    drain_beat,
+    gemm_command,
+    quantized_beat,
+    quantized_block,
+    residual_beat,
+    salient_masked_fp16_block,
+)
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.tile_drain import TileDrain
 
@@ -121,6 +126,8 @@ class GemmCore(wiring.Component):
         select: str = "lut",
         formats_per_cycle: int | None = None,
         *,
+        lanes: int = 1,
+        drain_width: int = 1,
         max_m: int = DEFAULT_MAX_M,
         max_n: int = DEFAULT_MAX_N,
         max_kb: int = DEFAULT_MAX_KB,
@@ -129,29 +136,41 @@ class GemmCore(wiring.Component):
         for name, val in (("rows", rows), ("cols", cols)):
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
                 raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or rows % lanes:
+            raise ValueError(f"lanes: must divide rows={rows}, got {lanes!r}")
+        if isinstance(drain_width, bool) or not isinstance(drain_width, int):
+            raise ValueError(f"drain_width: expected an integer, got {drain_width!r}")
+        check_drain_width(drain_width, rows, cols)
         self._max_m = _positive("max_m", max_m)
         self._max_n = _positive("max_n", max_n)
         self._max_kb = _positive("max_kb", max_kb)
         if max_kb & (max_kb - 1):
             raise ValueError(f"max_kb: must be a power of two, got {max_kb}")
-        self._quantizer = BlockQuantizer(block, formatbook, select, formats_per_cycle)
-        book = self._quantizer.formatbook
-        self._kind = ElementKind.for_design(PEKind.DIALECT, self._quantizer.block, book)
+        self._quantizers = [BlockQuantizer(block, formatbook, select, formats_per_cycle,
+                                           residual=True) for _ in range(lanes)]
+        quant = self._quantizers[0]
+        book = quant.formatbook
+        self._kind = ElementKind.for_design(PEKind.DIALECT, quant.block, book)
         self._array = MACArray(rows, cols, self._kind)
-        self._buffer = ActivationBuffer(rows, self._kind.encoded_layout, max_kb)
-        self._drain = TileDrain(rows, cols)
+        self._buffer = ActivationBuffer(rows, self._kind.encoded_layout, max_kb, lanes)
+        self._drain = TileDrain(rows, cols, drain_width)
         self._rows = rows
         self._cols = cols
+        self._lanes = lanes
+        self._drain_width = drain_width
         k = book.size
+        b = quant.block
         self._cmd_layout = gemm_command(
             max(max_m, rows).bit_length(), max(max_n, cols).bit_length(), max_kb.bit_length()
         )
         super().__init__({
             "cmd": In(stream.Signature(self._cmd_layout)),
-            "x": In(stream.Signature(masked_fp16_block(self._quantizer.block, k))),
-            "w": In(stream.Signature(data.ArrayLayout(quantized_block(self._quantizer.block, k),
-                                                      cols))),
-            "y": Out(stream.Signature(GEMM_OUTPUT)),
+            "x": In(stream.Signature(data.ArrayLayout(salient_masked_fp16_block(b, k), lanes))),
+            "w": In(stream.Signature(data.ArrayLayout(quantized_block(b, k), cols))),
+            "y": Out(stream.Signature(drain_beat(drain_width))),
+            "yin": In(stream.Signature(data.ArrayLayout(FP32_RESULT, drain_width))),
+            "q": Out(stream.Signature(quantized_beat(b, k, lanes))),
+            "r": Out(stream.Signature(residual_beat(b, lanes))),
         })
 
     @classmethod
@@ -168,7 +187,8 @@ class GemmCore(wiring.Component):
         if cfg.dataflow != "output-stationary":
             raise ValueError(f"dataflow: GemmCore is output-stationary, got {cfg.dataflow!r}")
         return cls(cfg.rows, cfg.cols, cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle,
-                   max_m=max_m, max_n=max_n, max_kb=max_kb)
+                   lanes=cfg.lanes, drain_width=cfg.drain_width, max_m=max_m, max_n=max_n,
+                   max_kb=max_kb)
 
     @property
     def rows(self) -> int:
@@ -179,17 +199,25 @@ class GemmCore(wiring.Component):
         return self._cols
 
     @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def drain_width(self) -> int:
+        return self._drain_width
+
+    @property
     def block(self) -> int:
-        return self._quantizer.block
+        return self._quantizers[0].block
 
     @property
     def formatbook(self) -> Formatbook:
-        return self._quantizer.formatbook
+        return self._quantizers[0].formatbook
 
     @property
     def selector_cycles(self) -> int:
-        """C_sel: quantizer cycles per activation block."""
-        return self._quantizer.initiation_interval
+        """C_sel: cycles per frontend beat (each lane's quantizer initiation interval)."""
+        return self._quantizers[0].initiation_interval
 
     @property
     def max_kb(self) -> int:
@@ -201,14 +229,19 @@ class GemmCore(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        rows, cols = self._rows, self._cols
-        m.submodules.quantizer = quant = self._quantizer
+        rows, cols, lanes = self._rows, self._cols, self._lanes
+        quants = self._quantizers
+        for lane, quant in enumerate(quants):
+            m.submodules[f"quantizer{lane}"] = quant
+        q0 = quants[0]  # all lanes get the same valid/ready: lane 0's handshake stands for all
         m.submodules.buffer = buf = self._buffer
         m.submodules.array = arr = self._array
         m.submodules.drain = drain = self._drain
 
         start = Signal()  # a command is accepted this cycle
         busy = Signal()
+        op_q = Signal()  # the command is a quantize command
+        add = Signal()  # the GEMM's outputs are added to ``yin``
         last_kb = Signal(range(max(self._max_kb, 2)))  # KB − 1
         # per bank: reserved by the acceptor / holds a complete row tile (until its release)
         claimed = _BankFlags("claimed")
@@ -218,22 +251,27 @@ class GemmCore(wiring.Component):
             start.eq(self.cmd.valid & self.cmd.ready),
         ]
         with m.If(start):
-            m.d.sync += [busy.eq(1), last_kb.eq(self.cmd.payload.kb - 1)]
+            m.d.sync += [busy.eq(1), last_kb.eq(self.cmd.payload.kb - 1),
+                         op_q.eq(self.cmd.payload.op == OP_QUANTIZE),
+                         add.eq(self.cmd.payload.add & (self.cmd.payload.op != OP_QUANTIZE))]
             claimed.clear(m)
             full.clear(m)
 
-        # Four independent walkers follow the same loop order: the acceptor (x → quantizer),
-        # the writer (quantizer → buffer), the sequencer (buffer + w → array) and the capture
-        # (array → drain). Each restarts from zero with every command.
+        # Four independent walkers follow the same loop order: the acceptor (x → quantizers),
+        # the writer (quantizers → buffer, or → q), the sequencer (buffer + w → array) and the
+        # capture (array → drain). Each restarts from zero with every command.
         a_rows = _TileWalker(m, "a_rows", self.cmd.payload.m, start, rows)
         w_rows = _TileWalker(m, "w_rows", self.cmd.payload.m, start, rows)
         s_cols = _TileWalker(m, "s_cols", self.cmd.payload.n, start, cols)
         c_rows = _TileWalker(m, "c_rows", self.cmd.payload.m, start, rows)
         c_cols = _TileWalker(m, "c_cols", self.cmd.payload.n, start, cols)
-        a_r, a_kb, a_bank, a_done = (Signal(a_rows.extent_m1.shape(), name="a_r"),
+        a_gm1 = _groups_m1(m, "a", a_rows.extent, rows, lanes)  # row groups of the tile − 1
+        w_gm1 = _groups_m1(m, "w", w_rows.extent, rows, lanes)
+        group = range(max(rows // lanes, 2))
+        a_g, a_kb, a_bank, a_done = (Signal(group, name="a_g"),
                                      Signal(last_kb.shape(), name="a_kb"), Signal(name="a_bank"),
                                      Signal(name="a_done"))
-        w_r, w_kb, w_bank = (Signal(w_rows.extent_m1.shape(), name="w_r"),
+        w_g, w_kb, w_bank = (Signal(group, name="w_g"),
                              Signal(last_kb.shape(), name="w_kb"), Signal(name="w_bank"))
         s_kb, s_bank, s_wait, s_done = (Signal(last_kb.shape(), name="s_kb"), Signal(name="s_bank"),
                                         Signal(name="s_wait"), Signal(name="s_done"))
@@ -241,68 +279,94 @@ class GemmCore(wiring.Component):
         with m.If(start):
             m.d.sync += [
                 sig.eq(0)
-                for sig in (a_r, a_kb, a_bank, a_done, w_r, w_kb, w_bank, s_kb, s_bank, s_wait,
+                for sig in (a_g, a_kb, a_bank, a_done, w_g, w_kb, w_bank, s_kb, s_bank, s_wait,
                             s_done, final)
             ]
 
-        # -- acceptor: X blocks into the quantizer, a bank claimed per row tile ----------------
+        # -- acceptor: X beats (one row group's k-block) into the quantizers ------------------
         a_first = Signal()
         a_gate = Signal()
         a_take = Signal()
         m.d.comb += [
-            a_first.eq(~a_r.any() & ~a_kb.any()),
-            a_gate.eq(busy & ~a_done & (~a_first | ~claimed.read(a_bank))),
-            quant.i.payload.eq(self.x.payload),
-            quant.i.valid.eq(self.x.valid & a_gate),
-            self.x.ready.eq(quant.i.ready & a_gate),
+            a_first.eq(~a_g.any() & ~a_kb.any()),
+            # a GEMM claims a bank per row tile; a quantize command writes no bank
+            a_gate.eq(busy & ~a_done & (op_q | ~a_first | ~claimed.read(a_bank))),
+            self.x.ready.eq(q0.i.ready & a_gate),
             a_take.eq(self.x.valid & self.x.ready),
         ]
+        for lane, quant in enumerate(quants):
+            m.d.comb += [
+                quant.i.payload.eq(self.x.payload[lane]),
+                quant.i.valid.eq(self.x.valid & a_gate),
+            ]
         with m.If(a_take):
-            with m.If(a_first):
+            with m.If(a_first & ~op_q):
                 claimed.set(m, a_bank, 1)
             with m.If(a_kb == last_kb):
                 m.d.sync += a_kb.eq(0)
-                with m.If(a_r == a_rows.extent_m1):
-                    m.d.sync += [a_r.eq(0), a_bank.eq(~a_bank)]
+                with m.If(a_g == a_gm1):
+                    m.d.sync += [a_g.eq(0), a_bank.eq(~a_bank)]
                     with m.If(a_rows.last):
                         m.d.sync += a_done.eq(1)
                 with m.Else():
-                    m.d.sync += a_r.eq(a_r + 1)
+                    m.d.sync += a_g.eq(a_g + 1)
             with m.Else():
                 m.d.sync += a_kb.eq(a_kb + 1)
-        a_rows.advance(m, a_take & (a_kb == last_kb) & (a_r == a_rows.extent_m1))
+        a_rows.advance(m, a_take & (a_kb == last_kb) & (a_g == a_gm1))
 
-        # -- writer: quantized blocks into the claimed bank (never stalls the quantizer) -------
-        w_end = Signal()
+        # -- writer: quantized beats into the claimed bank (GEMM; salient residuals to r) or out
+        # through q (quantize command) --------------------------------------------------------
+        w_take = Signal()
+        w_end = Signal()  # the row tile's last beat
+        any_salient = Signal()
+        o_ready = Signal()
         m.d.comb += [
-            quant.o.ready.eq(1),
-            buf.wr_en.eq(quant.o.valid),
-            buf.wr_row.eq(w_r),
+            any_salient.eq(Cat(*(quant.o.payload.salient for quant in quants)).any()),
+            o_ready.eq(Mux(op_q, self.q.ready, ~any_salient | self.r.ready)),
+            w_take.eq(q0.o.valid & o_ready),
+            w_end.eq((w_kb == last_kb) & (w_g == w_gm1)),
+            self.q.valid.eq(q0.o.valid & op_q),
+            self.q.payload.last.eq(w_end & w_rows.last),
+            self.r.valid.eq(q0.o.valid & ~op_q & any_salient),
+            buf.wr_en.eq(w_take & ~op_q),
+            buf.wr_group.eq(w_g),
             buf.wr_bank.eq(w_bank),
             buf.wr_addr.eq(w_kb),
-            buf.wr_data.eq(quant.o.payload),
-            w_end.eq(quant.o.valid & (w_kb == last_kb) & (w_r == w_rows.extent_m1)),
         ]
-        with m.If(quant.o.valid):
+        for lane, quant in enumerate(quants):
+            m.d.comb += [
+                quant.o.ready.eq(o_ready),
+                buf.wr_data[lane].codes.eq(quant.o.payload.codes),
+                buf.wr_data[lane].se.eq(quant.o.payload.se),
+                buf.wr_data[lane].invalid.eq(quant.o.payload.invalid),
+                *dialect_id_eq(buf.wr_data[lane], dialect_id(quant.o.payload)),
+                self.q.payload.lanes[lane].eq(buf.wr_data[lane]),
+                self.r.payload.lanes[lane].eq(quant.o.payload.residual),
+                self.r.payload.mask[lane].eq(quant.o.payload.salient),
+            ]
+        with m.If(w_take):
             with m.If(w_kb == last_kb):
                 m.d.sync += w_kb.eq(0)
-                with m.If(w_r == w_rows.extent_m1):
+                with m.If(w_g == w_gm1):
                     m.d.sync += [
-                        w_r.eq(0),
+                        w_g.eq(0),
                         w_bank.eq(~w_bank),
                     ]
-                    full.set(m, w_bank, 1)
+                    with m.If(~op_q):
+                        full.set(m, w_bank, 1)
+                    with m.If(op_q & w_rows.last):
+                        m.d.sync += busy.eq(0)  # the quantize command's last beat
                 with m.Else():
-                    m.d.sync += w_r.eq(w_r + 1)
+                    m.d.sync += w_g.eq(w_g + 1)
             with m.Else():
                 m.d.sync += w_kb.eq(w_kb + 1)
-        w_rows.advance(m, w_end)
+        w_rows.advance(m, w_take & w_end)
 
         # -- sequencer: one k-step (rows buffered blocks + one weight beat) per cycle ----------
         s_active = Signal()
         s_issue = Signal()
         m.d.comb += [
-            s_active.eq(busy & ~s_done & ~s_wait & full.read(s_bank)),
+            s_active.eq(busy & ~op_q & ~s_done & ~s_wait & full.read(s_bank)),
             buf.rd_bank.eq(s_bank),
             buf.rd_addr.eq(s_kb),
             arr.i.payload.a.eq(buf.rd_data),
@@ -341,19 +405,42 @@ class GemmCore(wiring.Component):
         c_cols.advance(m, capture, wrap=True)
         c_rows.advance(m, capture & c_cols.last)
 
-        # -- output ----------------------------------------------------------------------------
+        # -- output: drain beats, each lane added to the addend in a decomposition pass --------
         gemm_last = Signal()
+        addend_ok = Signal()
         m.d.comb += [
             gemm_last.eq(final & drain.o.payload.last),
-            self.y.payload.value.eq(drain.o.payload.result.value),
-            self.y.payload.invalid.eq(drain.o.payload.result.invalid),
+            addend_ok.eq(~add | self.yin.valid),
+            self.y.payload.mask.eq(drain.o.payload.mask),
             self.y.payload.last.eq(gemm_last),
-            self.y.valid.eq(drain.o.valid),
-            drain.o.ready.eq(self.y.ready),
+            self.y.valid.eq(drain.o.valid & addend_ok),
+            drain.o.ready.eq(self.y.ready & addend_ok),
+            self.yin.ready.eq(add & self.y.ready & drain.o.valid),
         ]
+        for lane in range(self._drain_width):
+            got = drain.o.payload.lanes[lane]
+            addend = self.yin.payload[lane]
+            total = fp32_add(m, got.value, addend.value)
+            m.d.comb += [
+                self.y.payload.lanes[lane].value.eq(Mux(add, total, got.value)),
+                self.y.payload.lanes[lane].invalid.eq(got.invalid | (add & addend.invalid)),
+            ]
         with m.If(self.y.valid & self.y.ready & gemm_last):
             m.d.sync += busy.eq(0)
         return m
+
+
+def _groups_m1(m: Module, prefix: str, extent: Value, rows: int, lanes: int) -> Signal:
+    """⌈extent/lanes⌉ − 1 (row groups of a row tile of ``extent`` rows, minus one), as a
+    ``rows``-way case table (no divider)."""
+    out = Signal(range(max(rows // lanes, 2)), name=f"{prefix}_groups_m1")
+    with m.Switch(extent):
+        for ext in range(1, rows + 1):
+            with m.Case(ext):
+                m.d.comb += out.eq((ext - 1) // lanes)
+        with m.Default():
+            m.d.comb += out.eq(0)
+    return out
 
 
 class _TileWalker:

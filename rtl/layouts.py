@@ -198,12 +198,73 @@ DRAIN_OUTPUT = data.StructLayout({"result": FP32_RESULT, "last": 1})
 
 
 def gemm_command(m_bits: int, n_bits: int, kb_bits: int) -> data.StructLayout:
-    """GEMM command: ``m`` (M rows of X and Y), ``n`` (N columns of W and Y), ``kb`` (K / B
-    k-blocks), unsigned fields of the given widths; each must be at least 1."""
-    return data.StructLayout({"m": m_bits, "n": n_bits, "kb": kb_bits})
+    """GEMM core command: ``m`` (M rows of X and Y), ``n`` (N columns of W and Y), ``kb``
+    (K / B k-blocks), unsigned fields of the given widths, each at least 1; then ``op`` (1:
+    :data:`OP_GEMM` or :data:`OP_QUANTIZE` — quantize M rows of KB blocks and send them out,
+    ``n`` ignored) and ``add`` (1: a GEMM's outputs are added to the addend stream, the second
+    pass of SPEC §6 decomposition)."""
+    return data.StructLayout({"m": m_bits, "n": n_bits, "kb": kb_bits, "op": 1, "add": 1})
+
+
+#: :func:`gemm_command` ``op`` values
+OP_GEMM = 0
+OP_QUANTIZE = 1
+
+
+def drain_beat(width: int) -> data.StructLayout:
+    """One beat of the tile drain / GEMM output: ``lanes`` (``width`` × :data:`FP32_RESULT`),
+    ``mask`` (``width``: lane i holds an output of the tile) and ``last`` (1: the tile's last
+    beat at the drain; the GEMM's last beat at the core's ``y``)."""
+    return data.StructLayout({
+        "lanes": data.ArrayLayout(FP32_RESULT, width),
+        "mask": width,
+        "last": 1,
+    })
+
+
+def quantized_beat(block: int, n_dialects: int, lanes: int) -> data.StructLayout:
+    """A quantize command's output beat: ``lanes`` quantized blocks (:func:`quantized_block`)
+    in the input beat's order and ``last`` (1: the command's final beat)."""
+    return data.StructLayout({
+        "lanes": data.ArrayLayout(quantized_block(block, n_dialects), lanes),
+        "last": 1,
+    })
+
+
+def residual_beat(block: int, lanes: int) -> data.StructLayout:
+    """A residual beat (SPEC §6): ``lanes`` FP16 blocks (B × 16-bit patterns each) and ``mask``
+    (``lanes``: lane i is the residual of a salient row's block)."""
+    return data.StructLayout({
+        "lanes": data.ArrayLayout(data.ArrayLayout(FP16_BITS, block), lanes),
+        "mask": lanes,
+    })
 
 
 #: GEMM core output: ``value`` (32, binary32 Y element), ``invalid`` (1: an X block of its row
 #: held NaN/Inf, or a weight block had ``invalid`` set) and ``last`` (1: the GEMM's final
 #: output).
 GEMM_OUTPUT = data.StructLayout({"value": FP32_BITS, "invalid": 1, "last": 1})
+
+
+# -- activation decomposition (SPEC §6): the block quantizer with ``residual=True`` -----------
+
+
+def salient_masked_fp16_block(block: int, n_dialects: int) -> data.StructLayout:
+    """Block quantizer input with the residual path: the fields of
+    :func:`masked_fp16_block` at the same offsets — ``x`` (B × 16, FP16 bit patterns),
+    ``mask`` (K) — then ``salient`` (1: the block belongs to a salient row, SPEC §6; passed
+    through unchanged)."""
+    return data.StructLayout({**masked_fp16_block(block, n_dialects).members, "salient": 1})
+
+
+def quantized_residual_block(block: int, n_dialects: int) -> data.StructLayout:
+    """Block quantizer output with the residual path: the fields of :func:`quantized_block`
+    at the same offsets — ``codes`` (B × 4), ``se`` (5, SE + 16), ``dialect`` (id_bits(K);
+    absent at K = 1), ``invalid`` (1) — then ``residual`` (B × 16: FP16 bit patterns of
+    fp16(fp32(x_i) − deq_i), SPEC §6; the input block itself when ``invalid``) and
+    ``salient`` (1, the input's flag)."""
+    return data.StructLayout({
+        **quantized_block(block, n_dialects).members,
+        "residual": data.ArrayLayout(FP16_BITS, block),
+        "salient": 1,
+    })

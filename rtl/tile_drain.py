@@ -1,8 +1,13 @@
-"""Tile drain: captures one tile of array results and emits them one per cycle, row-major.
+"""Tile drain: captures one tile of array results and emits it ``width`` outputs per beat.
 
 Output-stationary PEs finish a whole tile in one cycle; the drain copies the ``rows × cols``
 results into its shadow registers (freeing the PEs for the next tile) and streams the tile's
-valid ``rows_t × cols_t`` corner in row-major order (r outer, c inner).
+valid ``rows_t × cols_t`` corner in beats. A beat covers g = max(1, width / cols) tile rows ×
+c = min(width, cols) tile columns: beat (br, bc) holds rows br·g … br·g + g − 1, columns
+bc·c … bc·c + c − 1, lane i = (row br·g + i // c, column bc·c + i mod c). Beats go row-beat
+major (br outer, bc inner) and only those holding at least one output of the tile are sent:
+b = ⌈rows_t/g⌉ · ⌈cols_t/c⌉ beats. ``mask`` bit i marks the lanes inside the tile; the
+others carry don't-care values.
 """
 
 from __future__ import annotations
@@ -11,86 +16,131 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from semdialect.rtl.layouts import DRAIN_OUTPUT, array_results, drain_tile
+from semdialect.config import check_drain_width
+from semdialect.rtl.layouts import array_results, drain_beat, drain_tile
 
 __all__ = ["TileDrain"]
 
 
 class TileDrain(wiring.Component):
-    """Shadow bank + row-major sequencer.
+    """Shadow bank + beat sequencer (see the module docstring for the beat order).
 
-    Timing: a tile accepted at ``i`` in cycle X is emitted at ``o`` in cycles X + 1 …
-    X + n (n = rows_t · cols_t) with ``o.ready`` high; ``i.ready = ~busy`` is a register
-    (busy clears after the last element's transfer), so the next tile can be accepted in cycle
-    X + n + 1 at the earliest. Throughput one element per cycle. Storage: rows·cols × 33-bit
-    shadow registers, the tile extent and (r, c) counters; the output is a rows·cols-way mux.
+    Timing: a tile accepted at ``i`` in cycle X is emitted at ``o`` in cycles X + 1 … X + b
+    with ``o.ready`` high. ``i.ready = ~busy | (o.ready & last beat)`` (combinational from
+    ``o.ready``): the next tile is accepted in the cycle the previous tile's last beat leaves,
+    X + b at the earliest, so back-to-back tiles leave without a gap. Throughput ``width``
+    outputs per cycle. Storage: rows·cols × 33-bit shadow registers, the tile extent and the
+    beat counters; each output lane is a (rows·cols / width)-way multiplexer.
 
     Parameters
     ----------
     rows, cols : int
         Array size, 1..64.
+    width : int
+        Outputs per beat: a divisor of ``cols``, or a multiple of ``cols`` dividing rows·cols.
 
     Members
     -------
     i : ``In(stream.Signature(drain_tile(rows, cols)))``
         ``results`` ([r][c] FP32 result), ``rows`` (1..rows), ``cols`` (1..cols).
-    o : ``Out(stream.Signature(DRAIN_OUTPUT))``
-        ``result`` (``value``, ``invalid``) and ``last`` (the tile's last element).
+    o : ``Out(stream.Signature(drain_beat(width)))``
+        ``lanes`` (``width`` FP32 results), ``mask`` and ``last`` (the tile's last beat).
     """
 
-    def __init__(self, rows: int, cols: int) -> None:
+    def __init__(self, rows: int, cols: int, width: int = 1) -> None:
         for name, val in (("rows", rows), ("cols", cols)):
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
                 raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
+        if isinstance(width, bool) or not isinstance(width, int):
+            raise ValueError(f"drain_width: expected an integer, got {width!r}")
+        check_drain_width(width, rows, cols)
         self._rows = rows
         self._cols = cols
+        self._width = width
         super().__init__({
             "i": In(stream.Signature(drain_tile(rows, cols))),
-            "o": Out(stream.Signature(DRAIN_OUTPUT)),
+            "o": Out(stream.Signature(drain_beat(width))),
         })
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def beat_rows(self) -> int:
+        """g: tile rows per beat."""
+        return max(1, self._width // self._cols)
+
+    @property
+    def beat_cols(self) -> int:
+        """c: tile columns per beat."""
+        return min(self._width, self._cols)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        g, c = self.beat_rows, self.beat_cols
+        n_br, n_bc = self._rows // g, self._cols // c  # beat rows / columns of a full tile
         busy = Signal()
         shadow = Signal(array_results(self._rows, self._cols))
-        r = Signal(range(max(self._rows, 2)))
-        c = Signal(range(max(self._cols, 2)))
-        r_end = Signal.like(r)  # rows_t − 1
-        c_end = Signal.like(c)  # cols_t − 1
-        last_c = Signal()
-        last_r = Signal()
+        br = Signal(range(max(n_br, 2)))
+        bc = Signal(range(max(n_bc, 2)))
+        rows_t = Signal(range(self._rows + 1))
+        cols_t = Signal(range(self._cols + 1))
+        last_br = Signal()
+        last_bc = Signal()
+        last = Signal()
+        # the beat is the last of its row (column) when its end reaches the tile's extent;
+        # products by constants, compared at a common width
+        wide = max(self._rows, self._cols).bit_length() + max(n_br, n_bc).bit_length() + 1
+        br_end = Signal(wide)
+        bc_end = Signal(wide)
         m.d.comb += [
-            last_c.eq(c == c_end),
-            last_r.eq(r == r_end),
-            self.i.ready.eq(~busy),
+            br_end.eq((br + 1) * g),
+            bc_end.eq((bc + 1) * c),
+            last_br.eq(br_end >= rows_t),
+            last_bc.eq(bc_end >= cols_t),
+            last.eq(last_br & last_bc),
             self.o.valid.eq(busy),
-            self.o.payload.last.eq(last_r & last_c),
+            self.o.payload.last.eq(last),
+            self.i.ready.eq(~busy | (self.o.ready & last)),
         ]
-        with m.Switch(r):  # the rows·cols-way output multiplexer
-            for row in range(self._rows):
-                with m.Case(row):
-                    with m.Switch(c):
-                        for col in range(self._cols):
-                            with m.Case(col):
-                                m.d.comb += self.o.payload.result.eq(shadow[row][col])
-                        with m.Default():  # unreachable (c < cols)
-                            m.d.comb += self.o.payload.result.eq(shadow[row][0])
-            with m.Default():  # unreachable (r < rows)
-                m.d.comb += self.o.payload.result.eq(shadow[0][0])
-        with m.If(self.i.valid & self.i.ready):
+        # lane multiplexers: one case per (br, bc) position of a full tile
+        with m.Switch(br):
+            for row_beat in range(n_br):
+                with m.Case(row_beat):
+                    with m.Switch(bc):
+                        for col_beat in range(n_bc):
+                            with m.Case(col_beat):
+                                for lane in range(self._width):
+                                    r = row_beat * g + lane // c
+                                    col = col_beat * c + lane % c
+                                    m.d.comb += self.o.payload.lanes[lane].eq(shadow[r][col])
+                        with m.Default():  # unreachable
+                            m.d.comb += self.o.payload.lanes.eq(0)
+            with m.Default():  # unreachable
+                m.d.comb += self.o.payload.lanes.eq(0)
+        for lane in range(self._width):
+            in_row = Signal(name=f"in_row{lane}")
+            in_col = Signal(name=f"in_col{lane}")
+            m.d.comb += [
+                in_row.eq(br * g + lane // c < rows_t),
+                in_col.eq(bc * c + lane % c < cols_t),
+                self.o.payload.mask[lane].eq(in_row & in_col),
+            ]
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(last_bc):
+                m.d.sync += [bc.eq(0), br.eq(br + 1)]
+                with m.If(last_br):
+                    m.d.sync += busy.eq(0)
+            with m.Else():
+                m.d.sync += bc.eq(bc + 1)
+        with m.If(self.i.valid & self.i.ready):  # after the above: a new tile wins
             m.d.sync += [
                 busy.eq(1),
                 shadow.eq(self.i.payload.results),
-                r_end.eq(self.i.payload.rows - 1),
-                c_end.eq(self.i.payload.cols - 1),
-                r.eq(0),
-                c.eq(0),
+                rows_t.eq(self.i.payload.rows),
+                cols_t.eq(self.i.payload.cols),
+                br.eq(0),
+                bc.eq(0),
             ]
-        with m.If(self.o.valid & self.o.ready):
-            with m.If(last_c):
-                m.d.sync += [c.eq(0), r.eq(r + 1)]
-                with m.If(last_r):
-                    m.d.sync += busy.eq(0)
-            with m.Else():
-                m.d.sync += c.eq(c + 1)
         return m

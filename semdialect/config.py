@@ -7,12 +7,16 @@ Loaded from ``configs/*.toml``::
     rows = 8            # PE rows (activation rows in flight)
     cols = 8            # PE columns (weight columns in flight)
     dataflow = "output-stationary"
+    drain_width = 32    # FP32 outputs the tile drain emits per cycle (a divisor of cols, or
+                        # a multiple of cols that divides rows*cols)
     [format]
     block = 32          # B, elements per block along K
     formatbook = "sd32" # builtin name or a formatbook .toml (relative to the config file)
     select = "lut"      # "lut" | "two-stage"
     [selector]
-    formats_per_cycle = 8   # dialect costs evaluated per cycle by the LUT selector
+    formats_per_cycle = 32  # dialect costs evaluated per cycle by the LUT selector
+    [frontend]
+    lanes = 8           # parallel BlockQuantizer lanes (activation blocks per beat), divides rows
 
 ``name`` names build folders (``build/verilog/<name>/``), so it must be a plain identifier.
 :func:`resolve_config` takes what a user types after ``--config``: a shipped configuration's
@@ -53,7 +57,9 @@ class Config:
     block: int = 32
     formatbook: str = "sd32"
     select: str = "lut"
-    formats_per_cycle: int = 8
+    formats_per_cycle: int = 32
+    drain_width: int = 32
+    lanes: int = 8
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
@@ -61,13 +67,17 @@ class Config:
                 f"name: must be a plain identifier of 1 to 64 ASCII letters, digits, '_' or '-' "
                 f"(not starting with '-'), got {self.name!r}"
             )
-        for key in ("rows", "cols", "block", "formats_per_cycle"):
+        for key in ("rows", "cols", "block", "formats_per_cycle", "drain_width", "lanes"):
             val = getattr(self, key)
             if isinstance(val, bool) or not isinstance(val, int):
                 raise ValueError(f"{key}: expected an integer, got {val!r}")
         for key in ("rows", "cols"):
             if not 1 <= getattr(self, key) <= MAX_ARRAY:
                 raise ValueError(f"{key}: must be in 1..{MAX_ARRAY}, got {getattr(self, key)}")
+        check_drain_width(self.drain_width, self.rows, self.cols)
+        if not 1 <= self.lanes <= self.rows or self.rows % self.lanes:
+            raise ValueError(f"lanes: must divide rows={self.rows} (1..{self.rows}), "
+                             f"got {self.lanes}")
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow: must be one of {DATAFLOWS}, got {self.dataflow!r}")
         if self.block not in BLOCK_SIZES:
@@ -84,6 +94,16 @@ class Config:
                 f"got {self.formats_per_cycle}"
             )
 
+    @property
+    def drain_rows(self) -> int:
+        """Tile rows one drain beat covers: max(1, drain_width / cols)."""
+        return max(1, self.drain_width // self.cols)
+
+    @property
+    def drain_cols(self) -> int:
+        """Tile columns one drain beat covers: min(drain_width, cols)."""
+        return min(self.drain_width, self.cols)
+
     def book(self) -> Formatbook:
         """The configured formatbook."""
         return get_formatbook(self.formatbook)
@@ -96,6 +116,18 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a flat dict (the dataclass fields)."""
         return asdict(self)
+
+
+def check_drain_width(width: int, rows: int, cols: int) -> None:
+    """A drain beat covers part of one tile row (``width`` divides ``cols``) or whole tile rows
+    (``width`` is a multiple of ``cols`` that divides rows·cols); ``ValueError`` naming
+    ``drain_width`` otherwise."""
+    ok = width >= 1 and (cols % width == 0 or (width % cols == 0 and (rows * cols) % width == 0))
+    if isinstance(width, bool) or not ok:
+        raise ValueError(
+            f"drain_width: must divide cols={cols}, or be a multiple of cols that divides "
+            f"rows*cols={rows * cols}, got {width!r}"
+        )
 
 
 def shipped_configs() -> tuple[str, ...]:
@@ -130,9 +162,10 @@ def load_config(path: str | Path) -> Config:
         raise ValueError(f"config {path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config {path}: not valid TOML ({exc})") from None
-    sections = {"array": ("rows", "cols", "dataflow"),
+    sections = {"array": ("rows", "cols", "dataflow", "drain_width"),
                 "format": ("block", "formatbook", "select"),
-                "selector": ("formats_per_cycle",)}
+                "selector": ("formats_per_cycle",),
+                "frontend": ("lanes",)}
     flat: dict[str, Any] = {"name": doc.pop("name", path.stem)}
     for sec, keys in sections.items():
         table = doc.pop(sec, {})
@@ -150,4 +183,13 @@ def load_config(path: str | Path) -> Config:
     try:
         return Config(**flat)
     except ValueError as exc:
-        raise ValueError(f"config {path}: {exc}") from None
+        key = str(exc).split(":", 1)[0]
+        hint = ""
+        if key in _DEFAULTED and key not in flat:
+            sec = next(s for s, keys in sections.items() if key in keys)
+            hint = f" (the default; set [{sec}] {key})"
+        raise ValueError(f"config {path}: {exc}{hint}") from None
+
+
+#: keys whose dataclass default fits the default 8x8 array only (a hint names them)
+_DEFAULTED = ("drain_width", "lanes", "formats_per_cycle")

@@ -25,7 +25,8 @@ array instantiates rows × cols times; "block decoder" decodes one block (B elem
 which the array has rows + cols. :data:`ROLES` names each module's role in the tables.
 
 Array logic (:func:`array_parts`): rows·cols PE cores + (rows + cols) block decoders (the
-array decodes each broadcast block once at its edge) + one frontend + the tile drain, per
+array decodes each broadcast block once at its edge) + one frontend lane (block quantizer with
+the SPEC §6 residual path) per configured lane + the tile drain, per
 hardware design of the registry (:func:`semdialect.designs.hardware_designs`: SemanticDialect
 = the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — a fixed-format kind such as MX has
 no activation-quantizer RTL, so its frontend is absent, not zero). Module names per PE kind
@@ -85,6 +86,8 @@ ABLATION_AXES: dict[str, str] = {
 }
 
 _FRONTEND = "block_quantizer"
+#: the GEMM core's frontend lane: the block quantizer with the SPEC §6 residual path
+_FRONTEND_LANE = "block_quantizer_residual"
 
 
 def _core(kind: PEKind) -> str:
@@ -100,6 +103,7 @@ def _decoder(kind: PEKind) -> str:
 #: module → its role in the ablation and array tables
 ROLES: dict[str, str] = {
     _FRONTEND: "frontend",
+    _FRONTEND_LANE: "frontend lane",
     **{_core(k): "PE core" for k in PEKind},
     **{_decoder(k): "block decoder" for k in PEKind},
     "tile_drain": "tile drain",
@@ -200,7 +204,8 @@ def array_parts(base: Config) -> list[ArrayPart]:
         parts += [ArrayPart(d.name, "PE cores", _core(kind), cfg, n_pe),
                   ArrayPart(d.name, "block decoders", _decoder(kind), cfg, n_dec)]
         if kind.has_dialects:  # only dialect kinds have activation-quantizer RTL
-            parts.append(ArrayPart(d.name, "activation frontend", _FRONTEND, cfg, 1))
+            parts.append(ArrayPart(d.name, "activation frontend", _FRONTEND_LANE, cfg,
+                                   cfg.lanes))  # one quantizer per lane
         parts.append(ArrayPart(d.name, "tile drain", "tile_drain", cfg, 1))
     return parts
 

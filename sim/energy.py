@@ -295,6 +295,7 @@ def action_counts_for_gemm(
     pe: PEKind | str = PEKind.DIALECT,
     decode_in_pe: bool = False,
     requantize: bool = False,
+    runtime_w: bool = False,
 ) -> dict[str, float]:
     """Action counts of Y (M×N) = X (M×K) · W (K×N) on the configured array.
 
@@ -302,8 +303,10 @@ def action_counts_for_gemm(
     nb = ⌈K/B⌉ k-blocks (a short last block is zero-padded: the hardware still processes
     Kp = nb·B elements); TM = ⌈M/R⌉, TN = ⌈N/C⌉ output tiles; pairs = M·N·nb block pairs;
     products = M·N·Kp; ab = M·nb activation blocks quantized (× TN with ``requantize``,
-    i.e. re-quantized for every column tile instead of reusing stored codes); ae = ab·B.
-    Weights are quantized offline (SPEC §4): no preprocessing or selection for W.
+    i.e. re-quantized for every column tile instead of reusing stored codes; + N·nb with
+    ``runtime_w``: the second operand is an activation, Wᵀ's N rows quantized once at run
+    time by the same frontend); ae = ab·B. Static weights are quantized offline (SPEC §4): no
+    preprocessing or selection for W.
 
     Counts (each ``category.action``; widths in bits from the golden format and the PE kind,
     see ``_Widths``; the examples are the dialect, MXFP4 and MXINT8 kinds):
@@ -350,6 +353,9 @@ def action_counts_for_gemm(
         Decoders inside every PE instead of at the array edges.
     requantize : bool
         Re-run the activation frontend for every column tile.
+    runtime_w : bool
+        W is produced at run time (a workload row with ``static = none``, e.g. Kᵀ of Q·Kᵀ):
+        its N×K blocks go through the preprocessor and selector once too.
     """
     _check_shape(M, N, K)
     kind, block = _pe_kind(cfg, pe)
@@ -361,7 +367,7 @@ def action_counts_for_gemm(
     tm, tn = -(-M // cfg.rows), -(-N // cfg.cols)
     pairs = M * N * nb
     products = M * N * kp
-    ab = M * nb * (tn if requantize else 1)
+    ab = M * nb * (tn if requantize else 1) + (N * nb if runtime_w else 0)
     ae = ab * block
 
     counts: dict[str, float] = {"macs": M * N * K}
@@ -425,6 +431,7 @@ def min_bytes_moved(
     K: int,  # noqa: N803
     *,
     pe: PEKind | str = PEKind.DIALECT,
+    runtime_w: bool = False,
 ) -> dict[str, dict[str, float]]:
     """A simple traffic model (bytes) for :func:`action_counts_for_gemm`, until a cycle model
     supplies measured traffic.
@@ -435,6 +442,9 @@ def min_bytes_moved(
     DRAM: X read once as FP16 (2·M·K), W read once pre-quantized (q(N)), Y written once as
     FP32 (4·M·N). SRAM: X codes written once and read once per column tile (q(M)·(1 + TN)),
     W written once and read once per row tile (q(N)·(1 + TM)), Y written once (4·M·N).
+    With ``runtime_w`` (W is an activation made at run time, quantized on chip like X): DRAM
+    reads W once as FP16 (2·N·K); SRAM also holds the FP16 W, written and read once
+    (+ 4·N·K).
     """
     _check_shape(M, N, K)
     kind, block = _pe_kind(cfg, pe)
@@ -446,8 +456,10 @@ def min_bytes_moved(
     def quantized(rows: int) -> float:
         return rows * nb * per_block
 
+    fp16_w = 2.0 * N * K
     return {
-        "dram": {"X": 2.0 * M * K, "W": quantized(N), "Y": 4.0 * M * N},
-        "sram": {"X": quantized(M) * (1 + tn), "W": quantized(N) * (1 + tm),
+        "dram": {"X": 2.0 * M * K, "W": fp16_w if runtime_w else quantized(N), "Y": 4.0 * M * N},
+        "sram": {"X": quantized(M) * (1 + tn),
+                 "W": quantized(N) * (1 + tm) + (2 * fp16_w if runtime_w else 0.0),
                  "Y": 4.0 * M * N},
     }

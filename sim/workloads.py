@@ -1,7 +1,10 @@
-"""GEMM workloads: the project's ``layer,M,K,N,count`` CSVs and SCALE-Sim topology CSVs.
+"""GEMM workloads: the project's ``layer,M,K,N,count,static`` CSVs and SCALE-Sim topology CSVs.
 
 Each row is one GEMM Y[M, N] = X[M, K] · W[K, N] run ``count`` times per denoising step
-(``data/workloads/README.md`` gives every model's sources and conventions). SCALE-Sim
+(``data/workloads/README.md`` gives every model's sources and conventions). The optional
+``static`` column says what W is: ``W`` (static weights, quantized offline — the default when
+the column is absent, and for every SCALE-Sim row) or ``none`` (W is an activation produced at
+run time, as Kᵀ in Q·Kᵀ and V in attention·V, so the hardware quantizes it at run time). SCALE-Sim
 topologies are accepted too: GEMM topologies (``Layer, M, N, K``) and convolution topologies
 (``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
 Strides``), a convolution becoming the GEMM M = ofmap pixels, K = filter volume, N = filters.
@@ -11,8 +14,9 @@ column): a workload is a regular UTF-8 file (a leading BOM is allowed) of at mos
 :data:`MAX_BYTES` bytes with a known header and 1 … :data:`MAX_ROWS` GEMM rows (blank lines
 are skipped); every number is a plain decimal integer (ASCII digits only: no sign, point,
 exponent or ``_``) in 1 … :data:`MAX_DIM` — M, K, N, ``count`` and every SCALE-Sim field, and
-the M, K, N a convolution turns into; a layer name is not empty; a row has no more values than
-the header has columns.
+the M, K, N a convolution turns into; a layer name is not empty; ``static`` is one of
+:data:`STATIC_KINDS` (exactly, case-sensitive); a row has no more values than the header has
+columns.
 """
 
 from __future__ import annotations
@@ -33,24 +37,31 @@ MAX_ROWS = 4096
 #: largest workload file in bytes (16 MiB)
 MAX_BYTES = 16 * 2**20
 
+#: values of a project CSV's ``static`` column: the second operand W is static weights
+#: (quantized offline) or ``none`` of the operands is static (W quantized at run time)
+STATIC_KINDS = ("W", "none")
+
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _PROJECT = ("layer", "M", "K", "N")
 _SCALESIM_GEMM = ("Layer", "M", "N", "K")
 _SCALESIM_CONV = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
                   "Channels", "Num Filter")
-_EXPECTED = "layer,M,K,N[,count] or a SCALE-Sim GEMM/convolution topology"
+_EXPECTED = "layer,M,K,N[,count][,static] or a SCALE-Sim GEMM/convolution topology"
 
 
 @dataclass(frozen=True)
 class Gemm:
     """One GEMM shape of a workload (M, K, N elements; ``count`` runs per step), each an
-    integer in 1 … :data:`MAX_DIM` (``ValueError`` naming the field otherwise)."""
+    integer in 1 … :data:`MAX_DIM`; ``static`` one of :data:`STATIC_KINDS` (``"W"``: the second
+    operand is static weights, ``"none"``: it is an activation quantized at run time).
+    ``ValueError`` naming the field otherwise."""
 
     layer: str
     m: int
     k: int
     n: int
     count: int = 1
+    static: str = "W"
 
     def __post_init__(self) -> None:
         for key in ("m", "k", "n", "count"):
@@ -58,6 +69,14 @@ class Gemm:
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= MAX_DIM:
                 raise ValueError(f"Gemm {self.layer!r}: {key} must be an integer in "
                                  f"1..{MAX_DIM} (2^31), got {val!r}")
+        if self.static not in STATIC_KINDS:
+            raise ValueError(f"Gemm {self.layer!r}: static must be one of "
+                             f"{', '.join(STATIC_KINDS)}, got {self.static!r}")
+
+    @property
+    def runtime_w(self) -> bool:
+        """True when the second operand is produced at run time (``static == "none"``)."""
+        return self.static == "none"
 
     @property
     def macs(self) -> int:
@@ -89,6 +108,20 @@ def _name(row: dict[str, str], key: str, where: str) -> str:
     cell = row.get(key, "")
     if not cell:
         raise ValueError(f"{where}, column {key!r}: empty layer name")
+    return cell
+
+
+def _static(row: dict[str, str], header: list[str], where: str) -> str:
+    """The ``static`` cell of a project row (``"W"`` when the header has no such column)."""
+    if "static" not in header:
+        return "W"
+    cell = row.get("static")
+    if cell is None:
+        raise ValueError(f"{where}, column 'static': value missing (the row is shorter than "
+                         "the header)")
+    if cell not in STATIC_KINDS:
+        raise ValueError(f"{where}, column 'static': expected one of "
+                         f"{', '.join(STATIC_KINDS)}, got {_show(cell)}")
     return cell
 
 
@@ -184,7 +217,8 @@ def _gemm(kind: str, rec: dict[str, str], header: list[str], where: str) -> Gemm
     if kind == "project":  # columns checked left to right
         layer, m = _name(rec, "layer", where), _int(rec, "M", where)
         k, n = _int(rec, "K", where), _int(rec, "N", where)
-        return Gemm(layer, m, k, n, _int(rec, "count", where) if "count" in header else 1)
+        count = _int(rec, "count", where) if "count" in header else 1
+        return Gemm(layer, m, k, n, count, _static(rec, header, where))
     if kind == "scalesim-gemm":
         return Gemm(_name(rec, "Layer", where), _int(rec, "M", where), _int(rec, "K", where),
                     _int(rec, "N", where))
@@ -203,6 +237,11 @@ def _gemm(kind: str, rec: dict[str, str], header: list[str], where: str) -> Gemm
     return Gemm(_name(rec, "Layer name", where), m, k, filters)
 
 
+def shipped_workloads() -> tuple[str, ...]:
+    """Names (stems) of the workloads shipped in :data:`WORKLOADS`, sorted."""
+    return tuple(sorted(f.stem for f in WORKLOADS.glob("*.csv")))
+
+
 def workload_path(name: str) -> Path:
     """A shipped workload by stem (e.g. ``opensora2_256px_129f``) or a path."""
     p = Path(name)
@@ -214,5 +253,5 @@ def workload_path(name: str) -> Path:
             return shipped
     except (OSError, ValueError):  # e.g. a NUL byte or an over-long name
         pass
-    names = sorted(f.stem for f in WORKLOADS.glob("*.csv"))
-    raise ValueError(f"workload: unknown {name!r} (shipped: {', '.join(names)}; or a CSV path)")
+    raise ValueError(f"workload: unknown {name!r} (shipped: {', '.join(shipped_workloads())}; "
+                     "or a CSV path)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import time
@@ -11,11 +12,25 @@ from math import ceil
 import pytest
 
 from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
-from semdialect.sim.cycles import gemm_cycles_raw
+from semdialect.sim.cycles import drain_beats, gemm_cycles_raw, quantize_cycles_raw
 
 
-def reference_cycles(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: int) -> int:
-    """The recurrence of the module docstring, one row tile at a time (the original code)."""
+@functools.lru_cache(maxsize=None)
+def beats(rows_t: int, cols_t: int, cols: int, drain: int) -> int:
+    """Drain beats of a rows_t × cols_t tile, counted one beat at a time: a beat is a group of
+    ``drain`` consecutive outputs in row-major order over the full-width grid, kept if it holds
+    at least one output of the tile."""
+    grid = [(r, c) for r in range(rows_t + drain) for c in range(cols)]
+    count = 0
+    for start in range(0, len(grid), drain):
+        if any(r < rows_t and c < cols_t for r, c in grid[start:start + drain]):
+            count += 1
+    return count
+
+
+def reference_cycles(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: int,
+                     lanes: int = 1, drain: int = 1) -> int:
+    """The recurrence of the module docstring, one row tile at a time."""
     t_m = ceil(m / rows)
     t_n = ceil(n / cols)
     c_last = n - (t_n - 1) * cols
@@ -24,7 +39,7 @@ def reference_cycles(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: 
     n_prev = 0
     for t in range(t_m):
         r_t = min(rows, m - t * rows)
-        q_t = r_t * kb * sel_cycles
+        q_t = -(-r_t // lanes) * kb * sel_cycles
         if t == 0:
             accept = 1
         elif t == 1:
@@ -37,44 +52,84 @@ def reference_cycles(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: 
             first = issue + kb + PE_LATENCY - 1
         else:
             issue = max(full, capture[t - 1] + 1)
-            first = max(issue + kb + PE_LATENCY - 1, capture[t - 1] + n_prev + 1)
-        capture[t] = first + (t_n - 1) * max(kb, r_t * cols + 1)
-        n_prev = r_t * c_last
+            first = max(issue + kb + PE_LATENCY - 1, capture[t - 1] + n_prev)
+        capture[t] = first + (t_n - 1) * max(kb, beats(r_t, cols, cols, drain))
+        n_prev = beats(r_t, c_last, cols, drain)
         accept_prev, quant_prev = accept, q_t
     return capture[-1] + n_prev + 1
 
 
+def _drains(rows: int, cols: int) -> list[int]:
+    return [d for d in range(1, rows * cols + 1)
+            if cols % d == 0 or (d % cols == 0 and rows * cols % d == 0)]
+
+
 def test_exhaustive_small_shapes() -> None:
     """Every small array/shape combination: 1..4 row tiles and beyond, ragged edges, every
-    regime (quantizer-, compute- and drain-bound)."""
+    regime (quantizer-, compute- and drain-bound), every lane count and drain width."""
     for rows, cols, sel, m, n, kb in itertools.product(
-        (1, 2, 3), (1, 2, 3), (1, 2, 4), range(1, 14), range(1, 8), (1, 2, 3, 5, 9)
+        (1, 2, 4), (1, 2, 3), (1, 2, 4), range(1, 14), range(1, 8), (1, 2, 3, 5, 9)
     ):
-        assert gemm_cycles_raw(rows, cols, sel, m, n, kb) == reference_cycles(
-            rows, cols, sel, m, n, kb
-        ), (rows, cols, sel, m, n, kb)
+        for lanes in [d for d in (1, 2, 4) if rows % d == 0]:
+            for drain in _drains(rows, cols):
+                assert gemm_cycles_raw(rows, cols, sel, m, n, kb, lanes=lanes,
+                                       drain_width=drain) == reference_cycles(
+                    rows, cols, sel, m, n, kb, lanes, drain
+                ), (rows, cols, sel, m, n, kb, lanes, drain)
+
+
+def test_drain_beats_formula() -> None:
+    for rows, cols in itertools.product((1, 2, 3, 4, 8), (1, 2, 3, 4, 8)):
+        for drain in _drains(rows, cols):
+            for rt in range(1, rows + 1):
+                for ct in range(1, cols + 1):
+                    assert drain_beats(rt, ct, cols, drain) == beats(rt, ct, cols, drain)
+
+
+def test_bad_lanes_and_drain_are_rejected() -> None:
+    with pytest.raises(ValueError, match="lanes"):
+        gemm_cycles_raw(8, 8, 1, 8, 8, 1, lanes=3)
+    with pytest.raises(ValueError, match="drain_width"):
+        gemm_cycles_raw(8, 8, 1, 8, 8, 1, drain_width=12)
+    with pytest.raises(ValueError, match="drain_width"):
+        gemm_cycles_raw(8, 8, 1, 8, 8, 1, drain_width=0)
+
+
+def test_quantize_cycles_formula() -> None:
+    """⌈M/L⌉·KB beats one every C_sel cycles from cycle 1, the last leaving C_sel + 2 later."""
+    for sel, m, kb, lanes in itertools.product((1, 2, 4), range(1, 10), (1, 3), (1, 2, 4)):
+        last_accept = 1 + (-(-m // lanes) * kb - 1) * sel
+        assert quantize_cycles_raw(4, sel, m, kb, lanes=lanes) == (
+            last_accept + sel + QUANTIZER_EXTRA + 1)
 
 
 def test_random_shapes() -> None:
     rng = random.Random(7)
     for _ in range(3000):
         rows, cols = rng.randint(1, 64), rng.randint(1, 64)
+        lanes = rng.choice([d for d in range(1, rows + 1) if rows % d == 0])
+        drain = rng.choice([d for d in (1, cols, rows * cols) if cols % d == 0 or (
+            d % cols == 0 and rows * cols % d == 0)])
         sel = rng.choice((1, 2, 4, 8, 16, 32))
         m = rng.randint(1, rows * rng.choice((1, 3, 50, 400)))
         n = rng.randint(1, cols * rng.choice((1, 2, 30)))
         kb = rng.randint(1, rng.choice((4, 64, 2000)))
-        assert gemm_cycles_raw(rows, cols, sel, m, n, kb) == reference_cycles(
-            rows, cols, sel, m, n, kb
-        ), (rows, cols, sel, m, n, kb)
+        assert gemm_cycles_raw(rows, cols, sel, m, n, kb, lanes=lanes,
+                               drain_width=drain) == reference_cycles(
+            rows, cols, sel, m, n, kb, lanes, drain
+        ), (rows, cols, sel, m, n, kb, lanes, drain)
 
 
 def test_long_transients() -> None:
     """Row-tile counts in the tens of thousands, where a periodic regime may set in late."""
-    for rows, cols, sel, m, n, kb in [(1, 1, 1, 40_001, 3, 2), (8, 8, 4, 200_003, 100, 7),
-                                      (2, 3, 1, 30_000, 5, 4), (1, 4, 2, 50_000, 9, 5),
-                                      (3, 1, 1, 60_000, 2, 4)]:
-        assert gemm_cycles_raw(rows, cols, sel, m, n, kb) == reference_cycles(
-            rows, cols, sel, m, n, kb
+    for rows, cols, sel, m, n, kb, lanes, drain in [
+        (1, 1, 1, 40_001, 3, 2, 1, 1), (8, 8, 4, 200_003, 100, 7, 1, 1),
+        (8, 8, 4, 200_003, 100, 7, 8, 32), (8, 8, 1, 100_003, 9, 2, 4, 64),
+        (2, 3, 1, 30_000, 5, 4, 2, 3), (1, 4, 2, 50_000, 9, 5, 1, 2), (3, 1, 1, 60_000, 2, 4, 3, 3),
+    ]:
+        assert gemm_cycles_raw(rows, cols, sel, m, n, kb, lanes=lanes,
+                               drain_width=drain) == reference_cycles(
+            rows, cols, sel, m, n, kb, lanes, drain
         )
 
 

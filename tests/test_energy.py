@@ -94,8 +94,9 @@ def test_tree_add_bits() -> None:
         tree_add_bits(24, 8)
 
 
-SMALL = Config(name="t", rows=2, cols=2, block=16, formatbook="dfp4", select="lut",
-               formats_per_cycle=4)
+#: a 2×2 array needs a drain and lanes that fit it (the defaults fit 8×8)
+TINY = {"rows": 2, "cols": 2, "drain_width": 4, "lanes": 2}
+SMALL = Config(name="t", block=16, formatbook="dfp4", select="lut", formats_per_cycle=4, **TINY)
 
 
 def test_counts_of_a_hand_computed_tiny_gemm() -> None:
@@ -136,7 +137,7 @@ def test_count_options_and_formats() -> None:
     padded = action_counts_for_gemm(SMALL, 4, 6, 40, {})
     assert padded["multiplier.int_mul_5b"] == base["multiplier.int_mul_5b"]
     assert padded["macs"] == 4 * 6 * 40
-    cfg32 = Config(rows=2, cols=2, block=32, formatbook="dfp4", select="two-stage",
+    cfg32 = Config(block=32, formatbook="dfp4", select="two-stage", **TINY,
                    formats_per_cycle=16)
     two = action_counts_for_gemm(cfg32, 2, 2, 32, {})
     assert two["selector.int_add_bit"] == 2 * (31 * 5 + 4 * 32 * 5 + 2 * 57 + 5 + 1)
@@ -202,7 +203,7 @@ def test_energy_per_mac_rejects_bad_counts() -> None:
 
 def test_min_bytes_moved() -> None:
     # sd32 on 2×2, B = 32: meta = 5 + 5 bits; a block = (32·4 + 10) / 8 = 17.25 bytes
-    cfg = Config(rows=2, cols=2, formats_per_cycle=8)
+    cfg = Config(formats_per_cycle=8, **TINY)
     moved = min_bytes_moved(cfg, 4, 2, 64)
     q_w = 2 * 2 * 17.25  # N = 2 columns × 2 k-blocks
     q_x = 4 * 2 * 17.25
@@ -214,7 +215,7 @@ def test_mxfp4_counts_by_hand() -> None:
     """MXFP4 on a 2×2 array, M = N = 2, K = 32 (one block): every count written out from the
     formulas of the docstring (4-bit E2M1 codes, 8-bit E8M0 scale, no selector, E2M1 decoder
     as a 4-bit mux, 10-bit products)."""
-    cfg = Config(rows=2, cols=2, block=32, formatbook="dfp4", formats_per_cycle=16)
+    cfg = Config(block=32, formatbook="dfp4", formats_per_cycle=16, **TINY)
     moved = min_bytes_moved(cfg, 2, 2, 32, pe=PEKind.MXFP4)
     block_bytes = (32 * 4 + 8) / 8  # 17
     assert moved == {"dram": {"X": 2 * 32 * 2, "W": 2 * block_bytes, "Y": 2 * 2 * 4.0},
@@ -249,3 +250,51 @@ def test_every_hardware_design_has_an_energy_model() -> None:
         for category in ("preprocess", "multiplier", "adder_tree", "accumulator", "memory"):
             assert e[category] > 0, (d.name, category)
         assert (e["selector"] > 0) == d.pe.has_dialects, d.name
+
+
+def test_runtime_second_operand_is_quantized_by_the_frontend() -> None:
+    """``runtime_w``: Wᵀ's N·nb blocks go through the preprocessor and the selector once
+    (an activation like X), nothing else changes; its traffic is FP16 in DRAM and SRAM."""
+    m, n, k = 4, 6, 48  # nb = 3 on SMALL (B = 16)
+    static = action_counts_for_gemm(SMALL, m, n, k, {})
+    runtime = action_counts_for_gemm(SMALL, m, n, k, {}, runtime_w=True)
+    scale = (m + n) / m  # activation blocks quantized: M·nb → (M + N)·nb
+    for key, val in static.items():
+        front = key.startswith(("preprocess.", "selector."))
+        assert runtime[key] == (val * scale if front else val), key
+    assert runtime.keys() == static.keys()
+    moved = min_bytes_moved(SMALL, m, n, k)
+    moved_rt = min_bytes_moved(SMALL, m, n, k, runtime_w=True)
+    assert moved_rt["dram"] == {**moved["dram"], "W": 2 * n * k}
+    assert moved_rt["sram"] == {**moved["sram"], "W": moved["sram"]["W"] + 4 * n * k}
+
+
+def test_sim_energy_charges_runtime_quantization_and_the_second_pass(tmp_path: Path) -> None:
+    """``semdialect sim``'s energy stage: a ``static = none`` GEMM pays the frontend for its
+    Wᵀ, decomposition pays its second pass's datapath (same MACs, more pJ/MAC)."""
+    from semdialect.cli.mainjob import stage_energy
+    from semdialect.sim.model import Design, model_workload
+    from semdialect.sim.workloads import Gemm
+
+    cfg = Config()
+    sd = Design.of("semanticdialect", cfg)
+    results = {  # labels: the design name before "+"
+        "semanticdialect": model_workload(sd, [Gemm("qk", 256, 128, 256)]),
+        "semanticdialect+runtime-w": model_workload(
+            sd, [Gemm("qk", 256, 128, 256, static="none")]),
+        "semanticdialect+decomposition": model_workload(
+            Design.of("semanticdialect", cfg, "0.25"), [Gemm("qk", 256, 128, 256)]),
+    }
+    rows = stage_energy(cfg, results, tmp_path)
+    header = (tmp_path / "energy.csv").read_text().splitlines()[0].split(",")
+    by = {r[0]: dict(zip(header[1:], r[1:], strict=True)) for r in rows}
+    static, runtime = by["semanticdialect"], by["semanticdialect+runtime-w"]
+    dec = by["semanticdialect+decomposition"]
+    close = {"abs": 2e-4}  # energy.csv rounds to 4 decimals
+    for category in ("selector", "preprocess"):  # N = M: twice the blocks quantized
+        assert runtime[category] == pytest.approx(2 * static[category], **close)
+        assert dec[category] == pytest.approx(1.25 * static[category], **close)
+    assert runtime["memory"] > static["memory"]
+    assert (runtime["multiplier"], runtime["accumulator"]) == (
+        static["multiplier"], static["accumulator"])
+    assert dec["multiplier"] == pytest.approx(1.25 * static["multiplier"], **close)

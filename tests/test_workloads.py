@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from semdialect.sim.workloads import WORKLOADS, load_workload, workload_path
+from semdialect.sim.workloads import (
+    STATIC_KINDS,
+    WORKLOADS,
+    Gemm,
+    load_workload,
+    shipped_workloads,
+    workload_path,
+)
 
 # GMACs per denoising step from data/workloads/README.md (§2), computed there by
 # gen_workloads.py from the models' architecture values (an independent source).
@@ -26,18 +33,59 @@ def test_shipped_workloads_total_macs(name: str) -> None:
     assert (WORKLOADS / "README.md").exists()
 
 
+def test_shipped_workloads_mark_the_runtime_operands() -> None:
+    """Every attention score and attention·V GEMM has two run-time operands (static = none),
+    every other GEMM (Linear, patch convolution) static weights."""
+    assert set(shipped_workloads()) == set(GMACS_PER_STEP)
+    for name in shipped_workloads():
+        for g in load_workload(workload_path(name)):
+            attention = g.layer.endswith((".qk", ".av"))
+            assert g.static == ("none" if attention else "W"), (name, g.layer)
+    header = (WORKLOADS / "opensora2_256px_129f.csv").read_text().splitlines()[0]
+    assert header == "layer,M,K,N,count,static"
+
+
+def test_static_column(tmp_path) -> None:
+    """``static`` is optional (absent: W), may sit anywhere, and takes W or none."""
+    path = tmp_path / "w.csv"
+    path.write_text("static,layer,M,K,N\nnone,qk,8,32,8\nW,fc,8,32,8\n")
+    qk, fc = load_workload(path)
+    assert (qk.static, qk.runtime_w, qk.count) == ("none", True, 1)
+    assert (fc.static, fc.runtime_w) == ("W", False)
+    path.write_text(HEADER + "fc,8,32,8,2\n")
+    (g,) = load_workload(path)
+    assert g.static == "W" and not g.runtime_w
+    assert STATIC_KINDS == ("W", "none")
+
+
+@pytest.mark.parametrize("cell", ["w", "None", "NONE", "weights", "", "Wx"])
+def test_bad_static_names_file_line_and_column(tmp_path, cell: str) -> None:
+    msg = _bad(tmp_path, "layer,M,K,N,count,static\nok,8,32,8,1,W\nx,8,32,8,1," + cell + "\n",
+               "line 3, column 'static'")
+    assert "W, none" in msg and repr(cell) in msg, msg
+
+
+def test_short_row_misses_static(tmp_path) -> None:
+    _bad(tmp_path, "layer,M,K,N,count,static\nx,8,32,8,1\n", "line 2, column 'static'.*missing")
+
+
+def test_gemm_rejects_bad_static() -> None:
+    with pytest.raises(ValueError, match="'qk': static must be one of W, none, got 'act'"):
+        Gemm("qk", 8, 32, 8, static="act")
+
+
 def test_scalesim_topologies(tmp_path) -> None:
     gemm = tmp_path / "gemm.csv"
     gemm.write_text("Layer, M, N, K,\nfc1, 64, 128, 256,\n")
     (g,) = load_workload(gemm)
-    assert (g.m, g.k, g.n, g.count) == (64, 256, 128, 1)
+    assert (g.m, g.k, g.n, g.count, g.static) == (64, 256, 128, 1, "W")
     conv = tmp_path / "conv.csv"
     conv.write_text(
         "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
         "Num Filter, Strides,\nconv1, 224, 224, 7, 7, 3, 64, 2,\n"
     )
     (c,) = load_workload(conv)
-    assert (c.m, c.k, c.n) == (109 * 109, 7 * 7 * 3, 64)
+    assert (c.m, c.k, c.n, c.static) == (109 * 109, 7 * 7 * 3, 64, "W")
 
 
 def test_bad_workloads(tmp_path) -> None:
@@ -168,14 +216,13 @@ def test_largest_valid_shape_is_modelled_quickly(tmp_path) -> None:
     path.write_text(HEADER + f"huge,{top},{top},{top},{top}\n")
     (g,) = load_workload(path)
     t0 = time.perf_counter()
-    r = layer_result(Design.of("semanticdialect", Config(rows=1, cols=1)), g)
+    r = layer_result(Design.of("semanticdialect",
+                               Config(rows=1, cols=1, drain_width=1, lanes=1)), g)
     assert time.perf_counter() - t0 < 2.0
     assert r.cycles > top
 
 
 def test_gemm_rejects_bad_fields() -> None:
-    from semdialect.sim.workloads import Gemm
-
     with pytest.raises(ValueError, match="m"):
         Gemm("x", 0, 1, 1)
     with pytest.raises(ValueError, match="count"):

@@ -8,13 +8,18 @@ Stages (progress on the terminal, results in ``reports/out/``):
    Verilator, bit-exact with the golden model, its cycles against the cycle model
    (``model_vs_rtl.csv``, with every GEMM the testbenches measured in ``build/cycles/``);
 3. cycle model on a video-DiT workload (default Open-Sora 2.0, 256px) for SemanticDialect,
-   BlockDialect, MXFP4 and MXINT8 arrays (``COMPUTE_REPORT.csv``, ``BANDWIDTH_REPORT.csv``);
+   BlockDialect, MXFP4 and MXINT8 arrays (``COMPUTE_REPORT.csv``, ``BANDWIDTH_REPORT.csv``:
+   cycles, where they go, the reason of every layer below 80 % utilization, bytes and the
+   drain/frontend bandwidth), and the utilization of every shipped configuration × shipped
+   workload × hardware design (``utilization.csv``, a second or two);
 4. area: Yosys synthesis of the per-feature ablations (``area.csv``) and each design's array
    logic (``array_area.csv``), iCE40 Fmax of the PE core and the selector (``fmax.csv``), see
    :mod:`sim.ablation`;
 5. energy: pJ/MAC from the versioned assumptions table (``energy.csv``, an ESTIMATE): DRAM
    carries the compulsory traffic (X, W and Y once, plus residual rows), the on-chip SRAM
-   what the core's streams carry (the cycle model's bytes: weights re-sent per row tile);
+   what the core's streams carry (the cycle model's bytes: weights re-sent per row tile, a
+   run-time W through the frontend); the frontend also quantizes a run-time W
+   (``static = none``), and decomposition adds its second pass's datapath;
 
 then ``summary.md`` and the plots (:mod:`reports.build`).
 """
@@ -32,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semdialect.config import Config, load_config
+from semdialect.config import Config, load_config, resolve_config, shipped_configs
 from semdialect.designs import DESIGNS, configured_design
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import quantize
@@ -45,10 +50,13 @@ from semdialect.sim.model import (
     model_designs,
     model_workload,
     step_cycles,
+    step_utilization,
+    utilization_rows,
     write_reports,
+    write_utilization,
 )
 from semdialect.sim.model import Design as CycleDesign
-from semdialect.sim.workloads import Gemm, load_workload, workload_path
+from semdialect.sim.workloads import Gemm, load_workload, shipped_workloads, workload_path
 
 #: files of the area stage, and of its Fmax part
 AREA_OUTPUTS = ("area.csv", "array_area.csv", "area.png", "ablation.png")
@@ -60,7 +68,8 @@ STAGES_CSV = "stages.csv"
 #: folder, whatever this run skipped (other files of ``--out`` are carried over)
 SIM_OUTPUTS = frozenset({
     "samples_accuracy.csv", "dialect_usage.csv", "model_vs_rtl.csv", *AREA_OUTPUTS,
-    *FMAX_OUTPUTS, "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "energy.csv", STAGES_CSV,
+    *FMAX_OUTPUTS, "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "utilization.csv",
+    "energy.csv", STAGES_CSV,
 })
 #: ``--rho``: a plain decimal (optional exponent of at most 3 digits, so that parsing it
 #: into a Fraction is instant), at most this many characters
@@ -187,8 +196,32 @@ def stage_cycles(cfg: Config, workload: str, rho: Fraction | str, out: Path, fma
     write_reports([r for rs in results.values() for r in rs], out, fmax_mhz)
     _say(f"  {workload}: {len(gemms)} GEMM shapes × {len(results)} designs in {secs:.2f} s")
     for label, rs in results.items():
-        _say(f"  {label:42s} {step_cycles(rs):>16,d} cycles / denoising step")
+        _say(f"  {label:42s} {step_cycles(rs):>16,d} cycles / denoising step, "
+             f"{100 * step_utilization(rs):5.1f} % MAC utilization")
     return results
+
+
+def utilization_configs(cfg: Config) -> list[Config]:
+    """Every shipped configuration, plus ``cfg`` when it is none of them (a user's file)."""
+    configs = [resolve_config(name) for name in shipped_configs()]
+    return configs if cfg in configs else [*configs, cfg]
+
+
+def stage_utilization(cfg: Config, out: Path) -> list[list[object]]:
+    """``utilization.csv``: the cycle model of every hardware design on every shipped
+    workload under every shipped configuration (and ``cfg``): per layer and per step."""
+    t0 = time.perf_counter()
+    workloads = {name: load_workload(workload_path(name)) for name in shipped_workloads()}
+    configs = utilization_configs(cfg)
+    rows: list[list[object]] = []
+    for other in configs:
+        for name, gemms in workloads.items():
+            for d in model_designs(other):
+                rows += utilization_rows(other.name, name, model_workload(d, gemms))
+    write_utilization(rows, out / "utilization.csv")
+    _say(f"  utilization.csv: {len(configs)} configurations × {len(workloads)} workloads × "
+         f"{len(model_designs(cfg))} designs in {time.perf_counter() - t0:.2f} s")
+    return rows
 
 
 def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
@@ -245,13 +278,22 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
         totals: dict[str, float] = {}
         macs = 0
         for r in rs:
+            runtime_w = r.static == "none"
             # DRAM: compulsory traffic (X, W, Y once; residual rows); SRAM: what the core's
-            # streams carry (weights re-sent for every row tile), from the cycle model
-            dram = min_bytes_moved(d.cfg, r.m, r.n, r.k, pe=d.pe)["dram"]
+            # streams carry (weights re-sent for every row tile, a run-time W as FP16 into
+            # the frontend and quantized out of it), from the cycle model
+            dram = min_bytes_moved(d.cfg, r.m, r.n, r.k, pe=d.pe, runtime_w=runtime_w)["dram"]
             traffic = {"dram": {**dram, "R": r.residual_bytes},
-                       "sram": {"X": r.x_bytes, "W": r.w_elem_bytes + r.w_meta_bytes,
-                                "Y": r.y_bytes}}
-            counts = action_counts_for_gemm(d.cfg, r.m, r.n, r.k, traffic, pe=d.pe)
+                       "sram": {"X": r.x_bytes, "Y": r.y_bytes,
+                                "W": r.w_elem_bytes + r.w_meta_bytes + r.w_fp16_bytes
+                                + r.w_quant_bytes}}
+            counts = action_counts_for_gemm(d.cfg, r.m, r.n, r.k, traffic, pe=d.pe,
+                                            runtime_w=runtime_w)
+            if r.residual_rows:  # decomposition's second pass: its datapath, no new MACs
+                second = action_counts_for_gemm(d.cfg, r.residual_rows, r.n, r.k, {}, pe=d.pe)
+                for key, val in second.items():
+                    if key != "macs":
+                        counts[key] = counts.get(key, 0) + val
             e = energy_per_mac(counts, table)
             for key, val in e.items():
                 totals[key] = totals.get(key, 0.0) + val * counts["macs"] * r.count
@@ -311,6 +353,7 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
         _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
              f"{' = measured iCE40 Fmax' if measured else ', assumed'})")
         results = stage_cycles(cfg, workload, rho_f, out, clock, gemms)
+        stage_utilization(cfg, out)
         _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
         stage_energy(cfg, results, out)
         _write_csv(out / STAGES_CSV, ["stage", "status"], stages)
