@@ -84,21 +84,22 @@ class TileDrain(wiring.Component):
         shadow = Signal(array_results(self._rows, self._cols))
         br = Signal(range(max(n_br, 2)))
         bc = Signal(range(max(n_bc, 2)))
-        rows_t = Signal(range(self._rows + 1))
-        cols_t = Signal(range(self._cols + 1))
         last_br = Signal()
         last_bc = Signal()
         last = Signal()
         # the beat is the last of its row (column) when its end reaches the tile's extent;
         # products by constants, compared at a common width
         wide = max(self._rows, self._cols).bit_length() + max(n_br, n_bc).bit_length() + 1
+        # the tile extent, stored at the comparison width (lint-clean Verilog)
+        rows_w = Signal(wide)
+        cols_w = Signal(wide)
         br_end = Signal(wide)
         bc_end = Signal(wide)
         m.d.comb += [
             br_end.eq((br + 1) * g),
             bc_end.eq((bc + 1) * c),
-            last_br.eq(br_end >= rows_t),
-            last_bc.eq(bc_end >= cols_t),
+            last_br.eq(br_end >= rows_w),
+            last_bc.eq(bc_end >= cols_w),
             last.eq(last_br & last_bc),
             self.o.valid.eq(busy),
             self.o.payload.last.eq(last),
@@ -119,14 +120,22 @@ class TileDrain(wiring.Component):
                             m.d.comb += self.o.payload.lanes.eq(0)
             with m.Default():  # unreachable
                 m.d.comb += self.o.payload.lanes.eq(0)
+        # mask: lane i's row br·g + i // c and column bc·c + i mod c inside the tile; one
+        # comparison per distinct row offset and per distinct column offset
+        row_in = []
+        for dr in range(g):
+            at = Signal(wide, name=f"mask_row{dr}")
+            inside = Signal(name=f"in_row{dr}")
+            m.d.comb += [at.eq(br * g + dr), inside.eq(at < rows_w)]
+            row_in.append(inside)
+        col_in = []
+        for dc in range(c):
+            at = Signal(wide, name=f"mask_col{dc}")
+            inside = Signal(name=f"in_col{dc}")
+            m.d.comb += [at.eq(bc * c + dc), inside.eq(at < cols_w)]
+            col_in.append(inside)
         for lane in range(self._width):
-            in_row = Signal(name=f"in_row{lane}")
-            in_col = Signal(name=f"in_col{lane}")
-            m.d.comb += [
-                in_row.eq(br * g + lane // c < rows_t),
-                in_col.eq(bc * c + lane % c < cols_t),
-                self.o.payload.mask[lane].eq(in_row & in_col),
-            ]
+            m.d.comb += self.o.payload.mask[lane].eq(row_in[lane // c] & col_in[lane % c])
         with m.If(self.o.valid & self.o.ready):
             with m.If(last_bc):
                 m.d.sync += [bc.eq(0), br.eq(br + 1)]
@@ -138,8 +147,8 @@ class TileDrain(wiring.Component):
             m.d.sync += [
                 busy.eq(1),
                 shadow.eq(self.i.payload.results),
-                rows_t.eq(self.i.payload.rows),
-                cols_t.eq(self.i.payload.cols),
+                rows_w.eq(self.i.payload.rows),
+                cols_w.eq(self.i.payload.cols),
                 br.eq(0),
                 bc.eq(0),
             ]
