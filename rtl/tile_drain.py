@@ -87,19 +87,29 @@ class TileDrain(wiring.Component):
         last_br = Signal()
         last_bc = Signal()
         last = Signal()
-        # the beat is the last of its row (column) when its end reaches the tile's extent;
-        # products by constants, compared at a common width
-        wide = max(self._rows, self._cols).bit_length() + max(n_br, n_bc).bit_length() + 1
-        # the tile extent, stored at the comparison width (lint-clean Verilog)
-        rows_w = Signal(wide)
-        cols_w = Signal(wide)
-        br_end = Signal(wide)
-        bc_end = Signal(wide)
+        # beat-position flags as case tables over (beat index, tile extent): constant
+        # assignments only, no arithmetic or comparison (lint-clean Verilog)
+        rows_w = Signal(range(self._rows + 1))  # the tile extent
+        cols_w = Signal(range(self._cols + 1))
+        row_in = [Signal(name=f"in_row{dr}") for dr in range(g)]  # row br·g + dr in the tile
+        col_in = [Signal(name=f"in_col{dc}") for dc in range(c)]  # column bc·c + dc in it
+        for index, extent, n_beats, per, last_flag, inside in (
+            (br, rows_w, n_br, g, last_br, row_in), (bc, cols_w, n_bc, c, last_bc, col_in)
+        ):
+            with m.Switch(index):
+                for beat in range(n_beats):
+                    with m.Case(beat):
+                        with m.Switch(extent):
+                            for ext in range(1, n_beats * per + 1):
+                                with m.Case(ext):
+                                    m.d.comb += last_flag.eq((beat + 1) * per >= ext)
+                                    m.d.comb += [flag.eq(beat * per + d < ext)
+                                                 for d, flag in enumerate(inside)]
+                            with m.Default():  # extent 0: never captured
+                                m.d.comb += [last_flag.eq(1), *(f.eq(0) for f in inside)]
+                with m.Default():  # unreachable while busy
+                    m.d.comb += [last_flag.eq(1), *(f.eq(0) for f in inside)]
         m.d.comb += [
-            br_end.eq((br + 1) * g),
-            bc_end.eq((bc + 1) * c),
-            last_br.eq(br_end >= rows_w),
-            last_bc.eq(bc_end >= cols_w),
             last.eq(last_br & last_bc),
             self.o.valid.eq(busy),
             self.o.payload.last.eq(last),
@@ -120,20 +130,6 @@ class TileDrain(wiring.Component):
                             m.d.comb += self.o.payload.lanes.eq(0)
             with m.Default():  # unreachable
                 m.d.comb += self.o.payload.lanes.eq(0)
-        # mask: lane i's row br·g + i // c and column bc·c + i mod c inside the tile; one
-        # comparison per distinct row offset and per distinct column offset
-        row_in = []
-        for dr in range(g):
-            at = Signal(wide, name=f"mask_row{dr}")
-            inside = Signal(name=f"in_row{dr}")
-            m.d.comb += [at.eq(br * g + dr), inside.eq(at < rows_w)]
-            row_in.append(inside)
-        col_in = []
-        for dc in range(c):
-            at = Signal(wide, name=f"mask_col{dc}")
-            inside = Signal(name=f"in_col{dc}")
-            m.d.comb += [at.eq(bc * c + dc), inside.eq(at < cols_w)]
-            col_in.append(inside)
         for lane in range(self._width):
             m.d.comb += self.o.payload.mask[lane].eq(row_in[lane // c] & col_in[lane % c])
         with m.If(self.o.valid & self.o.ready):

@@ -1,4 +1,5 @@
-"""cocotb tests of :class:`rtl.gemm_core.GemmCore` on Verilator: whole GEMMs vs ``golden.gemm``.
+"""cocotb tests of :class:`rtl.gemm_core.GemmCore` on Verilator: GEMMs, quantize commands, a
+run-time second operand and the SPEC §6 decomposition, bit-exact with the golden model.
 
 Run through :func:`tb.runner.run_cocotb` (see ``tests/test_rtl_gemm_verilator.py``). Settings
 arrive in the environment:
@@ -6,20 +7,47 @@ arrive in the environment:
 ``GEMM_CONFIG``   JSON of the :class:`semdialect.config.Config` fields the Verilog was
                   generated from (required; :func:`tb.gemm_run.config_env`)
 ``GEMM_MAX_KB``   the core's ``max_kb`` (required; ``max_m``/``max_n`` are ``GEMM_MAX_M``/``N``)
-``GEMM_CASES``    JSON list of cases ``{"m", "n", "kb", "data", "seed"[, "cycles"]}``; ``data`` is
-                  ``random``, ``adversarial``, ``nan`` (NaN/Inf blocks in X), ``max``
-                  (±65504 everywhere), ``zeros`` or ``seda`` (random SeDA candidate masks);
-                  ``cycles``, when given, is the expected no-stall cycle count (the caller
-                  takes it from the cycle model, :mod:`semdialect.sim.cycles`: the testbench
-                  sits below the models and does not import them)
-``GEMM_CYCLES``   JSON file the no-stall test writes ``[{M, N, K, cycles, expected}, …]`` to
+``GEMM_CASES``    JSON list of cases ``{"kind", "m", "n", "kb", "data", "seed"[, "salient"]
+                  [, "cycles"]}``. ``kind`` (default ``gemm``) and the commands each sends:
+                  :func:`tb.gemm_ref.case_commands`. ``data`` is ``random``, ``adversarial``,
+                  ``nan`` (NaN/Inf blocks in X), ``max`` (±65504 everywhere), ``zeros`` or
+                  ``seda`` (random SeDA candidate masks); ``salient``: the salient rows
+                  (:func:`tb.gemm_ref.salient_rows`). ``cycles``, when given, is the list of
+                  the expected no-stall cycles of the case's commands (an int for a one-command
+                  case); the caller takes them from the cycle model
+                  (:mod:`semdialect.sim.cycles`: the testbench sits below the models and does
+                  not import them)
+``GEMM_CYCLES``   JSON file the no-stall test writes ``[{op, add, M, N, K, data, cycles,
+                  expected}, …]`` to (one record per command, K in elements, N null for a
+                  quantize command)
 ``GEMM_CORRUPT``  ``1``: corrupt one expected value (a self-test: the run must fail)
 
-Protocol (:class:`tb.drivers.GemmHarness`; stream orders in ``docs/ARCHITECTURE.md``,
-"GemmCore stream interface"): inputs are driven after the falling clock edge, and after
-``ReadOnly`` the outputs are sampled — the values the next rising edge acts on. Cycle
-numbers count falling edges; a GEMM's cycles are those from the command's transfer through
-the last output's transfer, both included (:mod:`semdialect.sim.cycles` models them).
+What is checked (every expected value comes from :mod:`golden` through :mod:`tb.gemm_ref`):
+
+* ``gemm``: every Y element and its ``invalid`` flag (``golden.gemm``/``gemm_quantized``), the
+  ``mask`` of every ``y`` beat, ``last`` on the final beat only; with salient rows, every ``r``
+  beat: its ``mask`` = the lanes' salient bits, the residual of each salient lane
+  (``golden.decompose.residual``; a NaN/Inf block's residual is the block).
+* ``quantize``: every ``q`` lane inside M: codes, SE field, dialect, ``invalid`` as
+  ``golden.quantize(X, select=cfg.select, candidates=masks)``; ``last`` on the final beat only.
+* ``dynamic``: the quantize command on Wᵀ as above, then the GEMM whose ``w`` beats are the
+  ``q`` output regrouped per column tile: Y = ``gemm_quantized(quantize(X), quantize(Wᵀ))``
+  (the activation quantization of Wᵀ; for ``lut`` equal to ``quantize_weights(W)``).
+* ``decompose``: the GEMM over all rows with the salient rows flagged (Y = the main part),
+  its residual rows on ``r``; then the GEMM with ``add`` over those residual rows (mask all
+  ones, salient 0) with ``yin`` = the main outputs of the salient rows. The main Y with the
+  salient rows replaced equals ``golden.decomposed_linear(...).y`` bit for bit.
+
+The no-stall and random-stall tests feed each command's outputs into the next command of the
+case (``q`` → ``w``, ``r`` and ``y`` → ``x`` and ``yin``); the back-to-back test sends every
+command at once with the golden-derived beats (equal to those outputs, which are checked).
+
+Protocol (:class:`tb.drivers.GemmHarness`; stream orders in ``rtl/gemm_core.py`` and
+:mod:`tb.gemm_ref`): inputs are driven after the falling clock edge, and after ``ReadOnly`` the
+outputs are sampled — the values the next rising edge acts on. Cycle numbers count falling
+edges; a command's cycles are those from its transfer through its last output's transfer
+(``y`` for a GEMM, ``q`` for a quantize command), both included (:mod:`semdialect.sim.cycles`
+models them).
 """
 
 from __future__ import annotations
@@ -27,16 +55,35 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import cocotb
 import numpy as np
 
+from semdialect import golden
 from semdialect.config import Config
+from semdialect.golden.formats import DialectFormat
 from semdialect.rtl.gemm_core import GemmCore
-from semdialect.rtl.layouts import GEMM_OUTPUT
-from semdialect.tb.drivers import GemmHarness
-from semdialect.tb.gemm_ref import activation_words, gemm_expected, pack, tile_order, weight_beats
+from semdialect.rtl.layouts import OP_GEMM, OP_QUANTIZE
+from semdialect.tb.drivers import GemmHarness, GemmOutcome
+from semdialect.tb.gemm_ref import (
+    DrainOrder,
+    QuantizedFields,
+    activation_beats,
+    case_commands,
+    drain_order,
+    gemm_expected,
+    pack,
+    quantized_fields,
+    residual_expected,
+    salient_rows,
+    weight_beats,
+    weight_beats_from_fields,
+    x_beat_rows,
+    yin_beats,
+)
+from semdialect.tb.packing import LayoutCodec
 
 CONFIG: Config = Config(**json.loads(os.environ["GEMM_CONFIG"]))
 CORE = GemmCore.from_config(
@@ -48,6 +95,13 @@ CORE = GemmCore.from_config(
 CASES: list[dict] = json.loads(os.environ.get("GEMM_CASES", "[]"))
 CYCLES_FILE = os.environ.get("GEMM_CYCLES")
 CORRUPT = os.environ.get("GEMM_CORRUPT") == "1"
+
+#: payload layout of every stream of the core
+LAYOUT = {name: CORE.signature.members[name].signature.members["payload"].shape
+          for name in ("x", "w", "y", "yin", "q", "r")}
+CODEC = {name: LayoutCodec(LAYOUT[name]) for name in ("y", "q", "r")}
+LANES = CONFIG.lanes
+DRAIN = CONFIG.drain_width
 
 _FP16_MAX = 65504.0
 _FP16_TINY = 2.0**-24
@@ -110,70 +164,363 @@ def make_data(case: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return x16, w.astype(np.float32), masks
 
 
+# -- one command: its beats and its expected outputs ---------------------------------------------
+
+
 @dataclass
-class Prepared:
-    case: dict
-    cmd: int
-    x: list[int]
-    w: list[int]
-    want: np.ndarray  # (M, N) uint32
-    flags: np.ndarray  # (M, N) bool
-    order: list[tuple[int, int]]
+class Decoded:
+    """A command's outputs, decoded: Y (M, N) uint32 bits and ``invalid`` flags (GEMM), the
+    quantized blocks (quantize command), the residual rows (M, K) uint16 (zeros where a row
+    is not salient)."""
+
+    y: np.ndarray | None = None
+    invalid: np.ndarray | None = None
+    q: QuantizedFields | None = None
+    r: np.ndarray | None = None
 
 
-def prepare(case: dict) -> Prepared:
+@dataclass
+class Step:
+    """One command of a case: input beats and the expected outputs."""
+
+    label: str
+    op: str  #: ``gemm`` or ``quantize``
+    m: int
+    n: int
+    kb: int
+    add: int
+    inputs: dict[str, list[int]]  #: ``cmd``, ``x``, ``w``, ``yin`` beats
+    x_rows: np.ndarray  #: (x beats, L) row of every lane, −1 past M
+    x_kb: np.ndarray  #: (x beats,) k-block of every x beat
+    order: DrainOrder | None = None  #: y beat order (GEMM)
+    want_y: np.ndarray | None = None  #: (M, N) uint32
+    want_invalid: np.ndarray | None = None  #: (M, N) bool
+    want_q: QuantizedFields | None = None
+    salient: np.ndarray | None = None  #: (M,) bool, rows flagged salient
+    want_r: np.ndarray | None = None  #: (M, K) uint16 residuals (only salient rows are used)
+    expected_cycles: int | None = None
+    #: builds this step's replacement inputs from the earlier steps' decoded outputs
+    feed: Callable[[list[Decoded]], dict[str, list[int]]] | None = None
+    #: a check of the whole case once every step ran (given every step's decoded outputs)
+    final: Callable[[list[Decoded]], None] | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Output beats this command produces."""
+        if self.op == "quantize":
+            return {"q": len(self.x_kb)}
+        r_beats = 0
+        if self.salient is not None:
+            flagged = self.salient[np.maximum(self.x_rows, 0)] & (self.x_rows >= 0)
+            r_beats = int(flagged.any(axis=1).sum())
+        return {"y": len(self.order), "r": r_beats}
+
+    def corrupted(self) -> Step:
+        """A copy with one expected value wrong (the self-test)."""
+        if self.want_y is not None:
+            want = self.want_y.copy()
+            want[self.m // 2, self.n // 2] ^= 1
+            return replace(self, want_y=want)
+        codes = self.want_q.codes.copy()
+        codes[self.m // 2, 0] ^= 1
+        return replace(self, want_q=replace(self.want_q, codes=codes))
+
+
+def _command(op: str, m: int, n: int, kb: int, add: int) -> int:
+    return pack(CORE.cmd_layout, {"m": m, "n": n, "kb": kb,
+                                  "op": OP_QUANTIZE if op == "quantize" else OP_GEMM, "add": add})
+
+
+def _dialect_format(select: str) -> DialectFormat:
+    return DialectFormat(CONFIG.book(), select)
+
+
+def gemm_step(label: str, x16: np.ndarray, w_beats: list[int], n: int, want_y: np.ndarray,
+              want_invalid: np.ndarray, *, masks: np.ndarray | None = None,
+              salient: np.ndarray | None = None, add: int = 0,
+              yin: list[int] | None = None) -> Step:
+    """A GEMM command on X = ``x16`` (M, K) with the given ``w`` beats."""
+    m, k = x16.shape
+    kb = k // CONFIG.block
+    rows, kbs = x_beat_rows(m, kb, CONFIG.rows, LANES)
+    flags = None
+    want_r = None
+    if salient is not None and len(salient):
+        flags = np.zeros(m, bool)
+        flags[salient] = True
+        want_r = residual_expected(x16, CONFIG, masks)
+    x = activation_beats(x16, CONFIG, LAYOUT["x"], masks, salient, pad_seed=m * 131 + k)
+    return Step(label, "gemm", m, n, kb, add,
+                {"cmd": [_command("gemm", m, n, kb, add)], "x": x, "w": w_beats,
+                 "yin": yin or []},
+                rows, kbs, drain_order(m, n, CONFIG.rows, CONFIG.cols, DRAIN),
+                want_y, want_invalid, salient=flags, want_r=want_r)
+
+
+def quantize_step(label: str, x16: np.ndarray, masks: np.ndarray | None = None) -> Step:
+    """A quantize command on the rows of ``x16`` (M, K)."""
+    m, k = x16.shape
+    kb = k // CONFIG.block
+    rows, kbs = x_beat_rows(m, kb, CONFIG.rows, LANES)
+    x = activation_beats(x16, CONFIG, LAYOUT["x"], masks, pad_seed=m * 137 + k)
+    return Step(label, "quantize", m, 0, kb, 0,
+                {"cmd": [_command("quantize", m, 0, kb, 0)], "x": x},
+                rows, kbs, want_q=quantized_fields(x16, CONFIG, masks))
+
+
+def prepare(case: dict) -> list[Step]:
+    """The commands of ``case`` (:func:`tb.gemm_ref.case_commands`) with golden-derived input
+    beats and golden expected outputs."""
+    kind = case.get("kind", "gemm")
     x, w, masks = make_data(case)
-    want, flags, qw = gemm_expected(x, w, CONFIG, masks)
     m, n, kb = case["m"], case["n"], case["kb"]
-    members = CORE.signature.members
-    cmd = pack(CORE.cmd_layout, {"m": m, "n": n, "kb": kb})
-    xs = activation_words(x, CONFIG, members["x"].signature.members["payload"].shape, masks)
-    ws = weight_beats(qw, m, CONFIG, members["w"].signature.members["payload"].shape)
-    return Prepared(case, cmd, xs, ws, want, flags, tile_order(m, n, CONFIG.rows, CONFIG.cols))
+    tag = f"{kind} {m}x{n}x{kb * CONFIG.block} {case['data']} seed {case['seed']}"
+    salient = salient_rows(case.get("salient"), m, case["seed"])
+    if kind == "gemm":
+        want, flags, qw = gemm_expected(x, w, CONFIG, masks)
+        ws = weight_beats(qw, m, CONFIG, LAYOUT["w"])
+        steps = [gemm_step(tag, x, ws, n, want, flags, masks=masks, salient=salient)]
+    elif kind == "quantize":
+        steps = [quantize_step(tag, x, masks)]
+    elif kind == "dynamic":
+        steps = _dynamic(tag, x, w, masks)
+    elif kind == "decompose":
+        steps = _decompose(tag, x, w, masks, salient)
+    else:
+        raise ValueError(f"case kind {kind!r}")
+    expected = case.get("cycles")
+    if expected is not None:
+        expected = expected if isinstance(expected, list) else [expected]
+        assert len(expected) == len(steps), f"{tag}: {len(expected)} cycle counts"
+        steps = [replace(s, expected_cycles=c) for s, c in zip(steps, expected, strict=True)]
+    commands = case_commands(case)
+    assert [(s.op, s.m, s.kb, s.add) for s in steps] == [
+        (c["op"], c["m"], c["kb"], c["add"]) for c in commands], tag
+    return steps
 
 
-def check(prep: Prepared, outputs: list[tuple[int, int, int]], corrupt: bool = False) -> None:
-    m, n = prep.want.shape
-    assert len(outputs) == m * n
-    got = np.zeros((m, n), np.uint32)
-    inv = np.zeros((m, n), bool)
-    lasts = [last for _, _, last in outputs]
-    assert lasts == [0] * (m * n - 1) + [1], "y.last must mark exactly the final output"
-    for (r, c), (value, invalid, _) in zip(prep.order, outputs, strict=True):
-        got[r, c] = value
-        inv[r, c] = bool(invalid)
-    want = prep.want.copy()
-    if corrupt:
-        want[m // 2, n // 2] ^= 1
+def _dynamic(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None) -> list[Step]:
+    """Quantize Wᵀ on the core, then the GEMM with those blocks as the second operand."""
+    m = x.shape[0]
+    n = w.shape[1]
+    with np.errstate(over="ignore"):
+        wt16 = np.ascontiguousarray(w.astype(np.float16).T)  # (N, K)
+    first = quantize_step(f"{tag}: quantize Wᵀ", wt16)
+    qw_dyn = golden.quantize(wt16, _dialect_format(CONFIG.select), block=CONFIG.block)
+    if CONFIG.select == "lut":  # golden's claim the run-time operand rests on
+        qw_static = golden.quantize_weights(w, _dialect_format("lut"), block=CONFIG.block)
+        assert np.array_equal(qw_dyn.codes, qw_static.codes)
+        assert np.array_equal(qw_dyn.se, qw_static.se)
+        assert np.array_equal(qw_dyn.dialect, qw_static.dialect)
+    want, flags, _ = gemm_expected(x, w, CONFIG, masks, qw=qw_dyn)
+    ws = weight_beats_from_fields(first.want_q, m, CONFIG, LAYOUT["w"])
+    second = gemm_step(f"{tag}: GEMM with the quantized Wᵀ", x, ws, n, want, flags,
+                       masks=masks)
+
+    def feed(done: list[Decoded]) -> dict[str, list[int]]:
+        return {**second.inputs, "w": weight_beats_from_fields(done[0].q, m, CONFIG,
+                                                               LAYOUT["w"])}
+
+    return [first, replace(second, feed=feed)]
+
+
+def _decompose(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
+               salient: np.ndarray) -> list[Step]:
+    """SPEC §6 on the core: the main GEMM with the salient rows flagged, then the residual
+    rows' GEMM added to the main outputs of those rows."""
+    if not np.isfinite(x.astype(np.float32)).all():
+        raise ValueError(f"{tag}: the decomposition's golden model takes finite X only")
+    m, k = x.shape
+    n = w.shape[1]
+    cand = masks if CONFIG.select == "lut" else None
+    dec = golden.decomposed_linear(x, w, CONFIG.book(), salient=salient, select=CONFIG.select,
+                                   block=CONFIG.block, candidates=cand)
+    main_bits = np.asarray(dec.parts.main, np.float32).view(np.uint32)
+    final_bits = np.asarray(dec.y, np.float32).view(np.uint32)
+    no_flags = np.zeros((m, n), bool)
+    qw = golden.quantize_weights(w, _dialect_format("lut"), block=CONFIG.block)
+    first = gemm_step(f"{tag}: main GEMM, {len(salient)} salient rows", x,
+                      weight_beats(qw, m, CONFIG, LAYOUT["w"]), n, main_bits, no_flags,
+                      masks=masks, salient=salient)
+
+    def check_final(done: list[Decoded]) -> None:
+        y = done[0].y.copy()
+        if len(salient):
+            y[salient] = done[1].y
+        bad = np.argwhere(y != final_bits)
+        assert not len(bad), f"{tag}: decomposed Y differs from golden at {bad[:8].tolist()}"
+
+    if not len(salient):
+        return [replace(first, final=check_final)]
+    if first.want_r is not None:  # the residuals golden's decomposed_linear adds
+        r_rows = first.want_r[salient]
+        assert np.array_equal(r_rows.view(np.float16).astype(np.float32),
+                              golden.decompose.residual(x[salient], golden.quantize(
+                                  x[salient], _dialect_format(CONFIG.select), block=CONFIG.block,
+                                  candidates=None if cand is None else cand[salient]
+                              )).astype(np.float32))
+    r16 = first.want_r[salient].view(np.float16)
+    s = len(salient)
+    order = drain_order(s, n, CONFIG.rows, CONFIG.cols, DRAIN)
+    second = gemm_step(
+        f"{tag}: residual GEMM + main", r16, weight_beats(qw, s, CONFIG, LAYOUT["w"]), n,
+        final_bits[salient], no_flags[salient], add=1,
+        yin=yin_beats(main_bits[salient], no_flags[salient], order, LAYOUT["yin"]))
+
+    def feed(done: list[Decoded]) -> dict[str, list[int]]:
+        rows16 = done[0].r[salient].view(np.float16)
+        return {**second.inputs,
+                "x": activation_beats(rows16, CONFIG, LAYOUT["x"], pad_seed=s * 131 + k),
+                "yin": yin_beats(done[0].y[salient], done[0].invalid[salient], order,
+                                 LAYOUT["yin"])}
+
+    return [first, replace(second, feed=feed, final=check_final)]
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _lane_fields(raw: dict[str, np.ndarray], count: int, name: str) -> np.ndarray:
+    """(beats, count) array of the ``lanes.<i>.<name>`` leaves (or (beats, count, elems))."""
+    return np.stack([raw[f"lanes.{i}.{name}"] for i in range(count)], axis=1)
+
+
+def check(step: Step, beats: dict[str, list[int]]) -> Decoded:
+    """Every output of ``step`` against its expectation; returns them decoded."""
+    counts = step.counts
+    for name, want in counts.items():
+        assert len(beats.get(name, [])) == want, (
+            f"{step.label}: {len(beats.get(name, []))} {name} beats, expected {want}")
+    out = Decoded()
+    if step.op == "quantize":
+        out.q = _check_q(step, beats["q"])
+        return out
+    out.y, out.invalid = _check_y(step, beats["y"])
+    if counts["r"]:
+        out.r = _check_r(step, beats["r"])
+    return out
+
+
+def _check_y(step: Step, raws: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    raw = CODEC["y"].unpack(raws)
+    mask = CODEC["y"].unpack_bits(raws, "mask")
+    order = step.order
+    assert np.array_equal(mask, order.mask), (
+        f"{step.label}: y masks differ in beats {np.argwhere((mask != order.mask).any(1))[:8]}")
+    lasts = raw["last"].tolist()
+    assert lasts == [0] * (len(order) - 1) + [1], f"{step.label}: y.last must mark the final beat"
+    shape = (step.m, step.n)
+    got = order.assemble(_lane_fields(raw, DRAIN, "value").astype(np.uint32), shape)
+    inv = order.assemble(_lane_fields(raw, DRAIN, "invalid").astype(bool), shape)
+    want = step.want_y
     bad = np.argwhere(got != want)
     detail = [
         f"Y[{r},{c}] got {got[r, c]:08x} ({got[r, c:c + 1].view(np.float32)[0]!r}) want "
         f"{want[r, c]:08x} ({want[r, c:c + 1].view(np.float32)[0]!r})"
         for r, c in bad[:8]
     ]
-    assert not len(bad), f"{prep.case}: {len(bad)} of {m * n} outputs differ:\n" + "\n".join(
-        detail
-    )
-    assert np.array_equal(inv, prep.flags), f"{prep.case}: invalid flags differ"
+    assert not len(bad), (f"{step.label}: {len(bad)} of {got.size} outputs differ:\n"
+                          + "\n".join(detail))
+    assert np.array_equal(inv, step.want_invalid), (
+        f"{step.label}: invalid flags differ at {np.argwhere(inv != step.want_invalid)[:8]}")
+    return got, inv
+
+
+def _check_q(step: Step, raws: list[int]) -> QuantizedFields:
+    raw = CODEC["q"].unpack(raws)
+    lasts = raw["last"].tolist()
+    assert lasts == [0] * (len(raws) - 1) + [1], f"{step.label}: q.last must mark the final beat"
+    b = CONFIG.block
+    m, kb = step.m, step.kb
+    codes = np.zeros((m, kb, b), np.int64)
+    se = np.zeros((m, kb), np.int64)
+    dialect = np.zeros((m, kb), np.int64)
+    invalid = np.zeros((m, kb), bool)
+    lane_codes = _lane_fields(raw, LANES, "codes")
+    lane_se = _lane_fields(raw, LANES, "se")
+    has_id = "lanes.0.dialect" in raw
+    lane_dialect = _lane_fields(raw, LANES, "dialect") if has_id else np.zeros_like(lane_se)
+    lane_invalid = _lane_fields(raw, LANES, "invalid")
+    ok = step.x_rows >= 0  # lanes past M are don't care
+    beat, lane = np.nonzero(ok)
+    rows, kbs = step.x_rows[beat, lane], step.x_kb[beat]
+    codes[rows, kbs] = lane_codes[beat, lane]
+    se[rows, kbs] = lane_se[beat, lane]
+    dialect[rows, kbs] = lane_dialect[beat, lane]
+    invalid[rows, kbs] = lane_invalid[beat, lane].astype(bool)
+    got = QuantizedFields(codes.reshape(m, kb * b), se, dialect, invalid)
+    want = step.want_q
+    for name in ("codes", "se", "dialect", "invalid"):
+        g, w = getattr(got, name), getattr(want, name)
+        bad = np.argwhere(g != w)
+        assert not len(bad), (f"{step.label}: q {name} differs at {len(bad)} places, e.g. "
+                              f"(row, {'element' if name == 'codes' else 'k-block'}) "
+                              f"{bad[:6].tolist()}: got {g[tuple(bad[0])]} want {w[tuple(bad[0])]}")
+    return got
+
+
+def _check_r(step: Step, raws: list[int]) -> np.ndarray:
+    raw = CODEC["r"].unpack(raws)
+    mask = CODEC["r"].unpack_bits(raws, "mask")
+    rows = step.x_rows
+    flagged = step.salient[np.maximum(rows, 0)] & (rows >= 0)
+    carrying = flagged.any(axis=1)  # x beats with a salient lane, in x order
+    assert np.array_equal(mask, flagged[carrying]), f"{step.label}: r masks differ"
+    b = CONFIG.block
+    lanes = np.stack([raw[f"lanes.{i}"] for i in range(LANES)], axis=1)  # (beats, L, B)
+    got = np.zeros((step.m, step.kb, b), np.uint16)
+    beat, lane = np.nonzero(mask)
+    got[rows[carrying][beat, lane], step.x_kb[carrying][beat]] = lanes[beat, lane]
+    got = got.reshape(step.m, step.kb * b)
+    want = np.where(step.salient[:, None], step.want_r, 0).astype(np.uint16)
+    bad = np.argwhere(got != want)
+    assert not len(bad), (f"{step.label}: {len(bad)} residual elements differ, e.g. at "
+                          f"{bad[:6].tolist()}: got {got[tuple(bad[0])]:04x} want "
+                          f"{want[tuple(bad[0])]:04x}")
+    return got
+
+
+# -- tests ----------------------------------------------------------------------------------------
+
+
+def _record(step: Step, case: dict, cycles: int) -> dict:
+    return {"op": step.op, "add": step.add, "M": step.m,
+            "N": step.n if step.op == "gemm" else None, "K": step.kb * CONFIG.block,
+            "data": case["data"], "cycles": cycles, "expected": step.expected_cycles}
+
+
+async def run_chained(h: GemmHarness, case: dict, rng: random.Random | None, *,
+                      corrupt: bool = False, records: list[dict] | None = None,
+                      **stalls: float) -> None:
+    """Run ``case`` command by command, each command's inputs built from the earlier
+    commands' outputs where it depends on them; check everything."""
+    done: list[Decoded] = []
+    steps = prepare(case)
+    for index, step in enumerate(steps):
+        if corrupt and index == 0:
+            step = step.corrupted()
+        inputs = step.feed(done) if step.feed is not None else step.inputs
+        out: GemmOutcome = await h.run(inputs, step.counts, rng, **stalls)
+        done.append(check(step, out.beats))
+        (cycles,) = out.command_cycles()
+        if records is not None:
+            records.append(_record(step, case, cycles))
+            h.dut._log.info("%s: %d cycles (expected %s)", step.label, cycles,
+                            step.expected_cycles)
+        if step.final is not None:
+            step.final(done)
 
 
 @cocotb.test()
 async def test_gemm_no_stall(dut) -> None:
-    """Every case alone, all streams always valid/ready: bit-exact Y and, where the case gives
-    them, exactly the expected cycles; the measured cycles go to ``GEMM_CYCLES``."""
-    h = GemmHarness(dut, GEMM_OUTPUT)
+    """Every case alone, all streams always valid/ready: bit-exact outputs and, where the
+    case gives them, exactly the expected cycles of every command; the measured cycles go to
+    ``GEMM_CYCLES``."""
+    h = GemmHarness(dut, CORE.signature)
     await h.reset()
-    records = []
+    records: list[dict] = []
     for index, case in enumerate(CASES):
-        prep = prepare(case)
-        out = await h.run([prep.cmd], prep.x, prep.w, len(prep.order), None)
-        check(prep, out.outputs, corrupt=CORRUPT and index == 0)
-        cycles = out.last_cycles[0] - out.cmd_cycles[0] + 1
-        k = case["kb"] * CONFIG.block
-        expected = case.get("cycles")
-        records.append({"M": case["m"], "N": case["n"], "K": k, "data": case["data"],
-                        "cycles": cycles, "expected": expected})
-        dut._log.info("%s: %d cycles (expected %s)", case, cycles, expected)
+        await run_chained(h, case, None, corrupt=CORRUPT and index == 0, records=records)
     if CYCLES_FILE:
         with open(CYCLES_FILE, "w") as fh:
             json.dump(records, fh, indent=1)
@@ -183,38 +530,52 @@ async def test_gemm_no_stall(dut) -> None:
 
 @cocotb.test()
 async def test_gemm_back_to_back(dut) -> None:
-    """All cases as one command stream without gaps: each GEMM's outputs are bit-exact and
-    each command is accepted exactly its expected cycles (where given) after the previous one."""
-    h = GemmHarness(dut, GEMM_OUTPUT)
+    """Every command of every case as one command stream without gaps (golden-derived beats):
+    each command's outputs are bit-exact and each command is accepted exactly its expected
+    cycles (where given) after the previous one."""
+    h = GemmHarness(dut, CORE.signature)
     await h.reset()
-    preps = [prepare(case) for case in CASES]
-    out = await h.run(
-        [p.cmd for p in preps],
-        [w for p in preps for w in p.x],
-        [w for p in preps for w in p.w],
-        sum(len(p.order) for p in preps),
-        None,
-    )
-    start = 0
-    for prep in preps:
-        count = len(prep.order)
-        check(prep, out.outputs[start : start + count])
-        start += count
+    steps = [step for case in CASES for step in prepare(case)]
+    inputs: dict[str, list[int]] = {"cmd": [], "x": [], "w": [], "yin": []}
+    counts = {"y": 0, "q": 0, "r": 0}
+    for step in steps:
+        for name in inputs:
+            inputs[name] += step.inputs.get(name, [])
+        for name, count in step.counts.items():
+            counts[name] += count
+    out = await h.run(inputs, counts, None)
+    start = {"y": 0, "q": 0, "r": 0}
+    done: list[Decoded] = []
+    for step in steps:
+        beats = {}
+        for name, count in step.counts.items():
+            beats[name] = out.beats[name][start[name] : start[name] + count]
+            start[name] += count
+        done.append(check(step, beats))
+    first = 0
+    for case in CASES:  # the whole-case checks (the decomposition's final Y)
+        count = len(case_commands(case))
+        for index in range(first, first + count):
+            if steps[index].final is not None:
+                steps[index].final(done[first : first + count])
+        first += count
     periods = [b - a for a, b in zip(out.cmd_cycles[:-1], out.cmd_cycles[1:], strict=True)]
-    want = [p.case.get("cycles") for p in preps[:-1]]
+    want = [s.expected_cycles for s in steps[:-1]]
     checked = [(got, exp) for got, exp in zip(periods, want, strict=True) if exp is not None]
     assert all(got == exp for got, exp in checked), (
         f"command periods {periods} != expected cycles {want}")
+    last = out.command_cycles()[-1]
+    assert steps[-1].expected_cycles in (None, last), (
+        f"last command: {last} cycles, expected {steps[-1].expected_cycles}")
 
 
 @cocotb.test()
 async def test_gemm_random_stalls(dut) -> None:
-    """Every case with random valid/ready on cmd, x, w and y (and ``y`` protocol checks)."""
-    h = GemmHarness(dut, GEMM_OUTPUT)
+    """Every case with random valid/ready on every stream (cmd, x, w, yin in; y, q, r out,
+    with the output protocol checked), each command fed from the previous one's outputs."""
+    h = GemmHarness(dut, CORE.signature)
     await h.reset()
     for index, case in enumerate(CASES):
-        prep = prepare(case)
         rng = random.Random(1000 + index)
-        out = await h.run([prep.cmd], prep.x, prep.w, len(prep.order), rng,
-                          p_valid=rng.choice([0.3, 0.6, 0.9]), p_ready=rng.choice([0.3, 0.6, 0.9]))
-        check(prep, out.outputs)
+        await run_chained(h, case, rng, p_valid=rng.choice([0.3, 0.6, 0.9]),
+                          p_ready=rng.choice([0.3, 0.6, 0.9]))

@@ -13,19 +13,21 @@ folder holding
 ``w_dialect.npy`` (N, K/B) uint8: Wᵀ's dialect ids
 ================  ===============================================================================
 
-and receives ``progress.json`` every 8192 cycles (``cycle``, outputs ``done`` of ``total``),
+and receives ``progress.json`` every 8192 cycles (``cycle``, ``y`` beats ``done`` of ``total``),
 ``y.npy`` ((M, N) uint32: binary32 bit patterns of Y), ``invalid.npy`` ((M, N)
 bool: the ``invalid`` output flags) and ``result.json`` (``cycles``: command transfer through
-last output transfer, both included). Beats are built in the stream orders of
-``docs/ARCHITECTURE.md`` ("GemmCore stream interface"): X blocks with the all-ones candidate
-mask (the whole formatbook), weight beats for every row tile. No value is compared here: the
-caller owns the reference; only the stream protocol and ``y.last`` are checked.
+last output transfer, both included). Beats are built in the core's stream orders
+(``rtl/gemm_core.py``, :mod:`tb.gemm_ref`): one GEMM command (``op`` GEMM, ``add`` 0); ``x`` in
+beats of ``lanes`` blocks (row tile, row group, k-block), each with the all-ones candidate
+mask (the whole formatbook) and ``salient`` 0; weight beats for every row tile; ``y`` beats of
+``drain_width`` lanes put back into (M, N) by their position. No value is compared here: the
+caller owns the reference; only the stream protocol, the ``y`` beat masks and ``last`` are
+checked.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,13 @@ from amaranth.lib import data
 
 from semdialect.config import Config
 from semdialect.rtl.gemm_core import GemmCore
-from semdialect.rtl.layouts import GEMM_OUTPUT
 from semdialect.tb.drivers import GemmHarness, progress_file
-from semdialect.tb.gemm_ref import tile_order
+from semdialect.tb.gemm_ref import (
+    QuantizedFields,
+    activation_beats,
+    drain_order,
+    weight_beats_from_fields,
+)
 from semdialect.tb.packing import LayoutCodec
 
 JOB = Path(os.environ["GEMM_JOB"])
@@ -52,38 +58,17 @@ def _payload(name: str) -> data.Layout:
 
 
 def activation_words(x_bits: np.ndarray) -> list[int]:
-    """``x`` beats: X's blocks in row-major (row, k-block) order, all-ones mask."""
-    m, k = x_bits.shape
-    b = CFG.block
-    blocks = x_bits.reshape(m * (k // b), b)
-    k_book = CFG.book().size
-    # an all-zero mask also means the whole formatbook (for K beyond the codec's 64 bits)
-    mask = np.full(len(blocks), (1 << k_book) - 1 if k_book <= 64 else 0, np.uint64)
-    return LayoutCodec(_payload("x")).pack(len(blocks), x=blocks, mask=mask)
+    """``x`` beats of X ((M, K) FP16 bit patterns): ``lanes`` blocks per beat in the core's
+    order, all-ones masks, salient 0."""
+    return activation_beats(x_bits.view(np.float16), CFG, _payload("x"))
 
 
 def weight_words(codes: np.ndarray, se: np.ndarray, dialect: np.ndarray, m: int) -> list[int]:
     """``w`` beats: for each row tile, each column tile j, each k-block kb, lane c = Wᵀ block
     (column j·cols + c, kb); lanes past N are zero."""
-    n, k = codes.shape
-    b, rows, cols = CFG.block, CFG.rows, CFG.cols
-    nb = k // b
-    tiles_n = math.ceil(n / cols)
-    j_idx = np.repeat(np.arange(tiles_n), nb)  # beat order within one row tile: j, then kb
-    kb_idx = np.tile(np.arange(nb), tiles_n)
-    blocks = codes.reshape(n, nb, b)
-    fields: dict[str, np.ndarray] = {}
-    has_id = CFG.book().id_bits > 0  # K = 1 stores no dialect id (rtl.layouts.dialect_field)
-    for c in range(cols):
-        col = j_idx * cols + c
-        ok = col < n
-        safe = np.where(ok, col, 0)
-        fields[f"{c}__codes"] = np.where(ok[:, None], blocks[safe, kb_idx], 0)
-        fields[f"{c}__se"] = np.where(ok, se[safe, kb_idx], 0)
-        if has_id:
-            fields[f"{c}__dialect"] = np.where(ok, dialect[safe, kb_idx], 0)
-    one_row_tile = LayoutCodec(_payload("w")).pack(len(j_idx), **fields)
-    return one_row_tile * math.ceil(m / rows)
+    fields = QuantizedFields(codes.astype(np.int64), se.astype(np.int64),
+                             dialect.astype(np.int64), np.zeros(se.shape, bool))
+    return weight_beats_from_fields(fields, m, CFG, _payload("w"))
 
 
 @cocotb.test()
@@ -98,23 +83,28 @@ async def test_gemm_job(dut: Any) -> None:
     cmd = LayoutCodec(CORE.cmd_layout).pack(1, m=[m], n=[n], kb=[kb])
     xs = activation_words(x_bits)
     ws = weight_words(codes, se, dialect, m)
-    dut._log.info("GEMM %dx%d . %dx%d: %d x beats, %d w beats", m, kb * CFG.block,
-                  kb * CFG.block, n, len(xs), len(ws))
+    order = drain_order(m, n, CFG.rows, CFG.cols, CFG.drain_width)
+    dut._log.info("GEMM %dx%d . %dx%d: %d x beats, %d w beats, %d y beats", m, kb * CFG.block,
+                  kb * CFG.block, n, len(xs), len(ws), len(order))
 
-    h = GemmHarness(dut, GEMM_OUTPUT)
+    h = GemmHarness(dut, CORE.signature)
     await h.reset()
-    out = await h.run(cmd, xs, ws, m * n, None, limit=SPEC["cycle_limit"],
-                      report=progress_file(JOB / "progress.json", m * n))
-    lasts = [last for _, _, last in out.outputs]
-    assert lasts == [0] * (m * n - 1) + [1], "y.last must mark exactly the final output"
-
-    order = np.array(tile_order(m, n, CFG.rows, CFG.cols), np.int64).reshape(-1, 2)
-    y = np.zeros((m, n), np.uint32)
-    invalid = np.zeros((m, n), bool)
-    y[order[:, 0], order[:, 1]] = [value for value, _, _ in out.outputs]
-    invalid[order[:, 0], order[:, 1]] = [bool(flag) for _, flag, _ in out.outputs]
+    out = await h.run({"cmd": cmd, "x": xs, "w": ws}, {"y": len(order)}, None,
+                      limit=SPEC["cycle_limit"],
+                      report=progress_file(JOB / "progress.json", len(order)))
+    codec = LayoutCodec(_payload("y"))
+    raw = codec.unpack(out.beats["y"])
+    assert raw["last"].tolist() == [0] * (len(order) - 1) + [1], (
+        "y.last must mark exactly the final beat")
+    assert np.array_equal(codec.unpack_bits(out.beats["y"], "mask"), order.mask), (
+        "y beat masks differ from the tile positions")
+    lanes = range(CFG.drain_width)
+    values = np.stack([raw[f"lanes.{i}.value"] for i in lanes], axis=1).astype(np.uint32)
+    flags = np.stack([raw[f"lanes.{i}.invalid"] for i in lanes], axis=1).astype(bool)
+    y = order.assemble(values, (m, n))
+    invalid = order.assemble(flags, (m, n))
     np.save(JOB / "y.npy", y)
     np.save(JOB / "invalid.npy", invalid)
-    cycles = out.last_cycles[0] - out.cmd_cycles[0] + 1
+    (cycles,) = out.command_cycles()
     (JOB / "result.json").write_text(json.dumps({"cycles": cycles}))
     dut._log.info("done: %d outputs in %d cycles", m * n, cycles)

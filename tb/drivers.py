@@ -1,7 +1,8 @@
 """cocotb stream drivers shared by the testbenches and the file-driven runs.
 
-* :class:`GemmHarness` drives a :class:`~rtl.gemm_core.GemmCore` top (``cmd``, ``x``, ``w`` in,
-  ``y`` out; stream orders in ``docs/ARCHITECTURE.md``, "GemmCore stream interface").
+* :class:`GemmHarness` drives a :class:`~rtl.gemm_core.GemmCore` top (``cmd``, ``x``, ``w``,
+  ``yin`` in; ``y``, ``q``, ``r`` out; stream orders in ``rtl/gemm_core.py`` and
+  :mod:`tb.gemm_ref`).
 * :func:`run_stream` pushes payloads through one ``i``/``o`` stream pair (the
   :class:`~rtl.block_quantizer.BlockQuantizer` and the frontend's parts).
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import cocotb
-from amaranth.lib import data
+from amaranth.lib import wiring
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
@@ -30,6 +31,8 @@ from semdialect.tb.ports import port
 from semdialect.tb.streams import OutputMonitor
 
 __all__ = [
+    "GEMM_INPUTS",
+    "GEMM_OUTPUTS",
     "GemmHarness",
     "GemmOutcome",
     "Report",
@@ -167,6 +170,10 @@ async def run_stream(
 
 # -- the GEMM core -------------------------------------------------------------------------------
 
+#: the GemmCore's input and output streams, in the order the harness serves them
+GEMM_INPUTS = ("cmd", "x", "w", "yin")
+GEMM_OUTPUTS = ("y", "q", "r")
+
 
 @dataclass
 class _Pending:
@@ -179,59 +186,87 @@ class _Pending:
 
 @dataclass
 class GemmOutcome:
-    outputs: list[tuple[int, int, int]] = field(default_factory=list)  # (value, invalid, last)
+    """What one :meth:`GemmHarness.run` saw. Cycle numbers count falling edges from the start
+    of the run."""
+
+    #: raw payloads (packed ints) of every ``y``, ``q`` and ``r`` beat, in transfer order
+    beats: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in GEMM_OUTPUTS})
+    #: the cycle each of those beats transferred
+    beat_cycles: dict[str, list[int]] = field(
+        default_factory=lambda: {s: [] for s in GEMM_OUTPUTS})
+    #: the cycle each command transferred
     cmd_cycles: list[int] = field(default_factory=list)
-    last_cycles: list[int] = field(default_factory=list)
+    #: the cycle of every beat with ``last`` set on ``y`` or ``q`` (a command's final output),
+    #: in order: entry i ends command i
+    end_cycles: list[int] = field(default_factory=list)
+    cycles: int = 0  #: cycles the run took
+
+    def command_cycles(self) -> list[int]:
+        """Cycles of each command: its transfer through its final output's transfer, both
+        included."""
+        return [end - start + 1 for start, end in zip(self.cmd_cycles, self.end_cycles,
+                                                      strict=True)]
 
 
 class GemmHarness:
-    """Drives ``cmd``/``x``/``w`` of a GemmCore top and collects ``y`` cycle by cycle.
+    """Drives ``cmd``/``x``/``w``/``yin`` of a GemmCore top and collects ``y``/``q``/``r``
+    cycle by cycle.
 
-    ``y_layout`` is the core's ``y`` payload layout (``GEMM_OUTPUT``: ``value``, ``invalid``,
-    ``last``). The three input streams are driven independently and concurrently, as the core
-    requires (see ``docs/ARCHITECTURE.md``, "GemmCore stream interface").
+    ``signature`` is the core's (``GemmCore.signature``): the offsets of ``last`` in the ``y``
+    and ``q`` payloads come from it. The streams are driven independently and concurrently,
+    as the core requires: each input offers its next beat as soon as the previous one
+    transferred (or, with stalls, at random), each output is ready every cycle (or at
+    random). Every output is checked with :class:`tb.streams.OutputMonitor`.
     """
 
-    def __init__(self, dut: Any, y_layout: data.StructLayout) -> None:
+    def __init__(self, dut: Any, signature: wiring.Signature) -> None:
         self.dut = dut
         self.clk = dut.clk
-        names = ("cmd", "x", "w")
-        self.valid = {s: port(dut, f"{s}.valid") for s in names}
-        self.ready = {s: port(dut, f"{s}.ready") for s in names}
-        self.payload = {s: port(dut, f"{s}.payload") for s in names}
-        self.y_valid = port(dut, "y.valid")
-        self.y_ready = port(dut, "y.ready")
-        self.y_payload = port(dut, "y.payload")
-        self.y_offsets = {name: y_layout[name].offset for name in ("value", "invalid", "last")}
+        streams = GEMM_INPUTS + GEMM_OUTPUTS
+        self.valid = {s: port(dut, f"{s}.valid") for s in streams}
+        self.ready = {s: port(dut, f"{s}.ready") for s in streams}
+        self.payload = {s: port(dut, f"{s}.payload") for s in streams}
+        self.last_bit = {s: signature.members[s].signature.members["payload"].shape["last"].offset
+                         for s in ("y", "q")}
 
     async def reset(self) -> None:
         """Idle every stream, start the clock and pulse the reset."""
-        for s in ("cmd", "x", "w"):
+        for s in GEMM_INPUTS:
             self.valid[s].value = 0
             self.payload[s].value = 0
-        self.y_ready.value = 0
+        for s in GEMM_OUTPUTS:
+            self.ready[s].value = 0
         await reset(self.dut)
 
     async def run(
-        self, cmds: list[int], x: list[int], w: list[int], n_out: int, rng: random.Random | None,
+        self, inputs: dict[str, list[int]], counts: dict[str, int], rng: random.Random | None,
         p_valid: float = 0.7, p_ready: float = 0.7, limit: int = 1_000_000,
-        report: Report | None = None, report_every: int = 8192,
+        report: Report | None = None, report_every: int = 8192, settle: int = 8,
     ) -> GemmOutcome:
-        """Send every command and beat, collect ``n_out`` outputs. ``rng`` None = no stalls;
-        otherwise each stream is valid with probability ``p_valid`` per cycle (once valid it
-        holds its beat until taken) and ``y.ready`` is high with probability ``p_ready``.
-        Fails after ``limit`` cycles. ``report(cycle, outputs)`` is called every
-        ``report_every`` cycles."""
-        streams = {"cmd": _Pending(cmds), "x": _Pending(x), "w": _Pending(w)}
+        """Send every beat of ``inputs`` (``cmd``, ``x``, ``w``, ``yin``: lists of packed
+        payloads, missing = none) and collect ``counts[s]`` beats of each output ``s`` (``y``,
+        ``q``, ``r``; missing = 0). ``rng`` None = no stalls (every input valid while it has
+        beats, every output ready); otherwise each input is valid with probability
+        ``p_valid`` per cycle (once valid it holds its beat until taken) and each output is
+        ready with probability ``p_ready``, with occasional bursts of back-pressure. Then
+        ``settle`` more cycles with every output ready must show no further output beat.
+        Fails after ``limit`` cycles or when an input beat is left over. ``report(cycle,
+        y beats)`` is called every ``report_every`` cycles."""
+        pending = {s: _Pending(list(inputs.get(s, []))) for s in GEMM_INPUTS}
+        want = {s: counts.get(s, 0) for s in GEMM_OUTPUTS}
         out = GemmOutcome()
-        monitor = OutputMonitor("y")
+        monitors = {s: OutputMonitor(s) for s in GEMM_OUTPUTS}
+        stall = dict.fromkeys(GEMM_OUTPUTS, 0)
         cycle = 0
         readonly = ReadOnly()
         falling = FallingEdge(self.clk)
-        off = self.y_offsets
-        while len(out.outputs) < n_out:
+
+        def done() -> bool:
+            return all(len(out.beats[s]) >= want[s] for s in GEMM_OUTPUTS)
+
+        while not done():
             await falling
-            for name, st in streams.items():
+            for name, st in pending.items():
                 if not st.holding and st.sent < len(st.words) and (
                     rng is None or rng.random() < p_valid
                 ):
@@ -240,27 +275,54 @@ class GemmHarness:
                     st.holding = True
                 elif not st.holding:
                     self.valid[name].value = 0
-            ready = rng is None or rng.random() < p_ready
-            self.y_ready.value = int(ready)
+            ready = {}
+            for name in GEMM_OUTPUTS:
+                if rng is None:
+                    ready[name] = True
+                elif stall[name]:  # a burst of back-pressure, longer than a selector pass
+                    stall[name] -= 1
+                    ready[name] = False
+                else:
+                    ready[name] = rng.random() < p_ready
+                    if rng.random() < 0.02:
+                        stall[name] = rng.randint(1, 12)
+                self.ready[name].value = int(ready[name])
             await readonly
-            for name, st in streams.items():
+            for name, st in pending.items():
                 if st.holding and self.ready[name].value:
                     st.sent += 1
                     st.holding = False
                     if name == "cmd":
                         out.cmd_cycles.append(cycle)
-            raw = self.y_payload.value.to_unsigned() if self.y_valid.value else None
-            if monitor.transferred(cycle, raw, ready):
-                value = (raw >> off["value"]) & 0xFFFF_FFFF
-                invalid = (raw >> off["invalid"]) & 1
-                last = (raw >> off["last"]) & 1
-                out.outputs.append((value, invalid, last))
-                if last:
-                    out.last_cycles.append(cycle)
+            for name in GEMM_OUTPUTS:
+                raw = self.payload[name].value.to_unsigned() if self.valid[name].value else None
+                if monitors[name].transferred(cycle, raw, ready[name]):
+                    assert len(out.beats[name]) < want[name], (
+                        f"{name}: more than the expected {want[name]} beats @{cycle}")
+                    out.beats[name].append(raw)
+                    out.beat_cycles[name].append(cycle)
+                    if name in self.last_bit and (raw >> self.last_bit[name]) & 1:
+                        out.end_cycles.append(cycle)
             cycle += 1
             if report is not None and cycle % report_every == 0:
-                report(cycle, len(out.outputs))
-            assert cycle < limit, f"stuck after {cycle} cycles with {len(out.outputs)} outputs"
-        for name, st in streams.items():
-            assert st.sent == len(st.words), f"{name}: {st.sent} of {len(st.words)} beats taken"
+                report(cycle, len(out.beats["y"]))
+            assert cycle < limit, (
+                f"stuck after {cycle} cycles with "
+                f"{ {s: f'{len(out.beats[s])}/{want[s]}' for s in GEMM_OUTPUTS} } out, "
+                f"{ {s: f'{st.sent}/{len(st.words)}' for s, st in pending.items()} } in")
+        out.cycles = cycle
+        for name, st in pending.items():
+            assert st.sent == len(st.words) and not st.holding, (
+                f"{name}: {st.sent} of {len(st.words)} beats taken")
+        for _ in range(settle):  # nothing more may come out
+            await falling
+            for name in GEMM_INPUTS:
+                self.valid[name].value = 0
+            for name in GEMM_OUTPUTS:
+                self.ready[name].value = 1
+            await readonly
+            for name in GEMM_OUTPUTS:
+                assert not self.valid[name].value, (
+                    f"{name}: a beat beyond the expected {want[name]} @{cycle}")
+            cycle += 1
         return out

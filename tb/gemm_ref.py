@@ -1,14 +1,29 @@
 """Golden-model stimulus and expected values for the backend (PE, MAC array, GEMM core).
 
 Everything expected here comes from :mod:`golden` (``quantize``, ``quantize_weights``,
-``gemm``, ``gemm_quantized``); nothing models the RTL. Payloads are plain Python ints packed
-at the field offsets of the :mod:`rtl.layouts` layouts (:func:`pack` / :func:`unpack`), so the
-same helpers drive ``amaranth.sim`` (``ctx.set(view.as_value(), int)``) and cocotb (one packed
-port per struct payload, see :mod:`tb.ports`).
+``gemm``, ``gemm_quantized``, ``decompose.residual``); nothing models the RTL beyond the
+hardware's two documented rules golden has no counterpart for (a NaN/Inf block quantizes to
+codes 0, SE field 0, dialect 0, ``invalid`` 1 and its residual is the block itself, SPEC §2
+and §6). Payloads are plain Python ints packed at the field offsets of the :mod:`rtl.layouts`
+layouts (:func:`pack` / :func:`unpack`, or the vectorised :class:`tb.packing.LayoutCodec`), so
+the same helpers drive ``amaranth.sim`` (``ctx.set(view.as_value(), int)``) and cocotb (one
+packed port per struct payload, see :mod:`tb.ports`).
+
+**GemmCore stream orders** (``rtl/gemm_core.py``; T_m = ⌈M/rows⌉ row tiles of R_t rows,
+T_n = ⌈N/cols⌉ column tiles of C_j columns, L = ``lanes``, D = ``drain_width``):
+
+* ``x`` / ``q`` (:func:`x_beat_rows`): ``for t: for g < ⌈R_t/L⌉: for kb < KB:`` one beat,
+  lane l = block (row t·rows + g·L + l, k-block kb); lanes past M are padding.
+* ``w`` (:func:`weight_beats`): ``for t: for j: for kb:`` one beat of ``cols`` blocks.
+* ``y`` / ``yin`` (:func:`drain_order`): ``for t: for j: for br: for bc:`` one beat of D lanes,
+  g = max(1, D/cols) tile rows × c = min(D, cols) tile columns, lane i = Y[t·rows + br·g +
+  i // c, j·cols + bc·c + i mod c], inside the tile where ``mask`` bit i is set.
+* ``r``: one beat per quantized ``x`` beat with at least one salient lane, in ``x`` order.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,23 +33,37 @@ from amaranth.lib import data
 from semdialect import golden
 from semdialect.config import Config
 from semdialect.designs import PEKind
+from semdialect.golden.decompose import residual as golden_residual
 from semdialect.golden.formats import DialectFormat
 from semdialect.rtl.block_decoder import ElementKind
+from semdialect.tb.packing import LayoutCodec
 
 __all__ = [
+    "DrainOrder",
+    "QuantizedFields",
+    "activation_beats",
+    "CASE_KINDS",
     "activation_words",
+    "case_commands",
     "dialect_block_values",
+    "drain_order",
     "fp16_bits",
     "gemm_expected",
+    "grid_block",
     "invalid_safe",
     "mx_block_values",
     "pack",
-    "grid_block",
     "pe_expected",
     "pe_vectors",
+    "quantized_fields",
+    "residual_expected",
+    "salient_rows",
     "tile_order",
     "unpack",
     "weight_beats",
+    "weight_beats_from_fields",
+    "x_beat_rows",
+    "yin_beats",
 ]
 
 #: stored SE field = SE + 16 (SPEC §2; golden's se is the signed SE)
@@ -251,18 +280,23 @@ def invalid_safe(x: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gemm_expected(
-    x: np.ndarray, w: np.ndarray, cfg: Config, masks: np.ndarray | None = None
+    x: np.ndarray, w: np.ndarray, cfg: Config, masks: np.ndarray | None = None,
+    qw: golden.QTensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray, golden.QTensor]:
     """Golden Y (M, N) as uint32 FP32 bits, the (M, N) invalid flags, and golden's Wᵀ.
 
     X may hold NaN/Inf: such blocks contribute what golden computes for the RTL's invalid
     block (codes 0 → +0.0, :func:`invalid_safe`), and the row's outputs are flagged.
     ``masks`` (M, K/B, K) bool are SeDA candidate masks (lut only); then Y is
-    ``gemm_quantized(quantize(X, candidates=masks), quantize_weights(W))``.
+    ``gemm_quantized(quantize(X, candidates=masks), quantize_weights(W))``. ``qw``: a
+    quantized Wᵀ (N, K) to use instead of ``quantize_weights(W)`` (e.g. a run-time second
+    operand quantized as activations); ``w`` then only gives N.
     """
     safe, bad = invalid_safe(x, cfg.block)
-    qw = golden.quantize_weights(w, _dialect_format(cfg, True), block=cfg.block)
-    if masks is None and not bad.any():
+    given = qw is not None
+    if qw is None:
+        qw = golden.quantize_weights(w, _dialect_format(cfg, True), block=cfg.block)
+    if masks is None and not bad.any() and not given:
         y = golden.gemm(safe, w, cfg.book(), select=cfg.select, block=cfg.block)
     else:
         qx = golden.quantize(safe, _dialect_format(cfg), block=cfg.block, candidates=masks)
@@ -272,10 +306,15 @@ def gemm_expected(
 
 
 def activation_words(
-    x: np.ndarray, cfg: Config, layout: data.Layout, masks: np.ndarray | None = None
+    x: np.ndarray, cfg: Config, layout: data.Layout, masks: np.ndarray | None = None,
+    salient: np.ndarray | None = None,
 ) -> list[int]:
-    """GemmCore ``x`` beats: every (row m, k-block kb) of X in row-major order, packed
-    ``masked_fp16_block`` (all-ones mask unless ``masks`` (M, K/B, K) is given)."""
+    """GemmCore ``x`` beats for X (M, K). ``layout`` is the core's ``x`` payload: an
+    ``ArrayLayout`` of ``lanes`` ``salient_masked_fp16_block`` gives :func:`activation_beats`;
+    a single ``masked_fp16_block`` (the one-block-per-beat interface) gives every (row m,
+    k-block kb) of X in row-major order. Masks: all ones unless ``masks`` (M, K/B, K)."""
+    if isinstance(layout, data.ArrayLayout):
+        return activation_beats(x, cfg, layout, masks, salient)
     bits = fp16_bits(x)
     m, k = bits.shape
     b = cfg.block
@@ -291,35 +330,220 @@ def activation_words(
     return words
 
 
+def x_beat_rows(m: int, kb: int, rows: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``x`` (and ``q``) beat order of an M-row, KB-block command: ((beats, L) int64 row
+    of every lane, −1 past M; (beats,) int64 k-block of every beat). ``for t in row tiles:
+    for g < ⌈R_t/L⌉: for kb < KB:`` lane l = row t·rows + g·L + l."""
+    if rows % lanes:
+        raise ValueError(f"lanes: must divide rows={rows}, got {lanes}")
+    row_of: list[np.ndarray] = []
+    kb_of: list[np.ndarray] = []
+    for m0 in range(0, m, rows):
+        r_t = min(rows, m - m0)
+        for g in range(-(-r_t // lanes)):
+            lane_rows = m0 + g * lanes + np.arange(lanes)
+            lane_rows = np.where(lane_rows < m0 + r_t, lane_rows, -1)
+            row_of += [lane_rows] * kb
+            kb_of.append(np.arange(kb))
+    return np.array(row_of, np.int64).reshape(-1, lanes), np.concatenate(kb_of).astype(np.int64)
+
+
+def activation_beats(
+    x: np.ndarray, cfg: Config, layout: data.ArrayLayout, masks: np.ndarray | None = None,
+    salient: np.ndarray | None = None, pad_seed: int = 0,
+) -> list[int]:
+    """GemmCore ``x`` beats (``ArrayLayout`` of L ``salient_masked_fp16_block``) for X
+    (M, K) in the order of :func:`x_beat_rows`. Lane l of a beat: the FP16 bits of its block,
+    the candidate mask (all ones, or ``masks`` (M, K/B, K) bool), ``salient`` = row in
+    ``salient`` (a sequence of row indices). Lanes past M are padding: random FP16 bit
+    patterns (NaN/Inf included, from ``pad_seed``), all-ones mask, salient 0 — the core must
+    ignore them."""
+    bits = fp16_bits(x)
+    m, k = bits.shape
+    b = cfg.block
+    kb = k // b
+    kbook = cfg.book().size
+    lanes = layout.length
+    row_of, kb_of = x_beat_rows(m, kb, cfg.rows, lanes)
+    n = len(kb_of)
+    blocks = bits.reshape(m, kb, b)
+    if masks is None:
+        mask_vals = np.full((m, kb), (1 << kbook) - 1, dtype=object)
+    else:
+        weights = [1 << f for f in range(kbook)]
+        mask_vals = np.array([[sum(w for w, on in zip(weights, masks[r, j], strict=True) if on)
+                               for j in range(kb)] for r in range(m)], dtype=object)
+    flags = np.zeros(m, bool)
+    if salient is not None:
+        flags[np.asarray(salient, np.int64)] = True
+    pad_rng = np.random.default_rng(pad_seed)
+    fields: dict[str, np.ndarray] = {}
+    for lane in range(lanes):
+        rows = row_of[:, lane]
+        ok = rows >= 0
+        safe = np.where(ok, rows, 0)
+        junk = pad_rng.integers(0, 1 << 16, (n, b)).astype(np.uint16)
+        fields[f"{lane}__x"] = np.where(ok[:, None], blocks[safe, kb_of], junk)
+        fields[f"{lane}__mask"] = np.where(ok, mask_vals[safe, kb_of], (1 << kbook) - 1)
+        fields[f"{lane}__salient"] = (ok & flags[safe]).astype(np.int64)
+    return LayoutCodec(layout).pack(n, **fields)
+
+
+@dataclass(frozen=True)
+class DrainOrder:
+    """Where every lane of every ``y`` (and ``yin``) beat of one GEMM goes:
+    ``row``/``col`` (beats, D) int64 output coordinates (−1 outside the tile) and ``mask``
+    (beats, D) bool, the lanes inside the tile (the beat's expected ``mask`` bits)."""
+
+    row: np.ndarray
+    col: np.ndarray
+    mask: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+    def assemble(self, lanes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """(M, N) array of the masked ``lanes`` values ((beats, D)); every output is written
+        exactly once (the order covers the tile grid)."""
+        out = np.zeros(shape, lanes.dtype)
+        out[self.row[self.mask], self.col[self.mask]] = lanes[self.mask]
+        return out
+
+    def scatter(self, values: np.ndarray) -> np.ndarray:
+        """(beats, D) lanes of an (M, N) array in beat order (0 outside the tile)."""
+        out = np.zeros(self.mask.shape, values.dtype)
+        out[self.mask] = values[self.row[self.mask], self.col[self.mask]]
+        return out
+
+
+def drain_order(m: int, n: int, rows: int, cols: int, width: int) -> DrainOrder:
+    """The ``y`` beat order of an M × N GEMM on a rows × cols array with ``width`` = D
+    outputs per beat: ``for t: for j: for br < ⌈R_t/g⌉: for bc < ⌈C_j/c⌉:`` lane i =
+    (t·rows + br·g + i // c, j·cols + bc·c + i mod c), g = max(1, D/cols), c = min(D, cols)."""
+    g, c = max(1, width // cols), min(width, cols)
+    lane = np.arange(width)
+    row_parts: list[np.ndarray] = []
+    col_parts: list[np.ndarray] = []
+    for m0 in range(0, m, rows):
+        r_t = min(rows, m - m0)
+        for n0 in range(0, n, cols):
+            c_t = min(cols, n - n0)
+            for br in range(-(-r_t // g)):
+                for bc in range(-(-c_t // c)):
+                    tr = br * g + lane // c
+                    tc = bc * c + lane % c
+                    inside = (tr < r_t) & (tc < c_t)
+                    row_parts.append(np.where(inside, m0 + tr, -1))
+                    col_parts.append(np.where(inside, n0 + tc, -1))
+    row = np.array(row_parts, np.int64).reshape(-1, width)
+    col = np.array(col_parts, np.int64).reshape(-1, width)
+    return DrainOrder(row, col, row >= 0)
+
+
+def yin_beats(values: np.ndarray, invalid: np.ndarray, order: DrainOrder,
+              layout: data.ArrayLayout) -> list[int]:
+    """GemmCore ``yin`` beats (``ArrayLayout`` of D ``FP32_RESULT``): the addend (M, N)
+    uint32 binary32 bits ``values`` with their (M, N) ``invalid`` flags, in ``order`` (the
+    GEMM's ``y`` beat order); lanes outside the tile carry 0."""
+    vals = order.scatter(np.asarray(values, np.uint32).astype(np.int64))
+    flags = order.scatter(np.asarray(invalid, bool).astype(np.int64))
+    fields = {}
+    for lane in range(layout.length):
+        fields[f"{lane}__value"] = vals[:, lane]
+        fields[f"{lane}__invalid"] = flags[:, lane]
+    return LayoutCodec(layout).pack(len(order), **fields)
+
+
+@dataclass(frozen=True)
+class QuantizedFields:
+    """Quantized blocks of an (M, K) tensor in hardware fields: ``codes`` (M, K) int64,
+    ``se`` (M, K/B) int64 SE field (SE + 16), ``dialect`` (M, K/B) int64, ``invalid``
+    (M, K/B) bool."""
+
+    codes: np.ndarray
+    se: np.ndarray
+    dialect: np.ndarray
+    invalid: np.ndarray
+
+
+def quantized_fields(x: np.ndarray, cfg: Config, masks: np.ndarray | None = None, *,
+                     weights: bool = False) -> QuantizedFields:
+    """Golden quantization of X (M, K) as the hardware fields: ``golden.quantize(X, book,
+    select=cfg.select, candidates=masks)`` (``weights``: ``lut`` over the whole book, as
+    ``golden.quantize_weights`` quantizes Wᵀ). A NaN/Inf block gives codes 0, SE field 0,
+    dialect 0, ``invalid`` 1 (SPEC §2; golden rejects such blocks)."""
+    safe, bad = invalid_safe(x, cfg.block)
+    cand = None if (masks is None or weights or cfg.select == "two-stage") else masks
+    q = golden.quantize(safe, _dialect_format(cfg, weights), block=cfg.block, candidates=cand)
+    b = cfg.block
+    codes = q.codes.astype(np.int64)
+    codes[np.repeat(bad, b, axis=1)] = 0
+    se = np.where(bad, 0, q.se.astype(np.int64) + _SE_BIAS)
+    dialect = np.where(bad, 0, q.dialect.astype(np.int64))
+    return QuantizedFields(codes, se, dialect, bad)
+
+
+def residual_expected(x: np.ndarray, cfg: Config, masks: np.ndarray | None = None
+                      ) -> np.ndarray:
+    """(M, K) uint16 FP16 bits of the residual of every block of X (M, K):
+    ``golden.decompose.residual`` = fp16(fp32(x) − deq(Q(x))), Q the main-path quantization
+    (``cfg.select``, candidates ``masks``); a NaN/Inf block's residual is the block itself
+    (SPEC §6)."""
+    bits = fp16_bits(x)
+    safe, bad = invalid_safe(x, cfg.block)
+    cand = None if (masks is None or cfg.select == "two-stage") else masks
+    q = golden.quantize(safe, _dialect_format(cfg), block=cfg.block, candidates=cand)
+    out = golden_residual(safe, q).view(np.uint16).copy()
+    whole = np.repeat(bad, cfg.block, axis=1)
+    out[whole] = bits[whole]
+    return out
+
+
 def weight_beats(
     qw: golden.QTensor, m: int, cfg: Config, layout: data.Layout
 ) -> list[int]:
     """GemmCore ``w`` beats in the core's order: for each row tile, each column tile, each
-    k-block, one beat of ``cols`` blocks (lane c = column n0 + c; lanes past N are zero)."""
-    n = qw.codes.shape[0]
-    nb = qw.se.shape[-1]
-    rows, cols = cfg.rows, cfg.cols
-    per_col = [dialect_block_values(qw, col) for col in range(n)]
-    zero = pack(layout.elem_shape, {
-        "codes": [0] * cfg.block, "se": 0, "dialect": 0, "invalid": 0,
-    })
-    packed = [[pack(layout.elem_shape, blk) for blk in col] for col in per_col]
-    width = Shape.cast(layout.elem_shape).width
-    beats = []
-    for _m0 in range(0, m, rows):
-        for n0 in range(0, n, cols):
-            for kb in range(nb):
-                word = 0
-                for c in range(cols):
-                    blk = packed[n0 + c][kb] if n0 + c < n else zero
-                    word |= blk << (c * width)
-                beats.append(word)
-    return beats
+    k-block, one beat of ``cols`` blocks (lane c = column n0 + c; lanes past N are zero) of
+    golden's quantized Wᵀ (N, K) (``invalid`` 0)."""
+    codes = np.asarray(qw.codes, np.int64)
+    se = qw.se.astype(np.int64) + _SE_BIAS
+    return weight_beats_from_fields(
+        QuantizedFields(codes, se, qw.dialect.astype(np.int64), np.zeros(se.shape, bool)),
+        m, cfg, layout)
+
+
+def weight_beats_from_fields(wt: QuantizedFields, m: int, cfg: Config,
+                             layout: data.ArrayLayout) -> list[int]:
+    """GemmCore ``w`` beats for an M-row GEMM from Wᵀ (N, K) given as hardware fields (e.g.
+    a quantize command's ``q`` output, the run-time second operand): ``for t in
+    ⌈M/rows⌉ row tiles: for j: for kb:`` lane c = Wᵀ block (column j·cols + c, kb); lanes past
+    N are zero."""
+    n, k = wt.codes.shape
+    b, rows, cols = cfg.block, cfg.rows, cfg.cols
+    nb = k // b
+    tiles_n = -(-n // cols)
+    j_idx = np.repeat(np.arange(tiles_n), nb)  # beat order within one row tile: j, then kb
+    kb_idx = np.tile(np.arange(nb), tiles_n)
+    blocks = wt.codes.reshape(n, nb, b)
+    has_id = "dialect" in layout.elem_shape.members  # K = 1 stores no id
+    fields: dict[str, np.ndarray] = {}
+    for c in range(layout.length):
+        col = j_idx * cols + c
+        ok = col < n
+        safe = np.where(ok, col, 0)
+        fields[f"{c}__codes"] = np.where(ok[:, None], blocks[safe, kb_idx], 0)
+        fields[f"{c}__se"] = np.where(ok, wt.se[safe, kb_idx], 0)
+        fields[f"{c}__invalid"] = np.where(ok, wt.invalid[safe, kb_idx], 0).astype(np.int64)
+        if has_id:
+            fields[f"{c}__dialect"] = np.where(ok, wt.dialect[safe, kb_idx], 0)
+    one_row_tile = LayoutCodec(layout).pack(len(j_idx), **fields)
+    return one_row_tile * -(-m // rows)
 
 
 def tile_order(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
-    """(row, column) of every GemmCore output in stream order: row tiles, column tiles, then
-    row-major inside the tile."""
+    """(row, column) of every output in tile order: row tiles, column tiles, then row-major
+    inside the tile (the order of a one-output-per-beat drain; :func:`drain_order` gives the
+    beats of a wider one)."""
     order = []
     for m0 in range(0, m, rows):
         for n0 in range(0, n, cols):
@@ -327,3 +551,58 @@ def tile_order(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
                 for c in range(n0, min(n0 + cols, n)):
                     order.append((r, c))
     return order
+
+
+# -- GemmCore test programs ------------------------------------------------------------------------
+
+#: case kinds of the GemmCore testbench (:func:`case_commands`)
+CASE_KINDS = ("gemm", "quantize", "dynamic", "decompose")
+
+
+def salient_rows(spec: Any, m: int, seed: int) -> np.ndarray:
+    """Sorted salient row indices (int64) of an M-row X: ``spec`` is a sequence of indices,
+    ``{"random": count}`` (a random subset drawn from ``seed``) or ``{"attention": rho}``
+    (``golden.decompose.salient_tokens`` of a random attention map (2, M, M) with dyadic
+    entries k/64, drawn from ``seed``: its saliency sums are exact)."""
+    if spec is None:
+        return np.zeros(0, np.int64)
+    rng = np.random.default_rng([seed, 0x5A11])
+    if isinstance(spec, dict) and "random" in spec:
+        rows = rng.choice(m, size=int(spec["random"]), replace=False)
+    elif isinstance(spec, dict) and "attention" in spec:
+        attn = rng.integers(0, 64, (2, m, m)) / 64.0
+        rows = golden.decompose.salient_tokens(attn, spec["attention"])
+    else:
+        rows = np.asarray(spec, np.int64).reshape(-1)
+    rows = np.unique(np.asarray(rows, np.int64))
+    if rows.size and (rows.min() < 0 or rows.max() >= m):
+        raise ValueError(f"salient: row index outside 0..{m - 1}: {rows.tolist()}")
+    return rows
+
+
+def case_commands(case: dict) -> list[dict[str, int | str]]:
+    """The commands a testbench case sends, in order: ``{"op": "gemm" | "quantize", "m",
+    "n", "kb", "add"}`` (``n`` 0 for a quantize command, where it is ignored). Kinds
+    (``case["kind"]``, default ``gemm``):
+
+    * ``gemm``: one GEMM (M, N, KB); rows in ``case["salient"]`` (:func:`salient_rows`) are
+      flagged and their residuals come out on ``r``.
+    * ``quantize``: one quantize command of X's M rows.
+    * ``dynamic``: a quantize command of Wᵀ (N rows), then the GEMM with those blocks as W.
+    * ``decompose``: the GEMM with the salient rows flagged, then (when any row is salient)
+      a GEMM with ``add`` over the |S| residual rows.
+    """
+    kind = case.get("kind", "gemm")
+    m, n, kb = case["m"], case["n"], case["kb"]
+    gemm = {"op": "gemm", "m": m, "n": n, "kb": kb, "add": 0}
+    if kind == "gemm":
+        return [gemm]
+    if kind == "quantize":
+        return [{"op": "quantize", "m": m, "n": 0, "kb": kb, "add": 0}]
+    if kind == "dynamic":
+        return [{"op": "quantize", "m": n, "n": 0, "kb": kb, "add": 0}, gemm]
+    if kind == "decompose":
+        count = len(salient_rows(case.get("salient"), m, case["seed"]))
+        second = [{"op": "gemm", "m": count, "n": n, "kb": kb, "add": 1}] if count else []
+        return [gemm, *second]
+    raise ValueError(f"case kind: one of {CASE_KINDS}, got {kind!r}")

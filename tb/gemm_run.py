@@ -3,9 +3,11 @@
 Two uses share the generated core (Verilog cached by :func:`rtl.emit.cached_verilog`, the
 simulator by :func:`tb.runner.run_cocotb`):
 
-* :func:`run_gemm` — the testbench (``tests/test_rtl_gemm_verilator.py``, ``semdialect sim``):
-  ``tb/cocotb_gemm.py`` generates each case's data, compares every output bit with the golden
-  model, and writes the measured no-stall cycles to a JSON file.
+* :func:`run_gemm` — the testbench (``tests/test_rtl_gemm_verilator.py``,
+  ``tests/test_rtl_random_cycles.py``, ``semdialect sim``): ``tb/cocotb_gemm.py`` generates
+  each case's data (GEMMs, quantize commands, a run-time second operand, the SPEC §6
+  decomposition: :func:`tb.gemm_ref.case_commands`), compares every output bit with the
+  golden model, and writes the measured no-stall cycles of every command to a JSON file.
 * :func:`run_gemm_arrays` — a caller's own tensors (``semdialect rtl-gemm``): FP16 X and
   pre-quantized Wᵀ go to ``tb/cocotb_gemm_job.py`` as ``.npy`` files in a work folder, Y comes
   back the same way; nothing is compared here.
@@ -35,6 +37,7 @@ from semdialect.config import Config
 from semdialect.paths import build_dir
 from semdialect.rtl.emit import CachedVerilog, cached_verilog
 from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
+from semdialect.tb.gemm_ref import case_commands
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbRun, run_cocotb
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "GemmArraysResult",
     "GemmLimits",
     "case",
+    "command_cycles",
     "config_env",
     "gemm_verilog",
     "run_gemm",
@@ -58,6 +62,8 @@ Progress = Callable[[str], None]
 
 #: expected no-stall cycles of a GEMM (M, N, K) — the cycle model, given by the caller
 CycleModel = Callable[[int, int, int], int]
+#: expected no-stall cycles of a quantize command of M rows × K elements
+QuantizeModel = Callable[[int, int], int]
 
 
 def verilog_dir() -> Path:
@@ -128,8 +134,34 @@ TEST_LIMITS = GemmLimits(255, 255, 8)
 CONFIG_LIMITS = GemmLimits(DEFAULT_MAX_M, DEFAULT_MAX_N, DEFAULT_MAX_KB)
 
 
-def case(m: int, n: int, kb: int, data: str = "random", seed: int = 0) -> dict:
-    return {"m": m, "n": n, "kb": kb, "data": data, "seed": seed}
+def case(m: int, n: int, kb: int, data: str = "random", seed: int = 0, *, kind: str = "gemm",
+         salient: object = None) -> dict:
+    """A testbench case (``tb/cocotb_gemm.py``): ``kind`` ``gemm`` (default), ``quantize``,
+    ``dynamic`` or ``decompose`` (the commands: :func:`tb.gemm_ref.case_commands`), an M × N
+    GEMM with K/B = ``kb``, ``data`` and ``seed`` choosing X and W; ``salient`` the salient
+    rows (:func:`tb.gemm_ref.salient_rows`: indices, ``{"random": count}`` or
+    ``{"attention": rho}``)."""
+    out = {"m": m, "n": n, "kb": kb, "data": data, "seed": seed}
+    if kind != "gemm":
+        out["kind"] = kind
+    if salient is not None:
+        out["salient"] = salient
+    return out
+
+
+def command_cycles(cfg: Config, case: dict, gemm_model: CycleModel | None,
+                   quantize_model: QuantizeModel | None) -> list[int | None]:
+    """The expected no-stall cycles of every command of ``case`` (None where no model is
+    given): ``gemm_model(M, N, K)`` for a GEMM (with or without ``add``),
+    ``quantize_model(M, K)`` for a quantize command; K in elements."""
+    out: list[int | None] = []
+    for cmd in case_commands(case):
+        k = cmd["kb"] * cfg.block
+        if cmd["op"] == "quantize":
+            out.append(None if quantize_model is None else quantize_model(cmd["m"], k))
+        else:
+            out.append(None if gemm_model is None else gemm_model(cmd["m"], cmd["n"], k))
+    return out
 
 
 def verilog_identifier(name: str) -> str:
@@ -157,18 +189,26 @@ def config_env(cfg: Config) -> str:
 
 
 def run_gemm(cfg: Config, cases: list[dict], expected_cycles: CycleModel | None = None,
-             limits: GemmLimits | None = None, **env: str) -> tuple[CocotbRun, float, Path]:
-    """Run ``cases`` on ``cfg``'s GemmCore; with ``expected_cycles`` (e.g.
+             limits: GemmLimits | None = None, *,
+             expected_quantize: QuantizeModel | None = None,
+             testcase: str | None = None, **env: str) -> tuple[CocotbRun, float, Path]:
+    """Run ``cases`` (:func:`case`) on ``cfg``'s GemmCore; with ``expected_cycles`` (e.g.
     ``functools.partial(semdialect.sim.cycles.gemm_cycles, cfg)``) every no-stall GEMM and
-    every back-to-back command period must take exactly that many cycles. ``limits`` default
-    to the smallest covering every case (:meth:`GemmLimits.covering`). Returns the run, the
-    seconds spent on Verilog (0-ish on a cache hit) and the measured-cycles JSON file."""
-    if expected_cycles is not None:
-        cases = [{**c, "cycles": expected_cycles(c["m"], c["n"], c["kb"] * cfg.block)}
+    every back-to-back command period of a GEMM must take exactly that many cycles; with
+    ``expected_quantize`` (``sim.cycles.quantize_cycles``) the same for quantize commands.
+    ``limits`` default to the smallest covering every command (:meth:`GemmLimits.covering`).
+    ``testcase`` runs one cocotb test of ``tb/cocotb_gemm.py`` only (e.g.
+    ``test_gemm_no_stall``). Returns the run, the seconds spent on Verilog (0-ish on a cache
+    hit) and the measured-cycles JSON file (one record per command: ``op``, ``add``, ``M``,
+    ``N``, ``K``, ``data``, ``cycles``, ``expected``)."""
+    if expected_cycles is not None or expected_quantize is not None:
+        cases = [{**c, "cycles": command_cycles(cfg, c, expected_cycles, expected_quantize)}
                  for c in cases]
     if limits is None:
-        limits = GemmLimits.covering(max(c["m"] for c in cases), max(c["n"] for c in cases),
-                                     max(c["kb"] for c in cases))
+        commands = [cmd for c in cases for cmd in case_commands(c)]
+        limits = GemmLimits.covering(max(cmd["m"] for cmd in commands),
+                                     max(max(cmd["n"], 1) for cmd in commands),
+                                     max(cmd["kb"] for cmd in commands))
     top = gemm_verilog(cfg, limits)
     cycles_tmp = verilog_dir() / f"cycles-{cfg.name}.json"
     cycles_tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +223,7 @@ def run_gemm(cfg: Config, cases: list[dict], expected_cycles: CycleModel | None 
         **env,
     }
     run = run_cocotb([top.path], top.name, "semdialect.tb.cocotb_gemm", extra_env=extra_env,
-                     build_args=FAST_BUILD_ARGS)
+                     build_args=FAST_BUILD_ARGS, testcase=testcase)
     return run, top.seconds, cycles_tmp
 
 
@@ -315,7 +355,7 @@ def run_gemm_arrays(
     (work / "job.json").write_text(json.dumps(job, indent=1))
 
     run, result = run_job(top, "semdialect.tb.cocotb_gemm_job", "GEMM_JOB", work, say,
-                          progress, unit="outputs", what=f"{m}x{k} . {k}x{n}",
+                          progress, unit="output beats", what=f"{m}x{k} . {k}x{n}",
                           build_time="0.5-2 min")
     y_bits = np.load(work / "y.npy")
     invalid = np.load(work / "invalid.npy")

@@ -106,3 +106,44 @@ def test_makefile_passes_config_through(target: str) -> None:
                            text=True)
         assert r.returncode == 0, r.stderr
         assert f"--config {value}" in r.stdout.splitlines()[-1], r.stdout
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("array", "drain_width", 0), ("array", "drain_width", 3), ("array", "drain_width", 12),
+    ("array", "drain_width", 128), ("frontend", "lanes", 0), ("frontend", "lanes", 3),
+    ("frontend", "lanes", 16),
+])
+def test_bad_drain_width_or_lanes_is_one_line_exit_2(tmp_path, capsys, section: str, key: str,
+                                                    value: int) -> None:
+    """A drain width or lane count that does not divide the 8×8 array, or is 0: exit 2, one
+    line naming the key, nothing written."""
+    text = (configs_dir() / "default.toml").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"{key} ="))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(line, f"{key} = {value}"))
+    assert f"[{section}]" in text
+    with pytest.raises(ValueError, match=key):
+        load_config(bad)
+    assert main(["verilog", "--config", str(bad), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert key in err and f"got {value}" in err, err
+    assert not (tmp_path / "v").exists()
+
+
+def test_missing_lanes_names_the_default(tmp_path) -> None:
+    """A 2×2 config that omits ``lanes`` gets the default 8, which does not fit: the message
+    says it is the default and which key to set."""
+    text = (configs_dir() / "small.toml").read_text()
+    mine = tmp_path / "mine.toml"
+    mine.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("lanes")))
+    with pytest.raises(ValueError, match=r"lanes: must divide rows=2.*the default; set "
+                                         r"\[frontend\] lanes"):
+        load_config(mine)
+
+
+def test_drain_geometry_of_the_shipped_configs() -> None:
+    for name in shipped_configs():
+        cfg = resolve_config(name)
+        assert cfg.drain_rows * cfg.drain_cols == cfg.drain_width
+        assert cfg.rows % cfg.lanes == 0 and cfg.rows % cfg.drain_rows == 0

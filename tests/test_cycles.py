@@ -15,7 +15,7 @@ from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
 from semdialect.sim.cycles import drain_beats, gemm_cycles_raw, quantize_cycles_raw
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def beats(rows_t: int, cols_t: int, cols: int, drain: int) -> int:
     """Drain beats of a rows_t × cols_t tile, counted one beat at a time: a beat is a group of
     ``drain`` consecutive outputs in row-major order over the full-width grid, kept if it holds

@@ -7,7 +7,8 @@ rows over many scales, FP16 round-to-nearest-even ties in the inputs, and every 
 block of :func:`semdialect.tb.frontend_ref.frontend_vectors` except NaN/Inf (zeros, −0,
 ±65504, subnormals, powers of two, LUT tie points, outliers), with weights holding zero, −0
 and ±65504 columns. Configurations: ``small`` (2×2, B = 16, dfp4 lut) and a 2×2 B = 32 sd32
-core at K = 288 (nine blocks: beyond the old fixed limit of 256). Builds are cached in
+core at K = 288 (nine blocks: beyond the old fixed limit of 256) with one quantizer lane and
+two outputs per drain beat (``small``: two lanes, a whole tile per beat). Builds are cached in
 ``build/`` (a first run adds about 1 min of Verilator builds; cached, about 20 s in all).
 """
 
@@ -34,12 +35,15 @@ B32_TOML = """name = "cli_b32"
 [array]
 rows = 2
 cols = 2
+drain_width = 2
 [format]
 block = 32
 formatbook = "sd32"
 select = "lut"
 [selector]
 formats_per_cycle = 8
+[frontend]
+lanes = 1
 """
 
 FP16_MAX = 65504.0

@@ -30,12 +30,13 @@ import numpy as np
 
 from semdialect import __version__
 from semdialect.cli.bench import check_repeat, check_size
-from semdialect.cli.common import EPILOG, add_gemm_operands
+from semdialect.cli.common import EPILOG, UsageError, add_gemm_operands, load_salient
 from semdialect.cli.common import load_npy as _load_npy  # module global: tests patch it
 from semdialect.cli.output import check_dirs, check_paths, is_stdout, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import FORMAT_NAMES, gemm, get_formatbook, quantize, resolve_format
+from semdialect.golden.decompose import decomposed_linear
 from semdialect.reports.tables import format_error_table
 
 #: exit status of bad input, and of a run stopped by Ctrl-C (128 + SIGINT, as shells do)
@@ -111,14 +112,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_gemm(args: argparse.Namespace) -> int:
     """``semdialect gemm``: Y = X·W under the format's GEMM contract -> Y.npy."""
-    check_paths({"-o": args.output}, _input_paths(args, X=args.x, W=args.w))
+    inputs = {"X": args.x, "W": args.w}
+    if args.salient is not None:
+        inputs["--salient"] = args.salient
+    check_paths({"-o": args.output}, _input_paths(args, **inputs))
     _check_format_args(args)
     x = _load_npy(args.x, "X")
     w = _load_npy(args.w, "W")
-    y = gemm(
-        x, w, args.format, select=args.select, block=args.block, formatbook=args.formatbook,
-        pad=args.pad, out=args.precision,
-    )
+    if args.salient is None:
+        y = gemm(
+            x, w, args.format, select=args.select, block=args.block, formatbook=args.formatbook,
+            pad=args.pad, out=args.precision,
+        )
+    else:
+        if args.pad:
+            raise UsageError("--salient: not supported with --pad")
+        if x.ndim != 2:
+            raise UsageError(f"--salient: X must be one (m, k) sequence, got shape {x.shape}")
+        salient = load_salient(args.salient, x.shape[0])
+        resolve_format(args.format, select=args.select, formatbook=args.formatbook)  # checks
+        # a Formatbook (not a format object) keeps SPEC §4: weights use lut whatever --select
+        fmt = get_formatbook(args.formatbook) if args.formatbook is not None else args.format
+        y = decomposed_linear(x, w, fmt, salient=salient, select=args.select, block=args.block,
+                              out=args.precision).y
     write_output(args.output, lambda fh: np.save(fh, y))
     print(f"Y = X{x.shape} · W{w.shape} -> {args.output} {y.shape} {y.dtype} ({args.format})",
           file=_message_stream(args.output))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy"]
+__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy", "load_salient"]
 
 EPILOG = ("Numbers follow SPEC v1.3 (see README.md). Exit status: 0 ok, 2 bad input, "
           "130 interrupted (Ctrl-C).")
@@ -42,3 +42,23 @@ def add_gemm_operands(p: argparse.ArgumentParser, output_help: str, precision_he
     p.add_argument("-o", "--output", required=True, metavar="Y.npy", help=output_help)
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                    help=precision_help)
+    p.add_argument("--salient", metavar="S.npy", default=None,
+                   help="activation decomposition (SPEC §6): a 1-D integer .npy of X's salient "
+                   "row indices (distinct, 0 <= i < m); their residual rows are quantized and "
+                   "run as a second pass added to the main result, Y = "
+                   "golden.decomposed_linear(..., salient=S).y. X must be 2-D, no --pad")
+
+
+def load_salient(path: str, m: int) -> np.ndarray:
+    """The sorted salient row indices of ``--salient`` (a 1-D integer .npy of distinct indices
+    in 0..m−1; an empty selection is written as a 0-length array, which ``load_npy`` rejects,
+    so pass at least one index); a one-line :class:`UsageError` naming ``--salient``."""
+    arr = load_npy(path, "--salient")
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise UsageError(f"--salient: expected a 1-D integer array of row indices, got "
+                         f"{arr.dtype} of shape {arr.shape}")
+    if arr.min() < 0 or arr.max() >= m:
+        raise UsageError(f"--salient: row index out of range 0..{m - 1} (X has {m} rows)")
+    if np.unique(arr).size != arr.size:
+        raise UsageError("--salient: row indices must be distinct")
+    return np.sort(arr.astype(np.intp))
