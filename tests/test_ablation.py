@@ -88,9 +88,10 @@ def test_user_formatbook_is_the_formatbook_baseline(tmp_path: Path) -> None:
     assert [v.cfg.formats_per_cycle for v in fb] == [2, 1, 2, 2]
 
 
-@pytest.mark.parametrize("rows, cols", [(8, 8), (2, 3)])
-def test_array_parts_count_instances(rows: int, cols: int) -> None:
-    base = replace(DEFAULT, rows=rows, cols=cols)
+@pytest.mark.parametrize("rows, cols, lanes, drain", [(8, 8, 8, 32), (2, 3, 1, 3),
+                                                     (4, 4, 2, 16)])
+def test_array_parts_count_instances(rows: int, cols: int, lanes: int, drain: int) -> None:
+    base = replace(DEFAULT, rows=rows, cols=cols, lanes=lanes, drain_width=drain)
     parts = ablation.array_parts(base)
     by = {(p.design, p.part): p for p in parts}
     for name in ("semanticdialect", "blockdialect", "mxfp4", "mxint8"):
@@ -98,6 +99,8 @@ def test_array_parts_count_instances(rows: int, cols: int) -> None:
         assert by[(name, "block decoders")].count == rows + cols
         assert by[(name, "tile drain")].count == 1
     assert by[("semanticdialect", "activation frontend")].cfg == base
+    assert by[("semanticdialect", "activation frontend")].count == lanes  # one per lane
+    assert by[("semanticdialect", "activation frontend")].module == "block_quantizer_residual"
     assert by[("blockdialect", "activation frontend")].cfg.select == "two-stage"
     assert ("mxfp4", "activation frontend") not in by
     assert by[("mxint8", "PE cores")].module == "pe_core_mxint8"
@@ -121,7 +124,7 @@ def test_selector_fmax_falls_back_to_the_largest_p_that_fits(monkeypatch) -> Non
         return _report(sizes[name], {"pe": 19.0, "sel4": 40.0}.get(name) if fmax else None)
 
     monkeypatch.setattr(ablation, "synthesize", fake)
-    assert ablation._selector_lanes(DEFAULT) == [8, 4, 2, 1]
+    assert ablation._selector_lanes(DEFAULT) == [32, 16, 8, 4, 2, 1]  # default P = K = 32
     clock = ablation._clock(DEFAULT, Path("pe.v"),
                             [(8, Path("sel8.v")), (4, Path("sel4.v")), (2, Path("sel2.v"))],
                             say=lambda _: None)

@@ -80,7 +80,8 @@ def test_formatbook_file_and_sources_are_part_of_the_key(tmp_path: Path,
     book = tmp_path / "book.toml"
     table = "dialects = [[0, 1, 2, 3, 4, 6, 8, 12], [0, 1, 2, 3, 4, 5, 6, {top}]]\n"
     book.write_text('name = "b"\n' + table.format(top=8))
-    cfg = Config(name="t", rows=2, cols=2, block=16, formatbook=str(book), formats_per_cycle=1)
+    cfg = Config(name="t", rows=2, cols=2, block=16, formatbook=str(book), formats_per_cycle=1,
+                 lanes=1, drain_width=1)
     key = verilog_key("bq", BlockPreprocessor, (cfg,))
     assert verilog_key("bq", BlockPreprocessor, (cfg,)) == key
     book.write_text('name = "b"\n' + table.format(top=9))

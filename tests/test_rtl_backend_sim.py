@@ -12,6 +12,7 @@ import gc
 import json
 import random
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,11 @@ from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
 from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
 from semdialect.tb.gemm_ref import (
     activation_words,
+    drain_order,
     gemm_expected,
     pack,
     pe_vectors,
-    tile_order,
+    unpack,
     weight_beats,
 )
 from semdialect.tb.generate import LINT_WAIVERS, generate
@@ -248,9 +250,10 @@ def test_pe_latency_and_throughput() -> None:
 
 
 def rtl_gemm(cfg: Config, x: np.ndarray, qw, stall: bool, seed: int = 0,
-             max_kb: int = 8) -> tuple[list[tuple[int, int, int]], int]:
-    """Run one GEMM through GemmCore(cfg); (outputs in stream order, cycles from the command
-    transfer to the last output transfer, both included)."""
+             max_kb: int = 8) -> tuple[list[dict], int]:
+    """Run one GEMM through GemmCore(cfg); (``y`` beats in stream order as dicts of
+    ``lanes``/``mask``/``last``, cycles from the command transfer to the last output transfer,
+    both included)."""
     m, k = x.shape
     kb = k // cfg.block
     n = qw.codes.shape[0]
@@ -258,8 +261,9 @@ def rtl_gemm(cfg: Config, x: np.ndarray, qw, stall: bool, seed: int = 0,
     members = dut.signature.members
     xs = activation_words(x, cfg, members["x"].signature.members["payload"].shape)
     ws = weight_beats(qw, m, cfg, members["w"].signature.members["payload"].shape)
+    y_layout = members["y"].signature.members["payload"].shape
     rng = random.Random(seed)
-    out: list[tuple[int, int, int]] = []
+    out: list[dict] = []
     marks: dict[str, int] = {}
 
     async def drive(ctx, stream, words) -> None:
@@ -273,7 +277,8 @@ def rtl_gemm(cfg: Config, x: np.ndarray, qw, stall: bool, seed: int = 0,
         ctx.set(stream.valid, 0)
 
     async def command(ctx) -> None:
-        await drive(ctx, dut.cmd, [pack(dut.cmd_layout, {"m": m, "n": n, "kb": kb})])
+        await drive(ctx, dut.cmd, [pack(dut.cmd_layout, {"m": m, "n": n, "kb": kb, "op": 0,
+                                                          "add": 0})])
 
     async def activations(ctx) -> None:
         await drive(ctx, dut.x, xs)
@@ -283,15 +288,16 @@ def rtl_gemm(cfg: Config, x: np.ndarray, qw, stall: bool, seed: int = 0,
 
     async def outputs(ctx) -> None:
         cycle = 0
+        ctx.set(dut.q.ready, 1)
+        ctx.set(dut.r.ready, 1)
         while True:
             ready = not stall or rng.random() < 0.7
             ctx.set(dut.y.ready, ready)
             if ctx.get(dut.cmd.valid) and ctx.get(dut.cmd.ready):
                 marks["cmd"] = cycle
             if ready and ctx.get(dut.y.valid):
-                out.append((ctx.get(dut.y.payload.value), ctx.get(dut.y.payload.invalid),
-                            ctx.get(dut.y.payload.last)))
-                if out[-1][2]:
+                out.append(unpack(y_layout, ctx.get(dut.y.payload.as_value())))
+                if out[-1]["last"]:
                     marks["last"] = cycle
                     return
             await ctx.tick()
@@ -310,16 +316,18 @@ def check_gemm(cfg: Config, x: np.ndarray, w: np.ndarray, stall: bool = False,
     want, flags, qw = gemm_expected(x, w, cfg)
     out, cycles = rtl_gemm(cfg, x, qw, stall, seed)
     m, n = want.shape
-    assert len(out) == m * n
-    got = np.zeros_like(want)
-    inv = np.zeros((m, n), bool)
-    for (r, c), (value, invalid, _) in zip(tile_order(m, n, cfg.rows, cfg.cols), out,
-                                           strict=True):
-        got[r, c] = value
-        inv[r, c] = bool(invalid)
+    order = drain_order(m, n, cfg.rows, cfg.cols, cfg.drain_width)
+    assert len(out) == len(order)
+    values = np.array([[lane["value"] for lane in beat["lanes"]] for beat in out], np.uint32)
+    invalid = np.array([[lane["invalid"] for lane in beat["lanes"]] for beat in out], bool)
+    masks = np.array([[(beat["mask"] >> i) & 1 for i in range(cfg.drain_width)]
+                      for beat in out], bool)
+    assert np.array_equal(masks, order.mask)
+    got = order.assemble(values, (m, n))
+    inv = order.assemble(invalid, (m, n))
     assert np.array_equal(got, want), np.argwhere(got != want)[:5]
     assert np.array_equal(inv, flags)
-    assert [o[2] for o in out] == [0] * (m * n - 1) + [1]
+    assert [beat["last"] for beat in out] == [0] * (len(out) - 1) + [1]
     return cycles
 
 
@@ -328,13 +336,15 @@ def check_gemm(cfg: Config, x: np.ndarray, w: np.ndarray, stall: bool = False,
 SCHEDULE_CONFIGS = [
     SMALL,
     Config(name="ts3x2", rows=3, cols=2, block=16, formatbook="dfp4", select="two-stage",
-           formats_per_cycle=16),
+           formats_per_cycle=16, lanes=3, drain_width=2),
     Config(name="sd1x4", rows=1, cols=4, block=16, formatbook="sd32", select="lut",
-           formats_per_cycle=16),
+           formats_per_cycle=16, lanes=1, drain_width=2),
     Config(name="c16_4x1", rows=4, cols=1, block=16, formatbook="dfp4", select="lut",
-           formats_per_cycle=1),
+           formats_per_cycle=1, lanes=2, drain_width=2),
     Config(name="c32_1x1", rows=1, cols=1, block=16, formatbook="sd32", select="lut",
-           formats_per_cycle=1),
+           formats_per_cycle=1, lanes=1, drain_width=1),
+    Config(name="d1_2x2", rows=2, cols=2, block=16, formatbook="dfp4", select="lut",
+           formats_per_cycle=4, lanes=1, drain_width=1),
 ]
 SHAPES = [(1, 1, 1), (7, 5, 3), (5, 6, 2), (9, 2, 5), (2, 9, 8), (8, 3, 1)]
 
@@ -362,14 +372,21 @@ def test_gemm_core_stalls_and_invalid_blocks() -> None:
 
 
 def test_gemm_cycles_formula_examples() -> None:
-    """Hand-derived values (small: 2×2, C_sel = 4): M = N = KB = 1 → A_0 = 1, F_0 = 1 + 4 +
-    3 = 8, X = 8 + 1 + 2 = 11, last output 12 → 13 cycles; a drain-bound steady state adds
-    rows·cols + 1 = 5 per column tile."""
+    """Hand-derived values (small: 2×2, C_sel = 4, 2 lanes, whole-tile drain): M = N = KB = 1
+    → A_0 = 1, F_0 = 1 + 4 + 3 = 8, X = 8 + 1 + 2 = 11, its one beat at 12 → 13 cycles; each
+    extra column tile costs max(KB, 1 beat) = KB; with one output per beat (drain_width 1)
+    a drain-bound steady state adds rows·cols = 4 per column tile (no bubble)."""
+    assert (SMALL.lanes, SMALL.drain_width) == (2, 4)
     assert gemm_cycles(SMALL, 1, 1, 16) == 13
-    assert gemm_cycles(SMALL, 2, 4, 16) - gemm_cycles(SMALL, 2, 2, 16) == 5
-    # compute-bound: KB = 8 > 5 → 8 per extra column tile
-    assert gemm_cycles(SMALL, 2, 4, 128) - gemm_cycles(SMALL, 2, 2, 128) == 8
+    assert gemm_cycles(SMALL, 2, 4, 16) - gemm_cycles(SMALL, 2, 2, 16) == 1
+    one = replace(SMALL, drain_width=1, lanes=1)
+    assert gemm_cycles(one, 2, 4, 16) - gemm_cycles(one, 2, 2, 16) == 4
+    # compute-bound: KB = 8 > 4 → 8 per extra column tile
+    assert gemm_cycles(one, 2, 4, 128) - gemm_cycles(one, 2, 2, 128) == 8
+    # 8×8, C_sel = 4, one lane, one output per beat: 8 rows × 4 cycles to enter, 64 beats out
     assert gemm_cycles_raw(8, 8, 4, 8, 8, 1) == 1 + 8 * 4 + 3 + 1 + 2 + 64 + 1
+    # eight lanes: the row tile enters in one beat time (4 cycles); drain 32: 2 beats
+    assert gemm_cycles_raw(8, 8, 4, 8, 8, 1, lanes=8, drain_width=32) == 1 + 4 + 3 + 1 + 2 + 2 + 1
 
 
 @pytest.mark.parametrize("cfg", [SMALL, DEFAULT, BLOCKDIALECT], ids=lambda c: c.name)
@@ -414,6 +431,12 @@ def test_gemm_cycles_rejects_bad_sizes(args, match) -> None:
         (lambda: MACArray(2, 65, ElementKind.for_design(PEKind.MXINT8)), "cols"),
         (lambda: ActivationBuffer(2, quantized_block(16, 16), 6), "max_kb"),
         (lambda: TileDrain(2, 0), "cols"),
+        (lambda: TileDrain(2, 2, 3), "drain_width"),
+        (lambda: TileDrain(2, 2, 0), "drain_width"),
+        (lambda: ActivationBuffer(4, quantized_block(16, 16), 8, 3), "lanes"),
+        (lambda: GemmCore(4, 2, 16, "dfp4", lanes=3), "lanes"),
+        (lambda: GemmCore(4, 2, 16, "dfp4", lanes=0), "lanes"),
+        (lambda: GemmCore(4, 2, 16, "dfp4", drain_width=3), "drain_width"),
         (lambda: GemmCore(2, 2, 16, "dfp4", max_kb=0), "max_kb"),
         (lambda: GemmCore(2, 2, 16, "dfp4", max_m=0), "max_m"),
         (lambda: GemmCore(2, 2, 16, "dfp4", max_kb=12), "max_kb"),
@@ -441,8 +464,9 @@ def test_generate_small(tmp_path: Path) -> None:
     assert out == tmp_path / "small"
     params = json.loads((out / "params.json").read_text())
     assert params["top"] == "gemm_core" and params["config"] == SMALL.to_dict()
-    expected = {"gemm_core", "block_quantizer", "format_selector", "dialect_decoder", "pe",
-                "pe_mxfp4", "pe_mxint8", "mac_array", "act_buffer", "tile_drain"}
+    expected = {"gemm_core", "block_quantizer", "block_quantizer_residual", "format_selector",
+                "dialect_decoder", "pe", "pe_mxfp4", "pe_mxint8", "mac_array", "act_buffer",
+                "tile_drain"}
     assert expected <= {entry["module"] for entry in params["files"].values()}
     for name, entry in params["files"].items():
         text = (out / name).read_text()

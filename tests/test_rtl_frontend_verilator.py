@@ -33,12 +33,12 @@ TEST_MODULE = "semdialect.tb.cocotb_frontend"
 
 #: the B = 64 run: dfp4, lut, 8 formats per cycle (C = 2, a value no shipped config has)
 B64 = Config(name="b64", rows=2, cols=2, block=64, formatbook="dfp4", select="lut",
-             formats_per_cycle=8)
+             formats_per_cycle=8, lanes=1, drain_width=1)
 
 #: the K = 1 run: one dialect (no id bits, nothing to select), the area ablation's K = 1 point
 K1 = Config(name="k1", rows=2, cols=2, block=32,
             formatbook=str(REPO_ROOT / "configs" / "formatbooks" / "k1_e2m1.toml"),
-            select="lut", formats_per_cycle=1)
+            select="lut", formats_per_cycle=1, lanes=1, drain_width=1)
 
 #: (config, random blocks for the back-pressure test)
 RUNS = {
