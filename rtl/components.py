@@ -20,6 +20,7 @@ from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.decoder import DialectDecoder
+from semdialect.rtl.fp32_add import FP32Add
 from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.pe import BlockPE
@@ -69,4 +70,6 @@ def components(
         "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
         "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb, cfg.lanes),
         "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols, cfg.drain_width),
+        # one lane of the output adder (decomposition's second pass: y + yin, combinational)
+        "addend_adder": lambda: FP32Add(latency=0),
     }

@@ -26,7 +26,8 @@ which the array has rows + cols. :data:`ROLES` names each module's role in the t
 
 Array logic (:func:`array_parts`): rows·cols PE cores + (rows + cols) block decoders (the
 array decodes each broadcast block once at its edge) + one frontend lane (block quantizer with
-the SPEC §6 residual path) per configured lane + the tile drain, per
+the SPEC §6 residual path) per configured lane + the tile drain + one FP32 addend adder per
+drain lane (the decomposition's second pass adds y and yin), per
 hardware design of the registry (:func:`semdialect.designs.hardware_designs`: SemanticDialect
 = the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — a fixed-format kind such as MX has
 no activation-quantizer RTL, so its frontend is absent, not zero). Module names per PE kind
@@ -107,6 +108,7 @@ ROLES: dict[str, str] = {
     **{_core(k): "PE core" for k in PEKind},
     **{_decoder(k): "block decoder" for k in PEKind},
     "tile_drain": "tile drain",
+    "addend_adder": "addend adders",
 }
 
 
@@ -207,6 +209,8 @@ def array_parts(base: Config) -> list[ArrayPart]:
             parts.append(ArrayPart(d.name, "activation frontend", _FRONTEND_LANE, cfg,
                                    cfg.lanes))  # one quantizer per lane
         parts.append(ArrayPart(d.name, "tile drain", "tile_drain", cfg, 1))
+        # the GEMM core's output adders (decomposition's second pass), one per drain lane
+        parts.append(ArrayPart(d.name, "addend adders", "addend_adder", cfg, cfg.drain_width))
     return parts
 
 
