@@ -28,6 +28,10 @@ What is checked (every expected value comes from :mod:`golden` through :mod:`tb.
   ``mask`` of every ``y`` beat, ``last`` on the final beat only; with salient rows, every ``r``
   beat: its ``mask`` = the lanes' salient bits, the residual of each salient lane
   (``golden.decompose.residual``; a NaN/Inf block's residual is the block).
+* ``add``: a GEMM with ``add`` and a random FP32 addend on ``yin`` (normal and subnormal
+  values, ±0, ±Inf, exact negations of the product — cancellation to +0 —, ±FP32 max —
+  overflow —, half-ulp ties) with random ``invalid`` flags: Y = RNE_fp32(addend + X·W) as
+  ``golden.DecomposedParts.combine`` adds, ``invalid`` = the GEMM's | the addend's.
 * ``quantize``: every ``q`` lane inside M: codes, SE field, dialect, ``invalid`` as
   ``golden.quantize(X, select=cfg.select, candidates=masks)``; ``last`` on the final beat only.
 * ``dynamic``: the quantize command on Wᵀ as above, then the GEMM whose ``w`` beats are the
@@ -280,6 +284,8 @@ def prepare(case: dict) -> list[Step]:
         want, flags, qw = gemm_expected(x, w, CONFIG, masks)
         ws = weight_beats(qw, m, CONFIG, LAYOUT["w"])
         steps = [gemm_step(tag, x, ws, n, want, flags, masks=masks, salient=salient)]
+    elif kind == "add":
+        steps = [_add(tag, x, w, masks, case["seed"])]
     elif kind == "quantize":
         steps = [quantize_step(tag, x, masks)]
     elif kind == "dynamic":
@@ -297,6 +303,39 @@ def prepare(case: dict) -> list[Step]:
     assert [(s.op, s.m, s.kb, s.add) for s in steps] == [
         (c["op"], c["m"], c["kb"], c["add"]) for c in commands], tag
     return steps
+
+
+def _add(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
+         seed: int) -> Step:
+    """A GEMM whose outputs are added to a random FP32 addend (see the module docstring)."""
+    m, n = x.shape[0], w.shape[1]
+    want, flags, qw = gemm_expected(x, w, CONFIG, masks)
+    product = want.view(np.float32)
+    rng = np.random.default_rng([seed, 0xADD])
+    addend = (rng.standard_normal((m, n)) * np.exp2(rng.integers(-30, 30, (m, n)))).astype(
+        np.float32)
+    pick = rng.integers(0, 9, (m, n))
+    big = np.float32(np.finfo(np.float32).max)
+    with np.errstate(over="ignore"):
+        special = {
+            0: -product,  # exact cancellation: +0
+            1: np.full((m, n), -0.0, np.float32),
+            2: np.where(product < 0, -big, big),  # overflow to ±Inf unless the product is 0
+            3: (rng.integers(-1000, 1001, (m, n)) * 2.0**-149).astype(np.float32),  # subnormal
+            4: np.where(rng.random((m, n)) < 0.5, -np.inf, np.inf).astype(np.float32),
+            5: product * np.float32(2.0**-24),  # half an ulp of the product: a tie
+            6: product * np.float32(-(2.0**-24)),
+        }
+    for key, values in special.items():
+        addend[pick == key] = values[pick == key]
+    addend_invalid = rng.random((m, n)) < 0.2
+    total = golden.DecomposedParts(main=addend, residual=product,
+                                   salient=np.arange(m)).combine()  # RNE_fp32(addend + XW)
+    order = drain_order(m, n, CONFIG.rows, CONFIG.cols, DRAIN)
+    return gemm_step(f"{tag}: + addend", x, weight_beats(qw, m, CONFIG, LAYOUT["w"]), n,
+                     np.asarray(total, np.float32).view(np.uint32), flags | addend_invalid,
+                     masks=masks, add=1,
+                     yin=yin_beats(addend.view(np.uint32), addend_invalid, order, LAYOUT["yin"]))
 
 
 def _dynamic(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None) -> list[Step]:
@@ -352,13 +391,12 @@ def _decompose(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
 
     if not len(salient):
         return [replace(first, final=check_final)]
-    if first.want_r is not None:  # the residuals golden's decomposed_linear adds
-        r_rows = first.want_r[salient]
-        assert np.array_equal(r_rows.view(np.float16).astype(np.float32),
-                              golden.decompose.residual(x[salient], golden.quantize(
-                                  x[salient], _dialect_format(CONFIG.select), block=CONFIG.block,
-                                  candidates=None if cand is None else cand[salient]
-                              )).astype(np.float32))
+    # the residuals expected on r are those golden's decomposed_linear quantizes
+    golden_r = golden.decompose.residual(x[salient], golden.quantize(
+        x[salient], _dialect_format(CONFIG.select), block=CONFIG.block,
+        candidates=None if cand is None else cand[salient]))
+    assert np.array_equal(first.want_r[salient], golden_r.view(np.uint16)), (
+        f"{tag}: residual_expected disagrees with golden.decompose.residual")
     r16 = first.want_r[salient].view(np.float16)
     s = len(salient)
     order = drain_order(s, n, CONFIG.rows, CONFIG.cols, DRAIN)
@@ -483,6 +521,14 @@ def _check_r(step: Step, raws: list[int]) -> np.ndarray:
 # -- tests ----------------------------------------------------------------------------------------
 
 
+def _limit(steps: list[Step]) -> int:
+    """A deadlock guard (not a model): cycles allowed for ``steps`` even at the slowest
+    random stalls (every beat at least C_sel cycles, 30× slower)."""
+    beats = sum(len(words) for s in steps for words in s.inputs.values())
+    beats += sum(count for s in steps for count in s.counts.values())
+    return 5_000 + 30 * CONFIG.selector_cycles * beats
+
+
 def _record(step: Step, case: dict, cycles: int) -> dict:
     return {"op": step.op, "add": step.add, "M": step.m,
             "N": step.n if step.op == "gemm" else None, "K": step.kb * CONFIG.block,
@@ -500,7 +546,8 @@ async def run_chained(h: GemmHarness, case: dict, rng: random.Random | None, *,
         if corrupt and index == 0:
             step = step.corrupted()
         inputs = step.feed(done) if step.feed is not None else step.inputs
-        out: GemmOutcome = await h.run(inputs, step.counts, rng, **stalls)
+        out: GemmOutcome = await h.run(inputs, step.counts, rng, limit=_limit([step]),
+                                       **stalls)
         done.append(check(step, out.beats))
         (cycles,) = out.command_cycles()
         if records is not None:
@@ -543,7 +590,7 @@ async def test_gemm_back_to_back(dut) -> None:
             inputs[name] += step.inputs.get(name, [])
         for name, count in step.counts.items():
             counts[name] += count
-    out = await h.run(inputs, counts, None)
+    out = await h.run(inputs, counts, None, limit=_limit(steps))
     start = {"y": 0, "q": 0, "r": 0}
     done: list[Decoded] = []
     for step in steps:

@@ -556,7 +556,7 @@ def tile_order(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
 # -- GemmCore test programs ------------------------------------------------------------------------
 
 #: case kinds of the GemmCore testbench (:func:`case_commands`)
-CASE_KINDS = ("gemm", "quantize", "dynamic", "decompose")
+CASE_KINDS = ("gemm", "add", "quantize", "dynamic", "decompose")
 
 
 def salient_rows(spec: Any, m: int, seed: int) -> np.ndarray:
@@ -587,6 +587,7 @@ def case_commands(case: dict) -> list[dict[str, int | str]]:
 
     * ``gemm``: one GEMM (M, N, KB); rows in ``case["salient"]`` (:func:`salient_rows`) are
       flagged and their residuals come out on ``r``.
+    * ``add``: one GEMM with ``add`` (every output added to an addend from ``yin``).
     * ``quantize``: one quantize command of X's M rows.
     * ``dynamic``: a quantize command of Wᵀ (N rows), then the GEMM with those blocks as W.
     * ``decompose``: the GEMM with the salient rows flagged, then (when any row is salient)
@@ -597,6 +598,8 @@ def case_commands(case: dict) -> list[dict[str, int | str]]:
     gemm = {"op": "gemm", "m": m, "n": n, "kb": kb, "add": 0}
     if kind == "gemm":
         return [gemm]
+    if kind == "add":
+        return [{**gemm, "add": 1}]
     if kind == "quantize":
         return [{"op": "quantize", "m": m, "n": 0, "kb": kb, "add": 0}]
     if kind == "dynamic":

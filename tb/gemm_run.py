@@ -136,8 +136,9 @@ CONFIG_LIMITS = GemmLimits(DEFAULT_MAX_M, DEFAULT_MAX_N, DEFAULT_MAX_KB)
 
 def case(m: int, n: int, kb: int, data: str = "random", seed: int = 0, *, kind: str = "gemm",
          salient: object = None) -> dict:
-    """A testbench case (``tb/cocotb_gemm.py``): ``kind`` ``gemm`` (default), ``quantize``,
-    ``dynamic`` or ``decompose`` (the commands: :func:`tb.gemm_ref.case_commands`), an M × N
+    """A testbench case (``tb/cocotb_gemm.py``): ``kind`` ``gemm`` (default), ``add``,
+    ``quantize``, ``dynamic`` or ``decompose`` (the commands:
+    :func:`tb.gemm_ref.case_commands`), an M × N
     GEMM with K/B = ``kb``, ``data`` and ``seed`` choosing X and W; ``salient`` the salient
     rows (:func:`tb.gemm_ref.salient_rows`: indices, ``{"random": count}`` or
     ``{"attention": rho}``)."""

@@ -22,7 +22,7 @@ from amaranth.lib import data
 
 from semdialect.cli import main
 from semdialect.config import Config, load_config
-from semdialect.rtl.layouts import gemm_command, quantized_block
+from semdialect.rtl.layouts import drain_beat, gemm_command, quantized_block
 from semdialect.tb.frontend_ref import frontend_vectors
 from semdialect.tb.packing import LayoutCodec
 
@@ -295,3 +295,28 @@ def test_layout_codec_packs_gemm_payloads() -> None:
              {"codes": [15] * 16, "se": 29, "dialect": 15, "invalid": 1}]
     fields = {f"{c}__{name}": [lanes[c][name]] for c in range(2) for name in lanes[c]}
     assert LayoutCodec(beat).pack(1, **fields) == [beat.const(lanes).as_value().value]
+
+
+def test_layout_codec_wide_fields() -> None:
+    """A scalar field wider than an int64 (a 128-lane drain beat's ``mask``) packs and
+    unpacks as a Python int; reference: Amaranth's ``Layout.const``."""
+    beat = drain_beat(128)
+    rng = np.random.default_rng(12)
+    masks = [int(v) for v in rng.integers(0, 1 << 62, 3)]
+    masks = [(v << 66) | (v >> 3) | 1 << 127 for v in masks]
+    values = rng.integers(0, 1 << 32, (3, 128))
+    fields = {f"lanes__{i}__value": values[:, i] for i in range(128)}
+    codec = LayoutCodec(beat)
+    words = codec.pack(3, mask=np.array(masks, dtype=object), last=[0, 1, 0], **fields)
+    want = [beat.const({"lanes": [{"value": int(v), "invalid": 0} for v in values[j]],
+                        "mask": masks[j], "last": j == 1}).as_value().value for j in range(3)]
+    assert words == want
+    back = codec.unpack(words)
+    assert back["mask"].tolist() == masks and back["last"].tolist() == [0, 1, 0]
+    assert np.array_equal(np.stack([back[f"lanes.{i}.value"] for i in range(128)], 1), values)
+    bits = codec.unpack_bits(words, "mask")
+    assert bits.shape == (3, 128)
+    assert [sum(1 << int(i) for i in np.flatnonzero(row)) for row in bits] == masks
+    with pytest.raises(ValueError, match="mask"):
+        codec.pack(1, mask=np.array([1 << 128], dtype=object))
+

@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, output_help="output .npy file for Y (m, n) (never one of the inputs; a symlink is "
         "written through, an existing file keeps its permissions)",
         precision_help="precision of Y (default fp32, the accumulator; fp16 rounds the FP32 "
-        "result once, round-to-nearest-even)")
+        "result once, round-to-nearest-even)", salient=True)
     _add_format_args(p)
     p.set_defaults(func=cmd_gemm)
 

@@ -34,14 +34,18 @@ def load_npy(path: str, what: str) -> np.ndarray:
     return arr
 
 
-def add_gemm_operands(p: argparse.ArgumentParser, output_help: str, precision_help: str) -> None:
+def add_gemm_operands(p: argparse.ArgumentParser, output_help: str, precision_help: str, *,
+                      salient: bool = False) -> None:
     """The positionals ``X.npy``/``W.npy``, ``-o Y.npy`` and ``--precision {fp32,fp16}`` of a
-    GEMM command (``gemm``, ``rtl-gemm``)."""
+    GEMM command (``gemm``, ``rtl-gemm``); ``salient``: also ``--salient S.npy`` (the golden
+    ``gemm`` only)."""
     p.add_argument("x", metavar="X.npy", help="activations, a (m, k) .npy array")
     p.add_argument("w", metavar="W.npy", help="weights, a (k, n) .npy array")
     p.add_argument("-o", "--output", required=True, metavar="Y.npy", help=output_help)
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
                    help=precision_help)
+    if not salient:
+        return
     p.add_argument("--salient", metavar="S.npy", default=None,
                    help="activation decomposition (SPEC §6): a 1-D integer .npy of X's salient "
                    "row indices (distinct, 0 <= i < m); their residual rows are quantized and "
