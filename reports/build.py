@@ -216,9 +216,10 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
     lines += ["## Key table", "",
               f"Accuracy: SQNR (dB) of the golden model on shipped real tensors (MiniLM FFN "
               f"activations, video tokens). Area: the array's logic — {cfg.rows}×{cfg.cols} PE "
-              f"cores, {cfg.rows + cfg.cols} block decoders, the activation frontend (selector "
-              f"and quantizer; no RTL exists for the quantizers of {', '.join(no_frontend)}: –)"
-              f" and the tile drain — "
+              f"cores, {cfg.rows + cfg.cols} block decoders, the activation frontend "
+              f"({cfg.lanes} lanes of selector, quantizer and residual path; no RTL exists for "
+              f"the quantizers of {', '.join(no_frontend)}: –), the tile drain "
+              f"({cfg.drain_width} outputs/cycle) and {cfg.drain_width} FP32 addend adders — "
               f"Yosys generic synthesis in NAND2 equivalents (an ESTIMATE). Cycles: the cycle "
               f"model (equal to the RTL's, see below) per denoising step of `{workload}`; "
               f"time at {clock:.1f} MHz ({clock_note}). Energy: pJ/MAC ESTIMATE from "
