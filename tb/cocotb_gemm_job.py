@@ -13,6 +13,13 @@ folder holding
 ``w_dialect.npy`` (N, K/B) uint8: Wᵀ's dialect ids
 ================  ===============================================================================
 
+``job.json`` may also hold ``salient`` (sorted row indices of X) and ``cycle_limit2``: then the
+GEMM flags those rows salient, collects their residual blocks from ``r``, and runs a second
+GEMM with ``add`` over the residual rows (all-ones masks) with ``yin`` = the first GEMM's
+outputs of those rows (SPEC §6); Y is the first GEMM's with the salient rows replaced by the
+second's, ``golden.decomposed_linear(..., salient=S).y``; ``result.json`` then also holds
+``cycles_main`` and ``cycles_residual`` (``cycles`` is their sum).
+
 and receives ``progress.json`` every 8192 cycles (``cycle``, ``y`` beats ``done`` of ``total``),
 ``y.npy`` ((M, N) uint32: binary32 bit patterns of Y), ``invalid.npy`` ((M, N)
 bool: the ``invalid`` output flags) and ``result.json`` (``cycles``: command transfer through
@@ -40,10 +47,13 @@ from semdialect.config import Config
 from semdialect.rtl.gemm_core import GemmCore
 from semdialect.tb.drivers import GemmHarness, progress_file
 from semdialect.tb.gemm_ref import (
+    DrainOrder,
     QuantizedFields,
     activation_beats,
     drain_order,
     weight_beats_from_fields,
+    x_beat_rows,
+    yin_beats,
 )
 from semdialect.tb.packing import LayoutCodec
 
@@ -71,6 +81,37 @@ def weight_words(codes: np.ndarray, se: np.ndarray, dialect: np.ndarray, m: int)
     return weight_beats_from_fields(fields, m, CFG, _payload("w"))
 
 
+def _outputs(raws: list[int], order: DrainOrder, m: int, n: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(M, N) uint32 Y bits and bool invalid flags from one GEMM's ``y`` beats (protocol,
+    masks and ``last`` checked)."""
+    codec = LayoutCodec(_payload("y"))
+    raw = codec.unpack(raws)
+    assert raw["last"].tolist() == [0] * (len(order) - 1) + [1], (
+        "y.last must mark exactly the final beat")
+    assert np.array_equal(codec.unpack_bits(raws, "mask"), order.mask), (
+        "y beat masks differ from the tile positions")
+    lanes = range(CFG.drain_width)
+    values = np.stack([raw[f"lanes.{i}.value"] for i in lanes], axis=1).astype(np.uint32)
+    flags = np.stack([raw[f"lanes.{i}.invalid"] for i in lanes], axis=1).astype(bool)
+    return order.assemble(values, (m, n)), order.assemble(flags, (m, n))
+
+
+def _residuals(raws: list[int], flagged: np.ndarray, row_of: np.ndarray, kb_of: np.ndarray,
+               m: int, kb: int) -> np.ndarray:
+    """(M, K) uint16 residual FP16 bits from the ``r`` beats (rows not salient: 0)."""
+    codec = LayoutCodec(_payload("r"))
+    raw = codec.unpack(raws)
+    carrying = flagged.any(axis=1)
+    assert np.array_equal(codec.unpack_bits(raws, "mask"), flagged[carrying]), (
+        "r beat masks differ from the salient lanes")
+    lanes = np.stack([raw[f"lanes.{i}"] for i in range(CFG.lanes)], axis=1)  # (beats, L, B)
+    out = np.zeros((m, kb, CFG.block), np.uint16)
+    beat, lane = np.nonzero(flagged[carrying])
+    out[row_of[carrying][beat, lane], kb_of[carrying][beat]] = lanes[beat, lane]
+    return out.reshape(m, kb * CFG.block)
+
+
 @cocotb.test()
 async def test_gemm_job(dut: Any) -> None:
     """Send the command, X and W without stalls; collect Y in stream order into (M, N)."""
@@ -87,24 +128,42 @@ async def test_gemm_job(dut: Any) -> None:
     dut._log.info("GEMM %dx%d . %dx%d: %d x beats, %d w beats, %d y beats", m, kb * CFG.block,
                   kb * CFG.block, n, len(xs), len(ws), len(order))
 
+    salient = SPEC.get("salient")
+    r_beats = 0
+    if salient:
+        xs = activation_beats(x_bits.view(np.float16), CFG, _payload("x"), None, salient)
+        row_of, kb_of = x_beat_rows(m, kb, CFG.rows, CFG.lanes)
+        is_salient = np.zeros(m, bool)
+        is_salient[salient] = True
+        flagged = is_salient[np.maximum(row_of, 0)] & (row_of >= 0)
+        r_beats = int(flagged.any(axis=1).sum())
+
     h = GemmHarness(dut, CORE.signature)
     await h.reset()
-    out = await h.run({"cmd": cmd, "x": xs, "w": ws}, {"y": len(order)}, None,
+    out = await h.run({"cmd": cmd, "x": xs, "w": ws}, {"y": len(order), "r": r_beats}, None,
                       limit=SPEC["cycle_limit"],
                       report=progress_file(JOB / "progress.json", len(order)))
-    codec = LayoutCodec(_payload("y"))
-    raw = codec.unpack(out.beats["y"])
-    assert raw["last"].tolist() == [0] * (len(order) - 1) + [1], (
-        "y.last must mark exactly the final beat")
-    assert np.array_equal(codec.unpack_bits(out.beats["y"], "mask"), order.mask), (
-        "y beat masks differ from the tile positions")
-    lanes = range(CFG.drain_width)
-    values = np.stack([raw[f"lanes.{i}.value"] for i in lanes], axis=1).astype(np.uint32)
-    flags = np.stack([raw[f"lanes.{i}.invalid"] for i in lanes], axis=1).astype(bool)
-    y = order.assemble(values, (m, n))
-    invalid = order.assemble(flags, (m, n))
+    y, invalid = _outputs(out.beats["y"], order, m, n)
+    (cycles,) = out.command_cycles()
+    result = {"cycles": cycles}
+    if salient:
+        # the second pass: the residual rows, each output added to the main output of its row
+        resid = _residuals(out.beats["r"], flagged, row_of, kb_of, m, kb)[salient]
+        s = len(salient)
+        order2 = drain_order(s, n, CFG.rows, CFG.cols, CFG.drain_width)
+        cmd2 = LayoutCodec(CORE.cmd_layout).pack(1, m=[s], n=[n], kb=[kb], add=[1])
+        out2 = await h.run({
+            "cmd": cmd2,
+            "x": activation_beats(resid.view(np.float16), CFG, _payload("x")),
+            "w": weight_words(codes, se, dialect, s),
+            "yin": yin_beats(y[salient], invalid[salient], order2, _payload("yin")),
+        }, {"y": len(order2)}, None, limit=SPEC["cycle_limit2"])
+        y2, invalid2 = _outputs(out2.beats["y"], order2, s, n)
+        y[salient], invalid[salient] = y2, invalid2
+        (cycles2,) = out2.command_cycles()
+        result = {"cycles": cycles + cycles2, "cycles_main": cycles, "cycles_residual": cycles2}
+        dut._log.info("decomposition: %d salient rows, second pass %d cycles", s, cycles2)
     np.save(JOB / "y.npy", y)
     np.save(JOB / "invalid.npy", invalid)
-    (cycles,) = out.command_cycles()
-    (JOB / "result.json").write_text(json.dumps({"cycles": cycles}))
-    dut._log.info("done: %d outputs in %d cycles", m * n, cycles)
+    (JOB / "result.json").write_text(json.dumps(result))
+    dut._log.info("done: %d outputs in %d cycles", m * n, result["cycles"])

@@ -313,13 +313,16 @@ def run_gemm_arrays(
     *,
     limits: GemmLimits | None = None,
     progress: Progress | None = None,
+    salient: np.ndarray | None = None,
 ) -> GemmArraysResult:
     """Y = X · W on ``cfg``'s GemmCore for X = ``x16`` ((M, K) float16, finite or not: a
     NaN/Inf block flags its row's outputs, SPEC §2) and W given pre-quantized as
     ``golden.quantize_weights`` returns it (Wᵀ: (N, K) codes, (N, K/B) SE and dialect, with
     ``cfg``'s formatbook and B). Inputs and outputs pass through ``.npy`` files in
     ``work_dir`` (an existing folder, e.g. a temporary one); the simulator's log goes to
-    ``work_dir/run/``. ``limits`` default to the smallest covering the GEMM."""
+    ``work_dir/run/``. ``limits`` default to the smallest covering the GEMM. ``salient``:
+    sorted distinct row indices of X: the decomposed layer of SPEC §6 in two passes on the
+    core (``tb/cocotb_gemm_job.py``); ``cycles`` is then the sum of both commands'."""
     say = progress or (lambda _msg: None)
     x16 = np.asarray(x16)
     if x16.dtype != np.float16 or x16.ndim != 2:
@@ -353,6 +356,12 @@ def run_gemm_arrays(
     np.save(work / "w_dialect.npy", np.ascontiguousarray(weights.dialect, np.uint8))
     job = {"config": json.loads(config_env(cfg)), "limits": limits.kwargs(),
            "m": m, "n": n, "kb": kb, "cycle_limit": cycle_limit(cfg, m, n, kb)}
+    if salient is not None and len(salient):
+        rows = np.asarray(salient, np.int64)
+        if rows.ndim != 1 or rows.min() < 0 or rows.max() >= m or np.unique(rows).size != rows.size:
+            raise ValueError(f"salient: expected distinct row indices in 0..{m - 1}")
+        job["salient"] = sorted(int(r) for r in rows)
+        job["cycle_limit2"] = cycle_limit(cfg, len(rows), n, kb)
     (work / "job.json").write_text(json.dumps(job, indent=1))
 
     run, result = run_job(top, "semdialect.tb.cocotb_gemm_job", "GEMM_JOB", work, say,

@@ -169,6 +169,28 @@ def test_rtl_gemm_small_matches_gemm(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert np.load(tmp_path / "y_rtl.npy").dtype == np.float16
 
 
+def test_rtl_gemm_salient_matches_gemm(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """--salient: the decomposed layer (SPEC §6) in two passes on the core (residual rows out
+    of the frontend, then a GEMM with ``add``) equals golden's decomposed_linear bit for bit;
+    small (2 lanes, whole-tile drain) and the B = 32 sd32 core."""
+    rng = np.random.default_rng(21)
+    x = activations(SMALL, 2, seed=22)[:9]
+    np.save(tmp_path / "s.npy", np.array([8, 0, 3, 4]))
+    _gemm_both(tmp_path, capsys, "small", SMALL, x, weights(x.shape[1], 5, seed=23),
+               "--salient", str(tmp_path / "s.npy"))
+    plain = tmp_path / "plain.npy"
+    assert main(["gemm", str(tmp_path / "x.npy"), str(tmp_path / "w.npy"), "-o", str(plain),
+                 *_golden_format_args(SMALL)]) == 0
+    moved = np.flatnonzero((np.load(plain) != np.load(tmp_path / "y_rtl.npy")).any(axis=1))
+    assert set(moved) <= {0, 3, 4, 8} and moved.size  # the residual changed salient rows only
+    path, cfg = _b32(tmp_path)
+    x = (rng.standard_normal((7, 64)) * np.exp2(rng.integers(-6, 6, (7, 1)))).astype(np.float16)
+    np.save(tmp_path / "s.npy", np.array([6, 1]))
+    _gemm_both(tmp_path, capsys, str(path), cfg, x, weights(64, 6, seed=24),
+               "--salient", str(tmp_path / "s.npy"))
+
+
 def test_rtl_gemm_k_beyond_256_at_b32(tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     """B = 32, sd32, K = 288 (nine blocks; the core's limits follow the request)."""
@@ -320,3 +342,22 @@ def test_layout_codec_wide_fields() -> None:
     with pytest.raises(ValueError, match="mask"):
         codec.pack(1, mask=np.array([1 << 128], dtype=object))
 
+
+
+@pytest.mark.parametrize("content, extra, words", [
+    (np.array([9]), [], "out of range"), (np.array([1, 1]), [], "distinct"),
+    (np.array([1]), ["--pad"], "--pad"),
+])
+def test_rtl_gemm_bad_salient_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          content: np.ndarray, extra: list[str],
+                                          words: str) -> None:
+    np.save(tmp_path / "x.npy", np.ones((9, 16), np.float32))
+    np.save(tmp_path / "w.npy", np.ones((16, 4), np.float32))
+    np.save(tmp_path / "s.npy", content)
+    capsys.readouterr()
+    assert main(["rtl-gemm", str(tmp_path / "x.npy"), str(tmp_path / "w.npy"), "-o",
+                 str(tmp_path / "y.npy"), "--config", "small", "--salient",
+                 str(tmp_path / "s.npy"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--salient" in err and words in err, err
+    assert not (tmp_path / "y.npy").exists()

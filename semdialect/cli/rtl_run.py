@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from semdialect.cli.common import EPILOG, add_gemm_operands, load_npy
+from semdialect.cli.common import EPILOG, UsageError, add_gemm_operands, load_npy, load_salient
 from semdialect.cli.output import check_paths, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.golden.blocks import pad_last, to_fp16
@@ -67,7 +67,7 @@ def add_parsers(subparsers: Any) -> None:
     add_gemm_operands(
         p, output_help="where Y (X's leading dims + (n,)) is written",
         precision_help="precision of Y (default fp32, what the core outputs; fp16 rounds the "
-        "FP32 result once, round-to-nearest-even, as 'semdialect gemm' does)")
+        "FP32 result once, round-to-nearest-even, as 'semdialect gemm' does)", salient=True)
     p.add_argument("--config", required=True, metavar="CONFIG", help=config_help)
     p.add_argument("--pad", action="store_true", help=pad_help)
     p.set_defaults(func=cmd_rtl_gemm)
@@ -119,8 +119,18 @@ def _rtl_failure(command: str, exc: BaseException) -> int:
 def cmd_rtl_gemm(args: argparse.Namespace) -> int:
     say = _progress("rtl-gemm")
     cfg, config_files = _config(args.config)
-    check_paths({"-o": args.output}, {"X": args.x, "W": args.w, **config_files})
+    inputs = {"X": args.x, "W": args.w, **config_files}
+    if args.salient is not None:
+        inputs["--salient"] = args.salient
+    check_paths({"-o": args.output}, inputs)
     x, w = check_operands(load_npy(args.x, "X"), load_npy(args.w, "W"))
+    salient = None
+    if args.salient is not None:
+        if args.pad:
+            raise UsageError("--salient: not supported with --pad")
+        if x.ndim != 2:
+            raise UsageError(f"--salient: X must be one (m, k) sequence, got shape {x.shape}")
+        salient = load_salient(args.salient, x.shape[0])
     b = cfg.block
     # the golden gemm's checks, in its order: X's values (FP16 range, NaN/Inf, K vs B), then W
     x16 = pad_last(to_fp16(x, "X", b), b, args.pad, "X")
@@ -139,7 +149,8 @@ def cmd_rtl_gemm(args: argparse.Namespace) -> int:
     say(f"Y = X{x.shape} · W{w.shape} on GemmCore {cfg.name} ({cfg.rows}x{cfg.cols} PEs)")
     try:
         with tempfile.TemporaryDirectory(prefix="semdialect-rtl-gemm-") as tmp:
-            result = run_gemm_arrays(cfg, x16.reshape(m, k), qw, tmp, progress=say)
+            result = run_gemm_arrays(cfg, x16.reshape(m, k), qw, tmp, progress=say,
+                                     salient=salient)
     except (CocotbFailure, VerilatorError) as exc:
         return _rtl_failure("rtl-gemm", exc)
     if result.invalid.any():  # cannot happen: NaN/Inf were rejected above
