@@ -13,6 +13,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from semdialect.config import check_lanes
+
 __all__ = ["ActivationBuffer"]
 
 
@@ -54,8 +56,7 @@ class ActivationBuffer(wiring.Component):
             max_kb & (max_kb - 1)
         ):
             raise ValueError(f"max_kb: must be a power of two >= 1, got {max_kb!r}")
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or rows % lanes:
-            raise ValueError(f"lanes: must divide rows={rows}, got {lanes!r}")
+        check_lanes(lanes, rows)
         self._rows = rows
         self._layout = layout
         self._max_kb = max_kb

@@ -44,7 +44,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from semdialect.config import Config, check_drain_width
+from semdialect.config import Config, check_drain_width, check_lanes
 from semdialect.designs import PEKind
 from semdialect.golden.formatbook import Formatbook
 from semdialect.rtl.act_buffer import ActivationBuffer
@@ -136,10 +136,7 @@ class GemmCore(wiring.Component):
         for name, val in (("rows", rows), ("cols", cols)):
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
                 raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or rows % lanes:
-            raise ValueError(f"lanes: must divide rows={rows}, got {lanes!r}")
-        if isinstance(drain_width, bool) or not isinstance(drain_width, int):
-            raise ValueError(f"drain_width: expected an integer, got {drain_width!r}")
+        check_lanes(lanes, rows)
         check_drain_width(drain_width, rows, cols)
         self._max_m = _positive("max_m", max_m)
         self._max_n = _positive("max_n", max_n)

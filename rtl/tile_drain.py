@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from semdialect.config import check_drain_width
+from semdialect.config import check_drain_width, drain_beat_shape
 from semdialect.rtl.layouts import array_results, drain_beat, drain_tile
 
 __all__ = ["TileDrain"]
@@ -51,8 +51,6 @@ class TileDrain(wiring.Component):
         for name, val in (("rows", rows), ("cols", cols)):
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
                 raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
-        if isinstance(width, bool) or not isinstance(width, int):
-            raise ValueError(f"drain_width: expected an integer, got {width!r}")
         check_drain_width(width, rows, cols)
         self._rows = rows
         self._cols = cols
@@ -69,12 +67,12 @@ class TileDrain(wiring.Component):
     @property
     def beat_rows(self) -> int:
         """g: tile rows per beat."""
-        return max(1, self._width // self._cols)
+        return drain_beat_shape(self._width, self._cols)[0]
 
     @property
     def beat_cols(self) -> int:
         """c: tile columns per beat."""
-        return min(self._width, self._cols)
+        return drain_beat_shape(self._width, self._cols)[1]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -75,9 +75,7 @@ class Config:
             if not 1 <= getattr(self, key) <= MAX_ARRAY:
                 raise ValueError(f"{key}: must be in 1..{MAX_ARRAY}, got {getattr(self, key)}")
         check_drain_width(self.drain_width, self.rows, self.cols)
-        if not 1 <= self.lanes <= self.rows or self.rows % self.lanes:
-            raise ValueError(f"lanes: must divide rows={self.rows} (1..{self.rows}), "
-                             f"got {self.lanes}")
+        check_lanes(self.lanes, self.rows)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow: must be one of {DATAFLOWS}, got {self.dataflow!r}")
         if self.block not in BLOCK_SIZES:
@@ -97,12 +95,12 @@ class Config:
     @property
     def drain_rows(self) -> int:
         """Tile rows one drain beat covers: max(1, drain_width / cols)."""
-        return max(1, self.drain_width // self.cols)
+        return drain_beat_shape(self.drain_width, self.cols)[0]
 
     @property
     def drain_cols(self) -> int:
         """Tile columns one drain beat covers: min(drain_width, cols)."""
-        return min(self.drain_width, self.cols)
+        return drain_beat_shape(self.drain_width, self.cols)[1]
 
     def book(self) -> Formatbook:
         """The configured formatbook."""
@@ -121,13 +119,26 @@ class Config:
 def check_drain_width(width: int, rows: int, cols: int) -> None:
     """A drain beat covers part of one tile row (``width`` divides ``cols``) or whole tile rows
     (``width`` is a multiple of ``cols`` that divides rows·cols); ``ValueError`` naming
-    ``drain_width`` otherwise."""
-    ok = width >= 1 and (cols % width == 0 or (width % cols == 0 and (rows * cols) % width == 0))
-    if isinstance(width, bool) or not ok:
+    ``drain_width`` otherwise (also for a non-integer)."""
+    ok = (isinstance(width, int) and not isinstance(width, bool) and width >= 1
+          and (cols % width == 0 or (width % cols == 0 and (rows * cols) % width == 0)))
+    if not ok:
         raise ValueError(
             f"drain_width: must divide cols={cols}, or be a multiple of cols that divides "
             f"rows*cols={rows * cols}, got {width!r}"
         )
+
+
+def drain_beat_shape(width: int, cols: int) -> tuple[int, int]:
+    """(g, c): one drain beat of ``width`` outputs covers g = max(1, width / cols) tile rows ×
+    c = min(width, cols) tile columns (``width`` valid per :func:`check_drain_width`)."""
+    return max(1, width // cols), min(width, cols)
+
+
+def check_lanes(lanes: int, rows: int) -> None:
+    """Frontend lanes: a positive integer dividing ``rows``; ``ValueError`` naming ``lanes``."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1 or rows % lanes:
+        raise ValueError(f"lanes: must divide rows={rows}, got {lanes!r}")
 
 
 def shipped_configs() -> tuple[str, ...]:

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from math import ceil
 
-from semdialect.config import Config, check_drain_width
+from semdialect.config import Config, check_drain_width, check_lanes, drain_beat_shape
 from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
 
 __all__ = ["PE_LATENCY", "drain_beats", "gemm_cycles", "gemm_cycles_raw", "quantize_cycles",
@@ -92,10 +92,8 @@ def _check_positive(*pairs: tuple[str, object]) -> None:
 
 
 def _check_array(rows: int, cols: int, lanes: int, drain_width: int) -> None:
-    _check_positive(("rows", rows), ("cols", cols), ("lanes", lanes),
-                    ("drain_width", drain_width))
-    if rows % lanes:
-        raise ValueError(f"lanes: must divide rows={rows}, got {lanes}")
+    _check_positive(("rows", rows), ("cols", cols))
+    check_lanes(lanes, rows)
     check_drain_width(drain_width, rows, cols)
 
 
@@ -103,18 +101,15 @@ def drain_beats(rows_t: int, cols_t: int, cols: int, drain_width: int) -> int:
     """Drain beats b of a rows_t × cols_t tile on an array of ``cols`` columns with
     ``drain_width`` outputs per beat: ⌈rows_t/g⌉·⌈cols_t/c⌉, g = max(1, D/cols) tile rows and
     c = min(D, cols) tile columns per beat."""
-    g = max(1, drain_width // cols)
-    c = min(drain_width, cols)
+    g, c = drain_beat_shape(drain_width, cols)
     return -(-rows_t // g) * -(-cols_t // c)
 
 
 def quantize_cycles_raw(rows: int, sel_cycles: int, m: int, kb: int, *, lanes: int = 1) -> int:
     """Exact cycles of a quantize command of ``m`` rows × ``kb`` blocks (module docstring):
     ⌈m/lanes⌉·kb·C_sel + 4. ``rows`` is checked against ``lanes`` only."""
-    _check_positive(("rows", rows), ("sel_cycles", sel_cycles), ("M", m), ("KB", kb),
-                    ("lanes", lanes))
-    if rows % lanes:
-        raise ValueError(f"lanes: must divide rows={rows}, got {lanes}")
+    _check_positive(("rows", rows), ("sel_cycles", sel_cycles), ("M", m), ("KB", kb))
+    check_lanes(lanes, rows)
     # last beat accepted at 1 + (beats − 1)·C_sel, out C_sel + QUANTIZER_EXTRA cycles later
     return -(-m // lanes) * kb * sel_cycles + QUANTIZER_EXTRA + 2
 

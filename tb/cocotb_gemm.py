@@ -81,6 +81,8 @@ from semdialect.tb.gemm_ref import (
     pack,
     quantized_fields,
     residual_expected,
+    residual_rows,
+    salient_lanes,
     salient_rows,
     weight_beats,
     weight_beats_from_fields,
@@ -215,8 +217,7 @@ class Step:
             return {"q": len(self.x_kb)}
         r_beats = 0
         if self.salient is not None:
-            flagged = self.salient[np.maximum(self.x_rows, 0)] & (self.x_rows >= 0)
-            r_beats = int(flagged.any(axis=1).sum())
+            r_beats = int(salient_lanes(self.salient, self.x_rows).any(axis=1).sum())
         return {"y": len(self.order), "r": r_beats}
 
     def corrupted(self) -> Step:
@@ -498,18 +499,10 @@ def _check_q(step: Step, raws: list[int]) -> QuantizedFields:
 
 
 def _check_r(step: Step, raws: list[int]) -> np.ndarray:
-    raw = CODEC["r"].unpack(raws)
-    mask = CODEC["r"].unpack_bits(raws, "mask")
-    rows = step.x_rows
-    flagged = step.salient[np.maximum(rows, 0)] & (rows >= 0)
-    carrying = flagged.any(axis=1)  # x beats with a salient lane, in x order
-    assert np.array_equal(mask, flagged[carrying]), f"{step.label}: r masks differ"
-    b = CONFIG.block
-    lanes = np.stack([raw[f"lanes.{i}"] for i in range(LANES)], axis=1)  # (beats, L, B)
-    got = np.zeros((step.m, step.kb, b), np.uint16)
-    beat, lane = np.nonzero(mask)
-    got[rows[carrying][beat, lane], step.x_kb[carrying][beat]] = lanes[beat, lane]
-    got = got.reshape(step.m, step.kb * b)
+    flagged = salient_lanes(step.salient, step.x_rows)
+    mask, got = residual_rows(CODEC["r"], raws, flagged, step.x_rows, step.x_kb, step.m,
+                              CONFIG.block)
+    assert np.array_equal(mask, flagged[flagged.any(axis=1)]), f"{step.label}: r masks differ"
     want = np.where(step.salient[:, None], step.want_r, 0).astype(np.uint16)
     bad = np.argwhere(got != want)
     assert not len(bad), (f"{step.label}: {len(bad)} residual elements differ, e.g. at "

@@ -51,6 +51,8 @@ from semdialect.tb.gemm_ref import (
     QuantizedFields,
     activation_beats,
     drain_order,
+    residual_rows,
+    salient_lanes,
     weight_beats_from_fields,
     x_beat_rows,
     yin_beats,
@@ -97,21 +99,6 @@ def _outputs(raws: list[int], order: DrainOrder, m: int, n: int
     return order.assemble(values, (m, n)), order.assemble(flags, (m, n))
 
 
-def _residuals(raws: list[int], flagged: np.ndarray, row_of: np.ndarray, kb_of: np.ndarray,
-               m: int, kb: int) -> np.ndarray:
-    """(M, K) uint16 residual FP16 bits from the ``r`` beats (rows not salient: 0)."""
-    codec = LayoutCodec(_payload("r"))
-    raw = codec.unpack(raws)
-    carrying = flagged.any(axis=1)
-    assert np.array_equal(codec.unpack_bits(raws, "mask"), flagged[carrying]), (
-        "r beat masks differ from the salient lanes")
-    lanes = np.stack([raw[f"lanes.{i}"] for i in range(CFG.lanes)], axis=1)  # (beats, L, B)
-    out = np.zeros((m, kb, CFG.block), np.uint16)
-    beat, lane = np.nonzero(flagged[carrying])
-    out[row_of[carrying][beat, lane], kb_of[carrying][beat]] = lanes[beat, lane]
-    return out.reshape(m, kb * CFG.block)
-
-
 @cocotb.test()
 async def test_gemm_job(dut: Any) -> None:
     """Send the command, X and W without stalls; collect Y in stream order into (M, N)."""
@@ -135,7 +122,7 @@ async def test_gemm_job(dut: Any) -> None:
         row_of, kb_of = x_beat_rows(m, kb, CFG.rows, CFG.lanes)
         is_salient = np.zeros(m, bool)
         is_salient[salient] = True
-        flagged = is_salient[np.maximum(row_of, 0)] & (row_of >= 0)
+        flagged = salient_lanes(is_salient, row_of)
         r_beats = int(flagged.any(axis=1).sum())
 
     h = GemmHarness(dut, CORE.signature)
@@ -148,7 +135,11 @@ async def test_gemm_job(dut: Any) -> None:
     result = {"cycles": cycles}
     if salient:
         # the second pass: the residual rows, each output added to the main output of its row
-        resid = _residuals(out.beats["r"], flagged, row_of, kb_of, m, kb)[salient]
+        mask, resid = residual_rows(LayoutCodec(_payload("r")), out.beats["r"], flagged, row_of,
+                                    kb_of, m, CFG.block)
+        assert np.array_equal(mask, flagged[flagged.any(axis=1)]), (
+            "r beat masks differ from the salient lanes")
+        resid = resid[salient]
         s = len(salient)
         order2 = drain_order(s, n, CFG.rows, CFG.cols, CFG.drain_width)
         cmd2 = LayoutCodec(CORE.cmd_layout).pack(1, m=[s], n=[n], kb=[kb], add=[1])

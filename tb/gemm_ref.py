@@ -31,7 +31,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from semdialect import golden
-from semdialect.config import Config
+from semdialect.config import Config, check_lanes
 from semdialect.designs import PEKind
 from semdialect.golden.decompose import residual as golden_residual
 from semdialect.golden.formats import DialectFormat
@@ -334,8 +334,7 @@ def x_beat_rows(m: int, kb: int, rows: int, lanes: int) -> tuple[np.ndarray, np.
     """The ``x`` (and ``q``) beat order of an M-row, KB-block command: ((beats, L) int64 row
     of every lane, −1 past M; (beats,) int64 k-block of every beat). ``for t in row tiles:
     for g < ⌈R_t/L⌉: for kb < KB:`` lane l = row t·rows + g·L + l."""
-    if rows % lanes:
-        raise ValueError(f"lanes: must divide rows={rows}, got {lanes}")
+    check_lanes(lanes, rows)
     row_of: list[np.ndarray] = []
     kb_of: list[np.ndarray] = []
     for m0 in range(0, m, rows):
@@ -420,7 +419,7 @@ def drain_order(m: int, n: int, rows: int, cols: int, width: int) -> DrainOrder:
     """The ``y`` beat order of an M × N GEMM on a rows × cols array with ``width`` = D
     outputs per beat: ``for t: for j: for br < ⌈R_t/g⌉: for bc < ⌈C_j/c⌉:`` lane i =
     (t·rows + br·g + i // c, j·cols + bc·c + i mod c), g = max(1, D/cols), c = min(D, cols)."""
-    g, c = max(1, width // cols), min(width, cols)
+    g, c = max(1, width // cols), min(width, cols)  # the order's definition, restated here
     lane = np.arange(width)
     row_parts: list[np.ndarray] = []
     col_parts: list[np.ndarray] = []
@@ -609,3 +608,26 @@ def case_commands(case: dict) -> list[dict[str, int | str]]:
         second = [{"op": "gemm", "m": count, "n": n, "kb": kb, "add": 1}] if count else []
         return [gemm, *second]
     raise ValueError(f"case kind: one of {CASE_KINDS}, got {kind!r}")
+
+
+def salient_lanes(salient: np.ndarray, row_of: np.ndarray) -> np.ndarray:
+    """(x beats, L) bool: the lanes of each ``x`` beat holding a salient row (``salient`` (M,)
+    bool; ``row_of`` from :func:`x_beat_rows`, −1 past M)."""
+    return salient[np.maximum(row_of, 0)] & (row_of >= 0)
+
+
+def residual_rows(codec: LayoutCodec, raws: list[int], flagged: np.ndarray,
+                  row_of: np.ndarray, kb_of: np.ndarray, m: int, block: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a GEMM's ``r`` beats: (their ``mask`` bits (beats, L) bool, the residual rows
+    (M, K) uint16 FP16 bits, 0 where not salient). ``flagged`` = :func:`salient_lanes`; each
+    ``x`` beat with a flagged lane gave one ``r`` beat, in ``x`` order."""
+    raw = codec.unpack(raws)
+    mask = codec.unpack_bits(raws, "mask")
+    carrying = flagged.any(axis=1)
+    lanes = np.stack([raw[f"lanes.{i}"] for i in range(flagged.shape[1])], axis=1)
+    kb = int(kb_of.max()) + 1 if len(kb_of) else 0
+    out = np.zeros((m, kb, block), np.uint16)
+    beat, lane = np.nonzero(flagged[carrying])
+    out[row_of[carrying][beat, lane], kb_of[carrying][beat]] = lanes[beat, lane]
+    return mask, out.reshape(m, kb * block)

@@ -30,7 +30,7 @@ import numpy as np
 
 from semdialect import __version__
 from semdialect.cli.bench import check_repeat, check_size
-from semdialect.cli.common import EPILOG, UsageError, add_gemm_operands, load_salient
+from semdialect.cli.common import EPILOG, add_gemm_operands, salient_arg
 from semdialect.cli.common import load_npy as _load_npy  # module global: tests patch it
 from semdialect.cli.output import check_dirs, check_paths, is_stdout, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
@@ -119,17 +119,13 @@ def cmd_gemm(args: argparse.Namespace) -> int:
     _check_format_args(args)
     x = _load_npy(args.x, "X")
     w = _load_npy(args.w, "W")
-    if args.salient is None:
+    salient = salient_arg(args, x)
+    if salient is None:
         y = gemm(
             x, w, args.format, select=args.select, block=args.block, formatbook=args.formatbook,
             pad=args.pad, out=args.precision,
         )
     else:
-        if args.pad:
-            raise UsageError("--salient: not supported with --pad")
-        if x.ndim != 2:
-            raise UsageError(f"--salient: X must be one (m, k) sequence, got shape {x.shape}")
-        salient = load_salient(args.salient, x.shape[0])
         resolve_format(args.format, select=args.select, formatbook=args.formatbook)  # checks
         # a Formatbook (not a format object) keeps SPEC §4: weights use lut whatever --select
         fmt = get_formatbook(args.formatbook) if args.formatbook is not None else args.format

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy", "load_salient"]
+__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy", "load_salient", "salient_arg"]
 
 EPILOG = ("Numbers follow SPEC v1.3 (see README.md). Exit status: 0 ok, 2 bad input, "
           "130 interrupted (Ctrl-C).")
@@ -51,6 +51,19 @@ def add_gemm_operands(p: argparse.ArgumentParser, output_help: str, precision_he
                    "row indices (distinct, 0 <= i < m); their residual rows are quantized and "
                    "run as a second pass added to the main result, Y = "
                    "golden.decomposed_linear(..., salient=S).y. X must be 2-D, no --pad")
+
+
+def salient_arg(args: argparse.Namespace, x: np.ndarray) -> np.ndarray | None:
+    """``--salient`` of a GEMM command (``gemm``, ``rtl-gemm``) checked against X: None when
+    not given, else :func:`load_salient`'s indices; X must be one (m, k) sequence and
+    ``--pad`` is not supported (a one-line :class:`UsageError` naming ``--salient``)."""
+    if args.salient is None:
+        return None
+    if args.pad:
+        raise UsageError("--salient: not supported with --pad")
+    if x.ndim != 2:
+        raise UsageError(f"--salient: X must be one (m, k) sequence, got shape {x.shape}")
+    return load_salient(args.salient, x.shape[0])
 
 
 def load_salient(path: str, m: int) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from semdialect.cli.common import EPILOG, UsageError, add_gemm_operands, load_npy, load_salient
+from semdialect.cli.common import EPILOG, add_gemm_operands, load_npy, salient_arg
 from semdialect.cli.output import check_paths, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.golden.blocks import pad_last, to_fp16
@@ -124,13 +124,7 @@ def cmd_rtl_gemm(args: argparse.Namespace) -> int:
         inputs["--salient"] = args.salient
     check_paths({"-o": args.output}, inputs)
     x, w = check_operands(load_npy(args.x, "X"), load_npy(args.w, "W"))
-    salient = None
-    if args.salient is not None:
-        if args.pad:
-            raise UsageError("--salient: not supported with --pad")
-        if x.ndim != 2:
-            raise UsageError(f"--salient: X must be one (m, k) sequence, got shape {x.shape}")
-        salient = load_salient(args.salient, x.shape[0])
+    salient = salient_arg(args, x)
     b = cfg.block
     # the golden gemm's checks, in its order: X's values (FP16 range, NaN/Inf, K vs B), then W
     x16 = pad_last(to_fp16(x, "X", b), b, args.pad, "X")
