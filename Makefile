@@ -7,7 +7,16 @@ ORACLE_STAMP := $(VENV)/.stamp-oracle
 # a shipped configuration name (default, small, large, blockdialect) or a .toml path
 CONFIG ?= default
 
-.PHONY: venv test test-oracle sim verilog bench lint report clean
+.PHONY: venv asic-tools test test-oracle sim verilog bench lint report clean
+
+# The open 180 nm cell library (Debian's qflow-tech-osu018; only its .lib is taken, extracted
+# into build/tech/ so qflow and its dependencies are not installed) and OpenSTA (Debian's
+# opensta) give liberty area, static timing and power (sim/asic.py). Installed when missing
+# and apt is usable; otherwise one line says what is missing and everything else still runs
+# (the NAND2-equivalent estimate only).
+OSU018_LIB := /usr/share/qflow/tech/osu018/osu018_stdcells.lib
+LOCAL_LIB  := build/tech/usr/share/qflow/tech/osu018/osu018_stdcells.lib
+APT_LISTS  := build/tech/.apt-updated
 
 venv: $(STAMP)
 
@@ -23,13 +32,28 @@ $(ORACLE_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,oracle]'
 	touch $@
 
-test: $(STAMP)
+asic-tools:
+	@if [ -f $(OSU018_LIB) ] || [ -f $(LOCAL_LIB) ]; then :; \
+	elif command -v apt-get >/dev/null && mkdir -p build/tech && \
+	     { [ -f $(APT_LISTS) ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && touch $(APT_LISTS); } || true; } && \
+	     (cd build/tech && apt-get download -qq qflow-tech-osu018 >/dev/null 2>&1 && \
+	      dpkg-deb -x qflow-tech-osu018_*.deb . && rm -f qflow-tech-osu018_*.deb) && [ -f $(LOCAL_LIB) ]; then \
+	  echo "asic-tools: osu018 cell library extracted from Debian's qflow-tech-osu018 into build/tech/"; \
+	else echo "asic-tools: the osu018 cell library (Debian qflow-tech-osu018) is missing and apt could not fetch it: no liberty area/timing/power, NAND2 estimate only"; fi
+	@if command -v sta >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	     { [ -f $(APT_LISTS) ] || { mkdir -p build/tech && apt-get update -qq >/dev/null 2>&1 && touch $(APT_LISTS); }; } && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends opensta >/dev/null 2>&1; then \
+	  echo "asic-tools: installed OpenSTA (Debian opensta)"; \
+	else echo "asic-tools: OpenSTA (Debian opensta, 'sta') is missing and apt could not install it: no static timing or power, NAND2 estimate only"; fi
+
+test: $(STAMP) asic-tools
 	$(BIN)/python -m pytest -q
 
 test-oracle: $(ORACLE_STAMP)
 	$(BIN)/python -m pytest -q -m oracle
 
-sim: $(STAMP)
+sim: $(STAMP) asic-tools
 	$(BIN)/semdialect sim --config $(CONFIG)
 
 verilog: $(STAMP)
