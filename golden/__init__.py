@@ -6,6 +6,9 @@ Public API::
     quantize_weights(w, fmt, ...) -> QTensor of Wᵀ
     gemm(x, w, fmt, select=, block=, pad=, out=) -> float32 Y
     gemm_quantized(qx, qw, out=)
+    nvfp4_hw_gemm(x, w, pad=, out=) / nvfp4_hw_gemm_quantized(qx, qw, out=)
+    nvfp4_hw_accumulate(qx, qw)        (its accumulators before the tensor scales: a PE's sum)
+                                       (NVFP4 hardware GEMM contract, SPEC §8 [ours])
     get_formatbook / load_formatbook / build_luts / pack_nibbles / unpack_nibbles
     FlushWarning                       (non-zero blocks flushed to zero, SPEC §2)
 
@@ -32,7 +35,13 @@ from .decompose import (
 )
 from .formatbook import Formatbook, dfp4, get_formatbook, load_formatbook, sd32
 from .formats import FORMAT_NAMES, resolve_format
-from .gemm import gemm, gemm_quantized
+from .gemm import (
+    gemm,
+    gemm_quantized,
+    nvfp4_hw_accumulate,
+    nvfp4_hw_gemm,
+    nvfp4_hw_gemm_quantized,
+)
 from .luts import Luts, build_luts, two_stage_tables
 from .metrics import mse, sqnr_db
 from .packing import pack_nibbles, unpack_nibbles
@@ -58,6 +67,9 @@ __all__ = [
     "get_formatbook",
     "load_formatbook",
     "mse",
+    "nvfp4_hw_accumulate",
+    "nvfp4_hw_gemm",
+    "nvfp4_hw_gemm_quantized",
     "pack_nibbles",
     "quantize",
     "quantize_weights",

@@ -6,6 +6,9 @@ Y[m, n] = Σ_k X[m, k]·W[k, n], X quantized in blocks along k per row, W along 
   integer elements is exact; its value P·2^(exp_a + exp_w) is exact in FP32.
 * Float baselines (NVFP4, INT4): per block, the float64 sequential sum (ascending i from
   +0.0) of the float64 products of the dequantized FP32 values, rounded to FP32.
+* NVFP4 *hardware* contract (:func:`nvfp4_hw_gemm`, SPEC §8 [ours]): the integer block
+  product of the ±2·E2M1 elements times the exact product of the two E4M3 block scales,
+  accumulated as above, then one FP32 multiply by RNE_fp32(ts_a · ts_w) per output.
 
 Both then accumulate block contributions in FP32 round-to-nearest-even, starting from +0.0,
 in ascending k-block order (:func:`accumulate_blocks`).
@@ -19,7 +22,7 @@ import numpy as np
 
 from .blocks import as_blocks, check_nonempty, pad_last
 from .formatbook import Formatbook
-from .formats import DialectFormat, resolve_format
+from .formats import E2M1_HU, E4M3_GRID, NVFP4, DialectFormat, resolve_format
 from .quantize import QTensor, quantize, quantize_weights
 
 #: bytes of temporaries a GEMM chunk may use
@@ -181,3 +184,102 @@ def gemm(
     qx = quantize(x, fx, block=block, pad=pad, name="X")
     qw = quantize_weights(w, fw, block=block, pad=pad, name=W_NAME)
     return gemm_quantized(qx, qw, out=out)
+
+
+# -- NVFP4 hardware GEMM contract (SPEC §8 [ours]) ---------------------------------------------
+
+#: E4M3 (fn) value of every scale byte 0..0x7E as float32 (exact: at most 4 significant bits)
+_E4M3_F32 = E4M3_GRID.astype(np.float32)
+
+
+def _nvfp4_operand(q: QTensor) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, nblocks, 16) float32 signed elements ±HU = ±2·E2M1 (exact small integers; code 8,
+    -0, gives 0) and (rows, nblocks) float32 E4M3 block-scale values of an NVFP4 tensor (a
+    ``pad=True`` tensor's short last block is zero-padded back to 16)."""
+    codes = q.codes.reshape(-1, q.codes.shape[-1])
+    codes = pad_last(codes, q.block, True, q.format)
+    hu = E2M1_HU.take(codes & 7)
+    hu = np.where((codes & 8) != 0, -hu, hu).astype(np.float32)
+    blocks = as_blocks(hu, q.block)
+    assert q.scale is not None
+    scales = _E4M3_F32.take(q.scale.reshape(blocks.shape[:2]))
+    return blocks, scales
+
+
+def nvfp4_tensor_scale_product(qx: QTensor, qw: QTensor) -> np.float32:
+    """RNE_fp32(ts_x · ts_w): the one FP32 factor the NVFP4 hardware applies per output (0 when
+    either tensor is all zero)."""
+    return np.float32(np.float32(qx.tensor_scale) * np.float32(qw.tensor_scale))
+
+
+def nvfp4_hw_contributions(qx: QTensor, qw: QTensor) -> np.ndarray:
+    """(nblocks, M, N) float32 exact block contributions of the NVFP4 hardware contract:
+    P · s_a · s_w / 4 with P = Σ_i (±HU_a,i)(±HU_w,i) (|P| ≤ 16·12·12 = 2304) and the E4M3
+    block-scale values s (SPEC §8 [ours]). Every step is exact in float32: s_a·s_w has at most
+    8 significant bits, P·s_a·s_w at most 12 + 8 = 20 (< 24), and every value is 0 or at least
+    2^-20 (normal). For small operands only (no chunking)."""
+    a, sa = _nvfp4_operand(qx)
+    w, sw = _nvfp4_operand(qw)
+    p = np.matmul(a.transpose(1, 0, 2), w.transpose(1, 2, 0))  # (nb, M, N), exact
+    return p * (sa.T[:, :, None] * sw.T[:, None, :]) * np.float32(0.25)
+
+
+def _check_nvfp4_pair(qx: QTensor, qw: QTensor) -> None:
+    check_nonempty(qx.codes, "X")
+    check_nonempty(qw.codes, "W")
+    for name, q in (("X", qx), ("W", qw)):
+        if q.format != NVFP4.name or q.scale is None or q.tensor_scale is None:
+            raise ValueError(f"nvfp4_hw_gemm: {name} must be an NVFP4 tensor, got {q.format}")
+    if qx.codes.shape[-1] != qw.codes.shape[-1]:
+        raise ValueError(f"gemm: X has k={qx.codes.shape[-1]}, W has k={qw.codes.shape[-1]}")
+
+
+def nvfp4_hw_accumulate(qx: QTensor, qw: QTensor) -> np.ndarray:
+    """(…, n) float32 accumulators of the NVFP4 hardware contract *before* the tensor scales:
+    acc = FP32 RNE sum from +0.0, ascending k-blocks, of the exact block contributions
+    P · s_a · s_w / 4 — what a PE presents (SPEC §8 [ours])."""
+    _check_nvfp4_pair(qx, qw)
+    a, sa = _nvfp4_operand(qx)
+    w, sw = _nvfp4_operand(qw)
+    a = a.transpose(1, 0, 2)  # (nb, M, B)
+    w = w.transpose(1, 2, 0)  # (nb, B, N)
+    sa, sw = sa.T, sw.T  # (nb, M), (nb, N)
+    nb, m, _ = a.shape
+    n = w.shape[2]
+    acc = np.empty((m, n), np.float32)
+    step = max(1, CHUNK_BYTES // (8 * nb * n))
+    for r0 in range(0, m, step):
+        r1 = min(m, r0 + step)
+        p = np.matmul(a[:, r0:r1], w)  # exact: |P| <= 2304
+        # exact: s_a·s_w = (S_a·S_w ≤ 225)·2^e, P·s_a·s_w < 2^19·2^e, all normal or 0
+        contrib = p * (sa[:, r0:r1, None] * sw[:, None, :]) * np.float32(0.25)
+        acc[r0:r1] = accumulate_blocks(contrib, axis=0)
+    return acc.reshape(qx.codes.shape[:-1] + (n,))
+
+
+def nvfp4_hw_gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
+    """The NVFP4 *hardware* GEMM (SPEC §8 [ours]) of a quantized X (…, k) and a quantized Wᵀ
+    (n, k), both NVFP4 (:func:`golden.quantize.quantize` / ``quantize_weights``).
+
+    Per block pair: c = P · s_a · s_w / 4, exact in FP32 (P the integer product of the ±2·E2M1
+    elements, s the E4M3 block scales multiplied exactly); acc = FP32 RNE sum of c from +0.0 in
+    ascending k-block order (SPEC §5, :func:`nvfp4_hw_accumulate`); y = RNE_fp32(acc ·
+    RNE_fp32(ts_x · ts_w)) — the tensor scales are applied once per output, at the drain.
+    ``out='fp16'`` rounds y once.
+    """
+    _check_nvfp4_pair(qx, qw)
+    check_out(out)
+    y = nvfp4_hw_accumulate(qx, qw) * nvfp4_tensor_scale_product(qx, qw)  # one FP32 RNE multiply
+    return output_precision(y, out)
+
+
+def nvfp4_hw_gemm(x: Any, w: Any, *, pad: bool = False, out: str = "fp32") -> np.ndarray:
+    """Quantize X (…, k) and W (k, n) to NVFP4 (SPEC §8: X under one tensor amax, W as Wᵀ
+    under its own) and multiply per the NVFP4 hardware contract
+    (:func:`nvfp4_hw_gemm_quantized`). Same checks and errors as :func:`gemm` (X before W).
+    Returns float32 (``out='fp16'``: rounded once to FP16)."""
+    x, w = check_operands(x, w)
+    f = NVFP4()
+    qx = quantize(x, f, pad=pad, name="X")
+    qw = quantize_weights(w, f, pad=pad, name=W_NAME)
+    return nvfp4_hw_gemm_quantized(qx, qw, out=out)

@@ -268,3 +268,20 @@ def quantized_residual_block(block: int, n_dialects: int) -> data.StructLayout:
         "residual": data.ArrayLayout(FP16_BITS, block),
         "salient": 1,
     })
+
+
+# -- NVFP4 (SPEC §8 NVFP4 hardware contract [ours]) ----------------------------------------------
+
+#: FP8 E4M3 (fn) block-scale byte of NVFP4 (bit 7 sign, always 0 for a golden scale)
+E4M3_BITS = 8
+
+
+def nvfp4_block(block: int = 16) -> data.StructLayout:
+    """A quantized NVFP4 block: ``codes`` (B × 4, E2M1 sign-magnitude: bit 3 sign, bits 2:0 the
+    E2M1 magnitude index) and ``scale`` (8, the E4M3 block-scale byte). The same bit layout as
+    :func:`mx_block` ``(B, 4)``, with an E4M3 instead of an E8M0 scale; the FP32 tensor scale
+    is not part of a block (a per-tensor register)."""
+    return data.StructLayout({
+        "codes": data.ArrayLayout(CODE_BITS, block),
+        "scale": E4M3_BITS,
+    })

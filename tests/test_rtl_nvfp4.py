@@ -1,0 +1,367 @@
+# amaranth: UnusedElaboratable=no
+"""The NVFP4 hardware pieces (SPEC §8 NVFP4 hardware contract): :mod:`rtl.scale`
+(block contribution, FP32 multiplier) and :class:`rtl.nvfp4_quantizer.NVFP4Quantizer` in
+``amaranth.sim``, and the quantizer's Verilog on Verilator (cocotb ``tb/cocotb_nvfp4.py``).
+
+Expected values: golden (``golden.formats.NVFP4``, ``golden.gemm.nvfp4_hw_contributions``) and
+NumPy float32 arithmetic (IEEE RNE), via :mod:`tb.nvfp4_ref`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from amaranth.hdl import ClockDomain, Module, Signal, signed
+from amaranth.sim import Simulator
+
+from semdialect.golden.formats import E2M1_HU
+from semdialect.paths import build_dir
+from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
+from semdialect.rtl.emit import cached_verilog
+from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer
+from semdialect.rtl.scale import FP32Mul, fp32_mul, nvfp4_contribution
+from semdialect.tb.nvfp4_ref import (
+    adversarial_blocks,
+    contribution_via_golden,
+    f32_bits,
+    fp16_bits,
+    fp32_mul_vectors,
+    random_tensor_blocks,
+    ref_contribution,
+    ref_fp32_mul,
+    ref_quantize,
+    tensor_scales,
+)
+from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, run_cocotb
+from semdialect.tb.streams import OutputMonitor
+from semdialect.tb.verilator import Waiver, lint
+
+# -- block contribution -------------------------------------------------------------------------
+
+
+def rtl_contributions(p: np.ndarray, sa: np.ndarray, sw: np.ndarray) -> np.ndarray:
+    """``nvfp4_contribution`` on a 13-bit signed P, evaluated combinationally."""
+    m = Module()
+    ps, a, w = Signal(signed(13)), Signal(8), Signal(8)
+    out = Signal(32)
+    m.d.comb += out.eq(nvfp4_contribution(m, ps, a, w))
+    got: list[int] = []
+
+    async def bench(ctx) -> None:
+        for pv, av, wv in zip(p.tolist(), sa.tolist(), sw.tolist(), strict=True):
+            ctx.set(ps, pv)
+            ctx.set(a, av)
+            ctx.set(w, wv)
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return np.array(got, np.uint32)
+
+
+def test_contribution_every_scale_pair_and_every_p() -> None:
+    """Every pair of E4M3 bytes 0..0x7E (subnormal scales and 0 included) with a random P, and
+    every P in [-2304, 2304] with extreme scale pairs: exact, as golden's float32 product."""
+    rng = np.random.default_rng(4)
+    sa, sw = (g.reshape(-1) for g in np.meshgrid(np.arange(0x7F), np.arange(0x7F)))
+    p = rng.integers(-2304, 2305, sa.size)
+    p[:: 7] = np.resize([2304, -2304, 1, -1, 0], p[:: 7].size)
+    ps = np.arange(-2304, 2305)
+    for a, w in ((0x7E, 0x7E), (0x01, 0x01)):
+        p = np.concatenate([p, ps])
+        sa = np.concatenate([sa, np.full(ps.size, a)])
+        sw = np.concatenate([sw, np.full(ps.size, w)])
+    got = rtl_contributions(p, sa, sw)
+    want = ref_contribution(p, sa, sw)
+    bad = np.flatnonzero(got != want)
+    assert not bad.size, [(int(p[k]), int(sa[k]), int(sw[k]), hex(got[k]), hex(want[k]))
+                          for k in bad[:8]]
+    exp = (got >> 23) & 0xFF
+    assert exp[got != 0].min() >= 107 and exp.max() <= 153  # always normal (SPEC §8)
+
+
+def test_contribution_equals_golden_block_product() -> None:
+    """Decoded E2M1 blocks through BlockDecoder(ElementKind.nvfp4()) → P → contribution, against
+    ``golden.gemm.nvfp4_hw_contributions`` on the same codes and scale bytes."""
+    kind = ElementKind.nvfp4()
+    assert (kind.block, kind.element_bits, kind.product_bits, kind.exp_bits) == (16, 5, 13, 8)
+    assert kind.float_scaled and not ElementKind.for_design("mxfp4").float_scaled
+    rng = np.random.default_rng(9)
+    n = 150
+    codes = rng.integers(0, 16, (n, 2, 16))
+    codes[0] = 7  # 6·6·16 = max |P|
+    codes[1, 0] = 15
+    scales = rng.integers(0, 0x7F, (n, 2))
+    m = Module()
+    m.submodules.da = da = BlockDecoder(kind)
+    m.submodules.dw = dw = BlockDecoder(kind)
+    p = Signal(signed(kind.product_bits))
+    m.d.comb += p.eq(sum(da.o.elems[i] * dw.o.elems[i] for i in range(16)))
+    out = Signal(32)
+    m.d.comb += out.eq(nvfp4_contribution(m, p, da.o.exp, dw.o.exp))
+    got: list[int] = []
+
+    async def bench(ctx) -> None:
+        for k in range(n):
+            ctx.set(da.i, {"codes": codes[k, 0].tolist(), "scale": int(scales[k, 0])})
+            ctx.set(dw.i, {"codes": codes[k, 1].tolist(), "scale": int(scales[k, 1])})
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    want = [contribution_via_golden(codes[k, 0], scales[k, 0], codes[k, 1], scales[k, 1])
+            for k in range(n)]
+    assert got == want
+    hu = E2M1_HU.astype(int)
+    assert int(np.sum(hu[codes[0, 0] & 7] * hu[codes[0, 1] & 7])) == 2304
+
+
+# -- FP32 multiplier ----------------------------------------------------------------------------
+
+MUL_VECTORS = fp32_mul_vectors(400, seed=3)
+
+
+def test_fp32_mul_matches_numpy() -> None:
+    m = Module()
+    a, b, out = Signal(32), Signal(32), Signal(32)
+    m.d.comb += out.eq(fp32_mul(m, a, b))
+    pairs = np.concatenate(list(MUL_VECTORS.values()))
+    got: list[int] = []
+
+    async def bench(ctx) -> None:
+        for x, y in pairs.tolist():
+            ctx.set(a, x)
+            ctx.set(b, y)
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    want = ref_fp32_mul(pairs[:, 0], pairs[:, 1])
+    bad = np.flatnonzero(np.array(got, np.uint32) != want)
+    assert not bad.size, [(hex(pairs[k, 0]), hex(pairs[k, 1]), hex(got[k]), hex(want[k]))
+                          for k in bad[:8]]
+    # the classes really are what they claim
+    ties = MUL_VECTORS["ties"]
+    assert len(ties) == 400
+    zero = MUL_VECTORS["zeros"]
+    assert (ref_fp32_mul(zero[:, 0], zero[:, 1]) & 0x7FFF_FFFF == 0).all()
+
+
+@pytest.mark.parametrize("latency", [0, 1, 2])
+def test_fp32_mul_stream_backpressure(latency: int) -> None:
+    dut = FP32Mul(latency=latency)
+    pairs = MUL_VECTORS["drain"][:120]
+    want = ref_fp32_mul(pairs[:, 0], pairs[:, 1]).tolist()
+    got: list[int] = []
+    rng = np.random.default_rng(latency)
+
+    async def driver(ctx) -> None:
+        for x, y in pairs.tolist():
+            ctx.set(dut.i.payload, {"a": x, "b": y})
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            if rng.random() < 0.3:
+                ctx.set(dut.i.valid, 0)
+                await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+
+    async def monitor(ctx) -> None:
+        mon = OutputMonitor("o")
+        cycle = 0
+        while len(got) < len(want):
+            ready = bool(rng.random() < 0.6)
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if mon.transferred(cycle, payload if valid else None, ready):
+                got.append(payload)
+            cycle += 1
+
+    top = Module()
+    top.domains.sync = ClockDomain()  # latency 0 has no registers of its own
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.run()
+    assert got == want
+    assert dut.latency == latency
+
+
+# -- NVFP4 quantizer (amaranth.sim) -------------------------------------------------------------
+
+
+def rtl_quantize(dut: NVFP4Quantizer, tensors: list[tuple[np.ndarray, tuple]], seed: int,
+                 p_valid: float = 0.7, p_ready: float = 0.6) -> tuple[list, list, list]:
+    """Blocks of each tensor through ``dut`` (ts/inv_ts changed between tensors, when empty),
+    random valid/ready, one testbench step per cycle: drive, settle, sample, tick. Returns
+    (outputs, accept cycles, emit cycles)."""
+    rng = np.random.default_rng(seed)
+    got: list[tuple[list[int], int]] = []
+    accepted: list[int] = []
+    emitted: list[int] = []
+
+    async def bench(ctx) -> None:
+        mon = OutputMonitor("o")
+        cycle = 0
+        done = 0
+        for blocks, (ts, inv) in tensors:
+            ctx.set(dut.ts, f32_bits(ts))  # the quantizer is empty here
+            ctx.set(dut.inv_ts, f32_bits(inv))
+            words = fp16_bits(blocks)
+            sent = 0
+            holding = False
+            done += len(blocks)
+            while len(got) < done:
+                if not holding and sent < len(words) and rng.random() < p_valid:
+                    ctx.set(dut.i.payload, {"x": words[sent]})
+                    holding = True
+                ctx.set(dut.i.valid, holding)
+                ready = bool(rng.random() < p_ready)
+                ctx.set(dut.o.ready, ready)
+                if holding and ctx.get(dut.i.ready):
+                    accepted.append(cycle)
+                    sent += 1
+                    holding = False
+                payload = ctx.get(dut.o.payload) if ctx.get(dut.o.valid) else None
+                if mon.transferred(cycle, payload, ready):
+                    got.append(([int(c) for c in payload.codes], int(payload.scale)))
+                    emitted.append(cycle)
+                await ctx.tick()
+                cycle += 1
+                assert cycle < 100 * done + 100, "stuck"
+            ctx.set(dut.i.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, accepted, emitted
+
+
+def expected(tensors: list[tuple[np.ndarray, tuple]]) -> list[tuple[list[int], int]]:
+    out = []
+    for blocks, (ts, _) in tensors:
+        codes, scales = ref_quantize(blocks, ts)
+        out += [(c.tolist(), int(s)) for c, s in zip(codes, scales, strict=True)]
+    return out
+
+
+def test_quantizer_adversarial_and_random_blocks() -> None:
+    rng = np.random.default_rng(21)
+    adv = adversarial_blocks()
+    tiny = (rng.integers(-1023, 1024, (6, 16)) * 2.0**-24).astype(np.float16)
+    zero = np.zeros((3, 16), np.float16)
+    zero[1] = -0.0
+    tensors = [
+        (adv, tensor_scales(np.float16([65504]))),
+        (random_tensor_blocks(rng, 20), None),
+        (tiny, None),
+        (zero, None),
+    ]
+    tensors = [(b, ts if ts is not None else tensor_scales(b)) for b, ts in tensors]
+    assert tensors[3][1][0] == 0  # all-zero tensor: ts = 0
+    got, _, _ = rtl_quantize(NVFP4Quantizer(), tensors, seed=5)
+    want = expected(tensors)
+    blocks = np.concatenate([b for b, _ in tensors])
+    bad = [(k, blocks[k].tolist(), g, w) for k, (g, w) in enumerate(zip(got, want, strict=True))
+           if g != w]
+    assert not bad, bad[:4]
+    # the vectors cover what they claim: E4M3 scale ties, the clamp, codes 8 (-0), 7 and 15
+    scales = {w[1] for w in want}
+    assert {0x08, 0x7E, 0} <= scales and len(scales) > 30
+    codes = {c for w in want for c in w[0]}
+    assert {0, 7, 8, 15} <= codes
+
+
+@pytest.mark.parametrize("div_bits", [1, 7, 25])
+def test_quantizer_div_bits_timing(div_bits: int) -> None:
+    """Other divider radices: bit-exact, and without stalls one block every N + 1 cycles, each
+    N + 2 cycles after its transfer (N = ceil(25 / div_bits))."""
+    dut = NVFP4Quantizer(div_bits=div_bits)
+    n = -(-25 // div_bits)
+    assert (dut.cycles_per_block, dut.latency) == (n + 1, n + 2)
+    rng = np.random.default_rng(div_bits)
+    blocks = random_tensor_blocks(rng, 6)
+    tensors = [(blocks, tensor_scales(blocks))]
+    got, accepted, emitted = rtl_quantize(dut, tensors, seed=1, p_valid=1.0, p_ready=1.0)
+    assert got == expected(tensors)
+    assert {b - a for a, b in zip(accepted, accepted[1:], strict=False)} == {n + 1}
+    assert {e - a for a, e in zip(accepted, emitted, strict=True)} == {n + 2}
+
+
+def test_quantizer_rejects_bad_div_bits() -> None:
+    for bad in (0, 26, True, 2.0):
+        with pytest.raises(ValueError, match="div_bits"):
+            NVFP4Quantizer(div_bits=bad)
+
+
+# -- NVFP4 quantizer (Verilator) ----------------------------------------------------------------
+
+VERILOG_DIR = build_dir() / "verilog" / "nvfp4"
+#: Verilator width warnings the quantizer's Verilog still has (KNOWN GAP, see WAIVERS)
+WIDTH_RULES = ("WIDTHEXPAND", "WIDTHTRUNC")
+BUILD_ARGS = (*FAST_BUILD_ARGS, *(f"-Wno-{rule}" for rule in WIDTH_RULES))
+TEST_MODULE = "semdialect.tb.cocotb_nvfp4"
+
+
+def quantizer_verilog(div_bits: int = 5):
+    made = cached_verilog(f"nvfp4_quantizer_d{div_bits}", NVFP4Quantizer,
+                          kwargs={"div_bits": div_bits}, out_dir=VERILOG_DIR)
+    assert made.copy is not None
+    return made.copy
+
+
+def run_nvfp4(n_random: int, testcase: str | None = None, **env: str):
+    top = quantizer_verilog()
+    summary = VERILOG_DIR / f"summary-{top.stem}.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.unlink(missing_ok=True)
+    extra = {"NVFP4_RANDOM": str(n_random), "NVFP4_SUMMARY": str(summary), **env}
+    run = run_cocotb([top], top.stem, TEST_MODULE, extra_env=extra, build_args=BUILD_ARGS,
+                     testcase=testcase)
+    return run, json.loads(summary.read_text())
+
+
+def test_quantizer_verilator_bit_exact() -> None:
+    run, summary = run_nvfp4(600)
+    assert run.tests == 2
+    tests = summary["tests"]
+    rnd = tests["test_random_backpressure"]
+    assert sum(t["blocks"] for t in rnd.values()) >= 1800
+    assert rnd["all_zero"]["ts"] == 0.0
+    assert rnd["max_fp16_adversarial"]["distinct_scales"] > 60
+    assert tests["test_latency_throughput"]["gaps"] == [summary["cycles_per_block"]] == [6]
+    assert tests["test_latency_throughput"]["latency"] == [summary["latency"]] == [7]
+    print(f"\nNVFP4 quantizer on Verilator: build {run.build_seconds:.1f}s (cached="
+          f"{not run.built}), test {run.test_seconds:.1f}s; " + ", ".join(
+              f"{name}: {info['blocks']} blocks" for name, info in rnd.items()))
+
+
+def test_quantizer_verilator_catches_corruption() -> None:
+    with pytest.raises(CocotbFailure, match="test_random_backpressure"):
+        run_nvfp4(20, "test_random_backpressure", NVFP4_CORRUPT="1")
+
+
+#: Amaranth-structural waivers (the first two of ``tb.generate.LINT_WAIVERS``; the quantizer
+#: has no submodules)
+WAIVERS = (
+    Waiver("UNUSEDSIGNAL", "Amaranth keeps every named Signal and struct-field view as a debug "
+           "wire that nothing reads, and Yosys temporaries expose unread slices"),
+    Waiver("PROCASSINIT", "Amaranth emits each register's init (reset) value as a declaration "
+           "initialiser that its always block also assigns"),
+    *(Waiver(rule, "KNOWN GAP: the quantizer's Amaranth arithmetic mixes operand widths "
+             "(zero-extension intended; bit-exactness is what the simulations check); the "
+             "project's other components are written width-clean") for rule in WIDTH_RULES),
+)
+
+
+def test_quantizer_lint() -> None:
+    """The generated quantizer is clean under ``verilator --lint-only -Wall``."""
+    top = quantizer_verilog()
+    lint([top], top.stem, WAIVERS)
