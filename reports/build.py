@@ -178,7 +178,6 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
     out = Path(out)
     hardware = hardware_designs()
     formats = design_formats(cfg)
-    no_frontend = [d.name for d in hardware if d.pe is not None and not d.pe.has_dialects]
     fmax_rows = plots.read_csv(out / "fmax.csv") if (out / "fmax.csv").exists() else []
     if fmax_mhz is None:
         measured = [_num(r["fmax_mhz"]) for r in fmax_rows if r["fmax_mhz"]]
@@ -217,8 +216,8 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
               f"Accuracy: SQNR (dB) of the golden model on shipped real tensors (MiniLM FFN "
               f"activations, video tokens). Area: the array's logic — {cfg.rows}×{cfg.cols} PE "
               f"cores, {cfg.rows + cfg.cols} block decoders, the activation frontend "
-              f"({cfg.lanes} lanes of selector, quantizer and residual path; no RTL exists for "
-              f"the quantizers of {', '.join(no_frontend)}: –), the tile drain "
+              f"({cfg.lanes} lanes: selector, quantizer and residual path for the dialect "
+              f"designs, the MX quantizer for the MX designs), the tile drain "
               f"({cfg.drain_width} outputs/cycle) and {cfg.drain_width} FP32 addend adders — "
               f"Yosys generic synthesis in NAND2 equivalents (an ESTIMATE). Cycles: the cycle "
               f"model (equal to the RTL's, see below) per denoising step of `{workload}`; "

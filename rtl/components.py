@@ -23,13 +23,14 @@ from semdialect.rtl.decoder import DialectDecoder
 from semdialect.rtl.fp32_add import FP32Add
 from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
 from semdialect.rtl.mac_array import MACArray
+from semdialect.rtl.mx_quantizer import MXQuantizer
 from semdialect.rtl.pe import BlockPE
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.selector import FormatSelector
 from semdialect.rtl.tile_drain import TileDrain
 
-__all__ = ["KIND_MODULES", "components", "kind_module"]
+__all__ = ["KIND_MODULES", "components", "frontend_module", "kind_module"]
 
 #: the per-PE-kind modules (base names) :func:`components` emits for every kind
 KIND_MODULES = ("pe", "pe_core", "block_decoder")
@@ -41,6 +42,14 @@ def kind_module(base: str, pe: PEKind) -> str:
     if base not in KIND_MODULES:
         raise ValueError(f"module: {base!r} is not per PE kind (one of {KIND_MODULES})")
     return base if pe.has_dialects else f"{base}_{pe.value}"
+
+
+def frontend_module(pe: PEKind) -> str:
+    """Module name of the activation quantizer (one frontend lane) of PE kind ``pe``: the
+    dialect kind's :class:`~rtl.block_quantizer.BlockQuantizer` with the SPEC §6 residual path
+    (``block_quantizer_residual``, the GEMM core's lane), ``mx_quantizer_<kind>``
+    (:class:`~rtl.mx_quantizer.MXQuantizer`) for an MX kind."""
+    return "block_quantizer_residual" if pe.has_dialects else f"mx_quantizer_{pe.value}"
 
 
 def components(
@@ -56,6 +65,8 @@ def components(
         per_kind[kind_module("pe", pe)] = lambda k=k: BlockPE(k)
         per_kind[kind_module("pe_core", pe)] = lambda k=k: BlockPE(k, decode=False)
         per_kind[kind_module("block_decoder", pe)] = lambda k=k: BlockDecoder(k)
+        if not pe.has_dialects:
+            per_kind[frontend_module(pe)] = lambda k=k: MXQuantizer(k)
     return {
         "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
         "block_quantizer": lambda: BlockQuantizer.from_config(cfg),

@@ -17,7 +17,7 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
 ``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P) [frontend]
 ``block``             B = 16 / 32 / 64 [frontend, PE core, block decoder]
 ``pe``                every PE kind of the registry (:class:`semdialect.designs.PEKind`):
-                      dialect (base) vs MXFP4 vs MXINT8 [PE core, block decoder]
+                      dialect (base) vs MXFP4 vs MXINT8 [PE core, block decoder, frontend]
 
 "frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
 code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
@@ -29,8 +29,9 @@ array decodes each broadcast block once at its edge) + one frontend lane (block 
 the SPEC §6 residual path) per configured lane + the tile drain + one FP32 addend adder per
 drain lane (the decomposition's second pass adds y and yin), per
 hardware design of the registry (:func:`semdialect.designs.hardware_designs`: SemanticDialect
-= the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — a fixed-format kind such as MX has
-no activation-quantizer RTL, so its frontend is absent, not zero). Module names per PE kind
+= the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — an MX design's frontend lane is its
+:class:`~rtl.mx_quantizer.MXQuantizer`, one block per cycle, module
+:func:`semdialect.rtl.components.frontend_module`). Module names per PE kind
 come from :func:`semdialect.rtl.components.kind_module`. The
 activation buffer is SRAM (2 banks × max_kb × rows blocks), not logic: it is left out. The sum
 of separately synthesized modules ignores the GEMM core's small sequencing FSM.
@@ -57,7 +58,7 @@ from semdialect.config import Config
 from semdialect.designs import PEKind, hardware_designs
 from semdialect.golden.formatbook import get_formatbook
 from semdialect.paths import build_dir, configs_dir
-from semdialect.rtl.components import kind_module
+from semdialect.rtl.components import frontend_module, kind_module
 from semdialect.sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synthesize
 
 __all__ = [
@@ -107,6 +108,7 @@ ROLES: dict[str, str] = {
     _FRONTEND_LANE: "frontend lane",
     **{_core(k): "PE core" for k in PEKind},
     **{_decoder(k): "block decoder" for k in PEKind},
+    **{frontend_module(k): "frontend" for k in PEKind if not k.has_dialects},
     "tile_drain": "tile drain",
     "addend_adder": "addend adders",
 }
@@ -180,7 +182,8 @@ def variants(base: Config) -> list[Variant]:
     # dialect kind, on the base's formatbook, is the baseline)
     for kind in PEKind:
         label = f"{kind.value} ({base.book().name})" if kind.has_dialects else kind.value
-        out.append(Variant("pe", label, base, (_core(kind), _decoder(kind)),
+        front = _FRONTEND if kind.has_dialects else frontend_module(kind)
+        out.append(Variant("pe", label, base, (_core(kind), _decoder(kind), front),
                            kind is PEKind.DIALECT))
     return out
 
@@ -205,9 +208,9 @@ def array_parts(base: Config) -> list[ArrayPart]:
         assert kind is not None  # a hardware design has a PE kind
         parts += [ArrayPart(d.name, "PE cores", _core(kind), cfg, n_pe),
                   ArrayPart(d.name, "block decoders", _decoder(kind), cfg, n_dec)]
-        if kind.has_dialects:  # only dialect kinds have activation-quantizer RTL
-            parts.append(ArrayPart(d.name, "activation frontend", _FRONTEND_LANE, cfg,
-                                   cfg.lanes))  # one quantizer per lane
+        # one activation quantizer per lane (dialect: with the residual path)
+        parts.append(ArrayPart(d.name, "activation frontend", frontend_module(kind), cfg,
+                               cfg.lanes))
         parts.append(ArrayPart(d.name, "tile drain", "tile_drain", cfg, 1))
         # the GEMM core's output adders (decomposition's second pass), one per drain lane
         parts.append(ArrayPart(d.name, "addend adders", "addend_adder", cfg, cfg.drain_width))

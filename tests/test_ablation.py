@@ -51,9 +51,9 @@ def test_default_axes_cover_the_issue_points() -> None:
     pe = {m for v in vs if v.axis == "pe" for m in v.modules}
     assert {"pe_core", "pe_core_mxfp4", "pe_core_mxint8", "block_decoder",
             "block_decoder_mxfp4", "block_decoder_mxint8"} <= pe  # the shipped kinds
-    assert pe == {"pe_core", "block_decoder"} | {  # one core and decoder per PE kind
-        f"{base}_{k.value}" for k in PEKind if k is not PEKind.DIALECT
-        for base in ("pe_core", "block_decoder")}
+    assert pe == {"pe_core", "block_decoder", "block_quantizer"} | {  # one core, decoder
+        f"{base}_{k.value}" for k in PEKind if k is not PEKind.DIALECT  # and frontend per kind
+        for base in ("pe_core", "block_decoder", "mx_quantizer")}
     assert all(m in ablation.ROLES for v in vs for m in v.modules)
     baseline = next(v for v in vs if v.axis == "formatbook" and v.baseline)
     assert baseline.cfg == DEFAULT
@@ -102,7 +102,8 @@ def test_array_parts_count_instances(rows: int, cols: int, lanes: int, drain: in
     assert by[("semanticdialect", "activation frontend")].count == lanes  # one per lane
     assert by[("semanticdialect", "activation frontend")].module == "block_quantizer_residual"
     assert by[("blockdialect", "activation frontend")].cfg.select == "two-stage"
-    assert ("mxfp4", "activation frontend") not in by
+    assert by[("mxfp4", "activation frontend")].module == "mx_quantizer_mxfp4"
+    assert by[("mxfp4", "activation frontend")].count == lanes
     assert by[("mxint8", "PE cores")].module == "pe_core_mxint8"
 
 
@@ -143,17 +144,18 @@ def test_nothing_fits_gives_no_clock(monkeypatch) -> None:
 
 def test_every_hardware_design_and_pe_kind_has_components() -> None:
     """The array parts are exactly the registry's hardware designs (each with PE cores, block
-    decoders and a tile drain; a frontend only for a dialect kind), and every module the plan
+    decoders, a tile drain and its kind's frontend lanes), and every module the plan
     synthesizes — every PE kind's PE core and block decoder included — is a component the
     generator emits for its configuration."""
-    from semdialect.rtl.components import components
+    from semdialect.rtl.components import components, frontend_module
 
     parts = ablation.array_parts(DEFAULT)
     assert list(dict.fromkeys(p.design for p in parts)) == [d.name for d in hardware_designs()]
     for d in hardware_designs():
         mine = {p.part: p for p in parts if p.design == d.name}
         assert {"PE cores", "block decoders", "tile drain"} <= set(mine), d.name
-        assert ("activation frontend" in mine) == d.pe.has_dialects, d.name
+        assert mine["activation frontend"].module == frontend_module(d.pe), d.name
+        assert mine["activation frontend"].count == DEFAULT.lanes, d.name
         assert all(p.cfg == d.config(DEFAULT) for p in mine.values()), d.name
     pe_axis = [v for v in ablation.variants(DEFAULT) if v.axis == "pe"]
     assert len(pe_axis) == len(PEKind)
