@@ -13,7 +13,10 @@ Run through :func:`tb.runner.run_cocotb` (``tests/test_rtl_nvfp4.py``). Settings
 Tensors run one after another; ``ts``/``inv_ts`` (the per-tensor register set) change only
 while the quantizer is empty. Each tensor's blocks go through :func:`tb.drivers.run_stream`
 with random ``valid`` on ``i`` and random ``ready`` (with stall bursts) on ``o``; every output
-stream rule is checked. A second test checks latency and cycles per block without stalls.
+stream rule is checked. One tensor mixes blocks holding NaN/±Inf (any lane) with finite ones:
+those give ``invalid`` 1, codes 0 and scale 0, and their neighbours stay bit-exact (its ``ts``
+is the finite blocks' tensor scale). A second test checks latency and cycles per block without
+stalls.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from typing import Any
 import cocotb
 import numpy as np
 
-from semdialect.rtl.layouts import fp16_block, nvfp4_block
-from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer
+from semdialect.rtl.layouts import fp16_block
+from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer, nvfp4_quantized_block
 from semdialect.tb.drivers import reset, run_stream, stream
 from semdialect.tb.nvfp4_ref import (
     BLOCK,
     adversarial_blocks,
     f32_bits,
+    inject_nonfinite,
+    nonfinite_mask,
     random_tensor_blocks,
-    ref_quantize,
+    ref_quantize_hw,
     tensor_scales,
 )
 from semdialect.tb.packing import LayoutCodec
@@ -46,7 +51,7 @@ CORRUPT = os.environ.get("NVFP4_CORRUPT") == "1"
 
 QUANT = NVFP4Quantizer(div_bits=DIV_BITS)
 IN = LayoutCodec(fp16_block(BLOCK))
-OUT = LayoutCodec(nvfp4_block(BLOCK))
+OUT = LayoutCodec(nvfp4_quantized_block(BLOCK))
 
 _summary: dict[str, Any] = {"div_bits": DIV_BITS, "latency": QUANT.latency,
                             "cycles_per_block": QUANT.cycles_per_block, "tests": {}}
@@ -83,17 +88,36 @@ def tensors() -> list[tuple[str, np.ndarray]]:
     zero = np.zeros((12, BLOCK), np.float16)
     zero[::2] = -0.0
     out.append(("all_zero", zero))  # ts = 0: codes 0, scale 0
+    # NaN/±Inf in random lanes of ~15 % of the blocks, a run of invalid blocks, and an invalid
+    # block between two finite ones of very different magnitude
+    mixed = inject_nonfinite(rng, random_tensor_blocks(rng, N_RANDOM // 3), 0.15)
+    mixed[3:6, 0] = np.float16(np.inf)
+    mixed[8, 15] = np.float16(np.nan)
+    mixed[7] = mixed[9] = np.float16(2.0**-20)
+    mixed[9, 4] = -3.0
+    out.append(("nonfinite_mixed", mixed))
+    # a tensor whose finite blocks are all zero (ts = 0) with NaN/−Inf blocks among them
+    zmix = np.zeros((8, BLOCK), np.float16)
+    zmix[1, 2] = np.float16(np.nan)
+    zmix[4, 15] = np.float16(-np.inf)
+    out.append(("nonfinite_all_zero", zmix))
     return out
 
 
-def _expected(blocks: np.ndarray, ts: np.float32) -> list[tuple[list[int], int]]:
-    codes, scales = ref_quantize(blocks, ts)
-    return [(c.tolist(), int(s)) for c, s in zip(codes, scales, strict=True)]
+def scales_of(blocks: np.ndarray) -> tuple[np.float32, np.float32]:
+    """(ts, inv_ts) of a tensor from its finite blocks (golden raises on the others)."""
+    return tensor_scales(blocks[~nonfinite_mask(blocks)])
 
 
-def _got(words: list[int]) -> list[tuple[list[int], int]]:
+def _expected(blocks: np.ndarray, ts: np.float32) -> list[tuple[list[int], int, int]]:
+    codes, scales, invalid = ref_quantize_hw(blocks, ts)
+    return [(c.tolist(), int(s), int(v)) for c, s, v in zip(codes, scales, invalid, strict=True)]
+
+
+def _got(words: list[int]) -> list[tuple[list[int], int, int]]:
     f = OUT.unpack(words)
-    return [(c.tolist(), int(s)) for c, s in zip(f["codes"], f["scale"], strict=True)]
+    return [(c.tolist(), int(s), int(v))
+            for c, s, v in zip(f["codes"], f["scale"], f["invalid"], strict=True)]
 
 
 @cocotb.test()
@@ -102,7 +126,7 @@ async def test_random_backpressure(dut) -> None:
     s = stream(dut, "")
     checked = {}
     for index, (name, blocks) in enumerate(tensors()):
-        ts, inv = tensor_scales(blocks)
+        ts, inv = scales_of(blocks)
         dut.ts.value = f32_bits(ts)
         dut.inv_ts.value = f32_bits(inv)
         words = IN.pack(len(blocks), x=blocks.view(np.uint16))
@@ -110,13 +134,14 @@ async def test_random_backpressure(dut) -> None:
                                cycles_per_item=8 * QUANT.cycles_per_block)
         want = _expected(blocks, ts)
         if CORRUPT and index == 0:
-            want[3] = (want[3][0], want[3][1] ^ 1)
+            want[3] = (want[3][0], want[3][1] ^ 1, want[3][2])
         got = _got(run.outputs)
         bad = [f"{name} block {k}: x={blocks[k].tolist()} got {g} want {w}"
                for k, (g, w) in enumerate(zip(got, want, strict=True)) if g != w]
         assert not bad, f"{len(bad)} of {len(want)} blocks differ:\n" + "\n".join(bad[:8])
         checked[name] = {"blocks": len(blocks), "ts": float(ts), "cycles": run.cycles,
-                         "distinct_scales": len({w[1] for w in want})}
+                         "distinct_scales": len({w[1] for w in want}),
+                         "invalid_blocks": sum(w[2] for w in want)}
     _record("test_random_backpressure", checked)
 
 

@@ -6,7 +6,9 @@ independent oracle); nothing here models the RTL's algorithm:
 
 * :func:`ref_quantize` — golden's NVFP4 block encoder (``golden.formats.NVFP4.encode``) under a
   given tensor scale, and :func:`tensor_scales` — golden's tensor scale of a tensor plus
-  RNE_fp32(1/ts);
+  RNE_fp32(1/ts); :func:`ref_quantize_hw` — the quantizer's output contract on top of it
+  (a block holding NaN/±Inf, where golden raises, gives ``invalid`` 1, codes 0 and scale 0;
+  SPEC §8 [ours]), with :func:`inject_nonfinite` making such blocks;
 * :func:`ref_contribution` — the block contribution of ``golden.gemm.nvfp4_hw_contributions``
   (P · s_a · s_w / 4 in float32, exact) for raw (P, scale bytes);
 * :func:`ref_fp32_mul` — ``float32(a) * float32(b)``.
@@ -22,15 +24,19 @@ from semdialect.golden.quantize import QTensor
 
 __all__ = [
     "BLOCK",
+    "NONFINITE_BITS",
     "adversarial_blocks",
     "contribution_via_golden",
     "f32_bits",
     "fp16_bits",
     "fp32_mul_vectors",
+    "inject_nonfinite",
+    "nonfinite_mask",
     "random_tensor_blocks",
     "ref_contribution",
     "ref_fp32_mul",
     "ref_quantize",
+    "ref_quantize_hw",
     "tensor_scales",
 ]
 
@@ -54,6 +60,41 @@ def ref_quantize(blocks: np.ndarray, ts: np.float32) -> tuple[np.ndarray, np.nda
     the tensor scale ``ts``."""
     enc = _FORMAT.encode(np.asarray(blocks, np.float16), {"tensor_scale": np.float32(ts)})
     return enc.codes, enc.meta["scale"]
+
+
+#: FP16 bit patterns of non-finite values: +Inf, −Inf, quiet and signalling NaNs of both signs
+NONFINITE_BITS = (0x7C00, 0xFC00, 0x7E00, 0xFE00, 0x7C01, 0xFFFF, 0x7D55)
+
+
+def nonfinite_mask(blocks: np.ndarray) -> np.ndarray:
+    """(n,) bool: the blocks holding a NaN or ±Inf."""
+    return ~np.isfinite(np.asarray(blocks, np.float16)).all(axis=-1)
+
+
+def ref_quantize_hw(blocks: np.ndarray, ts: np.float32
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The quantizer's expected (codes (n, 16), scale bytes (n,), invalid (n,)) of (n, 16) FP16
+    blocks that may hold NaN/±Inf: golden (:func:`ref_quantize`) for the finite blocks; a
+    block with a non-finite lane gives invalid 1, codes 0 and scale 0."""
+    blocks = np.asarray(blocks, np.float16)
+    invalid = nonfinite_mask(blocks)
+    codes = np.zeros(blocks.shape, np.uint8)
+    scales = np.zeros(len(blocks), np.uint8)
+    if (~invalid).any():
+        c, s = ref_quantize(blocks[~invalid], ts)
+        codes[~invalid], scales[~invalid] = c, s
+    return codes, scales, invalid.astype(np.uint8)
+
+
+def inject_nonfinite(rng: np.random.Generator, blocks: np.ndarray, fraction: float
+                     ) -> np.ndarray:
+    """A copy of (n, 16) FP16 ``blocks`` with about ``fraction`` of them made invalid: one to
+    three random lanes set to a random pattern of :data:`NONFINITE_BITS`."""
+    bits = np.asarray(blocks, np.float16).copy().view(np.uint16)
+    for row in np.flatnonzero(rng.random(len(bits)) < fraction):
+        lanes = rng.choice(BLOCK, int(rng.integers(1, 4)), replace=False)
+        bits[row, lanes] = rng.choice(NONFINITE_BITS, lanes.size)
+    return bits.view(np.float16)
 
 
 def adversarial_blocks() -> np.ndarray:
