@@ -70,11 +70,17 @@ __all__ = [
     "Ice40Stats",
     "SynthesisError",
     "area_table",
+    "cache_root",
+    "digest",
     "ff_weight",
+    "first_error",
     "harness_verilog",
     "nand2_equivalent",
+    "run_tool",
+    "stage",
     "synthesize",
     "synthesize_component",
+    "tool_version",
 ]
 
 #: Bumped whenever a script below changes meaning (invalidates every cache entry).
@@ -391,6 +397,16 @@ def _stage(entry: Path, name: str, build: Any, inputs: Sequence[str] = ("design.
     tmp.write_text(text)
     os.replace(tmp, result_file)
     return result
+
+
+#: Public names of the caching and tool-running helpers above, for the other synthesis flows
+#: (:mod:`semdialect.sim.asic`): the same functions, see their docstrings.
+tool_version = _tool_version
+run_tool = _run_tool
+first_error = _first_error
+cache_root = _cache_root
+digest = _digest
+stage = _stage
 
 
 def _stat(path: Path) -> dict[str, Any]:

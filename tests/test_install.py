@@ -44,6 +44,7 @@ shipped = {
     "formatbooks": sorted(p.name for p in (configs_dir() / "formatbooks").glob("*.toml")),
     "workloads": sorted(p.name for p in (data_dir() / "workloads").glob("*.csv")),
     "energy": (data_dir() / "energy" / "assumptions_v1.toml").is_file(),
+    "scaling": sorted(p.name for p in (data_dir() / "scaling").glob("*.toml")),
     "video": sorted(p.name for p in (data_dir() / "video").glob("*.npz")),
     "dirs": [str(configs_dir()), str(data_dir())],
     "small": resolve_config("small").rows,
@@ -97,6 +98,7 @@ def test_non_editable_install_runs_from_anywhere(tmp_path) -> None:
     assert {"default.toml", "small.toml", "large.toml", "blockdialect.toml"} <= set(
         shipped["configs"])
     assert shipped["formatbooks"] and shipped["energy"] and shipped["video"]
+    assert shipped["scaling"]  # the technology-scaling factors (sim/scaling.py)
     assert "opensora2_256px_129f.csv" in shipped["workloads"]
     assert all(Path(d).is_relative_to(target) for d in shipped["dirs"])
     assert shipped["small"] == 2
