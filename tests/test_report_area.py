@@ -48,8 +48,9 @@ def fake_synthesize(path, top, *, ice40=False, fmax=False, **_):
 def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(ablation, "_verilog", fake_verilog)
     monkeypatch.setattr(ablation, "synthesize", fake_synthesize)
-    clock = mainjob.stage_area(SMALL, tmp_path, fmax=True)
-    assert clock == min(FMAX.values())
+    monkeypatch.setattr(mainjob, "stage_asic", lambda cfg, out, parts: {})  # test_asic_report
+    clock, asic = mainjob.stage_area(SMALL, tmp_path, fmax=True)
+    assert clock == min(FMAX.values()) and asic == {}
     mainjob.stage_cycles(SMALL, "opensora2_256px_129f", "0.05", tmp_path, clock)
     return tmp_path
 

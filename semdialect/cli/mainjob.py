@@ -61,6 +61,8 @@ from semdialect.sim.workloads import Gemm, load_workload, shipped_workloads, wor
 #: files of the area stage, and of its Fmax part
 AREA_OUTPUTS = ("area.csv", "array_area.csv", "area.png", "ablation.png")
 FMAX_OUTPUTS = ("fmax.csv", "fmax_notes.txt")
+#: files of the liberty (ASIC) part of the area stage: figures, or why they are missing
+ASIC_OUTPUTS = ("asic.csv", "asic_missing.txt")
 #: which stages ran (``stage,status`` rows; the summary lists them)
 STAGES_CSV = "stages.csv"
 #: every file a run may write besides plots (``*.png``) and ``summary.md``, which the report
@@ -68,7 +70,7 @@ STAGES_CSV = "stages.csv"
 #: folder, whatever this run skipped (other files of ``--out`` are carried over)
 SIM_OUTPUTS = frozenset({
     "samples_accuracy.csv", "dialect_usage.csv", "model_vs_rtl.csv", *AREA_OUTPUTS,
-    *FMAX_OUTPUTS, "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "utilization.csv",
+    *FMAX_OUTPUTS, *ASIC_OUTPUTS, "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "utilization.csv",
     "energy.csv", STAGES_CSV,
 })
 #: ``--rho``: a plain decimal (optional exponent of at most 3 digits, so that parsing it
@@ -224,10 +226,69 @@ def stage_utilization(cfg: Config, out: Path) -> list[list[object]]:
     return rows
 
 
-def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
+def stage_asic(cfg: Config, out: Path, parts: list) -> dict[str, float]:
+    """Liberty synthesis, OpenSTA timing and power of every module of each design's array
+    (and of the configuration's format selector, timed alone), at 180 nm and projected to
+    45/7 nm (:mod:`sim.ppa`): writes ``asic.csv`` and returns each design's 180 nm array
+    clock (MHz). Without the cell library or OpenSTA, writes ``asic_missing.txt`` (the one-line
+    reason) and returns {}: nothing is invented."""
+    from semdialect.sim.ablation import module_verilog
+    from semdialect.sim.asic import (
+        DEFAULT_ACTIVITY,
+        DEFAULT_PERIOD_NS,
+        liberty_available,
+        synthesize_liberty_many,
+    )
+    from semdialect.sim.ppa import CSV_HEADER as ASIC_HEADER
+    from semdialect.sim.ppa import array_ppa
+    from semdialect.sim.ppa import rows_for_csv as asic_rows
+
+    reason = liberty_available()
+    if reason is not None:
+        _say(f"  liberty figures missing: {reason} — NAND2 estimate only")
+        (out / "asic_missing.txt").write_text(reason + "\n")
+        return {}
+    t0 = time.perf_counter()
+    selector = ("format selector (timed alone; inside each frontend lane)", "format_selector")
+    plan: dict[str, list[tuple[str, str, int, Path]]] = {}
+    for p in parts:
+        plan.setdefault(p.design, []).append((p.part, p.module, p.count,
+                                              module_verilog(p.cfg, p.module)))
+    if cfg.select == "lut" and plan:
+        first = next(iter(plan))
+        plan[first].append((*selector, 0, module_verilog(cfg, "format_selector")))
+    unique = list(dict.fromkeys((m, path) for rows in plan.values() for _, m, _, path in rows))
+    _say(f"  liberty flow: {len(unique)} modules on {DEFAULT_PERIOD_NS:g} ns target, input "
+         f"activity {DEFAULT_ACTIVITY:g}/cycle, 2 processes at a time (cached in build/area/)")
+    reports = dict(zip(unique, synthesize_liberty_many(
+        [{"verilog_path": path, "top": m} for m, path in unique], n_jobs=2,
+        say=lambda text: _say(f"    {text}")), strict=True))
+    arrays = []
+    macs = {p.design: p.cfg.rows * p.cfg.cols * p.cfg.block for p in parts}
+    for design, rows in plan.items():
+        arrays += array_ppa(design, [(part, count, reports[(m, path)])
+                                     for part, m, count, path in rows], macs[design])
+    modules = {part: m for rows in plan.values() for part, m, _, _ in rows}
+    _write_csv(out / "asic.csv", ASIC_HEADER, asic_rows(arrays, modules))
+    clocks: dict[str, float] = {}
+    for a in arrays:
+        if a.node == "180nm" and a.clock_mhz:
+            clocks[a.design] = a.clock_mhz
+        _say(f"  {a.design:16s} {a.node:>6s} {a.area_um2 / 1e6:8.2f} mm² "
+             f"{a.clock_mhz or float('nan'):7.1f} MHz (limit: {a.limiting}) "
+             f"{(a.power_w or float('nan')) * 1e3:9.1f} mW"
+             f"{'  PROJECTION' if a.projected else ''}")
+    _say(f"  liberty flow done in {time.perf_counter() - t0:.0f} s")
+    return clocks
+
+
+def stage_area(cfg: Config, out: Path, fmax: bool = True) -> tuple[float | None,
+                                                                   dict[str, float]]:
     """Synthesize the per-feature ablation modules and each design's array logic
-    (:mod:`sim.ablation`); with ``fmax`` place the PE core and the selector on iCE40. Writes
-    ``area.csv``, ``array_area.csv`` and ``fmax.csv``; returns the clock (MHz) or None."""
+    (:mod:`sim.ablation`); with ``fmax`` place the PE core and the selector on iCE40 (an FPGA
+    prototype figure); then the liberty flow (:func:`stage_asic`). Writes ``area.csv``,
+    ``array_area.csv``, ``fmax.csv`` and ``asic.csv``; returns the iCE40 clock (MHz) or None
+    and each design's 180 nm ASIC array clock (MHz)."""
     from semdialect.sim.ablation import CSV_HEADER, rows_for_csv, run_area
 
     run = run_area(cfg, fmax=fmax, say=_say)
@@ -257,7 +318,8 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True) -> float | None:
         for name in FMAX_OUTPUTS:
             (out / name).unlink(missing_ok=True)
     _say(f"  {run.modules_synthesized} distinct modules in {run.seconds:.0f} s")
-    return clock.mhz if clock else None
+    asic_clocks = stage_asic(cfg, out, [p for p, _ in run.parts])
+    return (clock.mhz if clock else None), asic_clocks
 
 
 def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
@@ -342,16 +404,18 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
         else:
             _say("\n[2/5] RTL: one GEMM tile on Verilator, bit-exact check and cycles")
             stage_rtl(cfg, out)
-        measured = None
+        measured, asic_clocks = None, {}
         if skip_area:
             _say("\n[3/5] area: skipped (--skip-area)")
         else:
             _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's "
-                 "array (cached)")
-            measured = stage_area(cfg, out, fmax)
-        clock = measured or ASSUMED_CLOCK_MHZ
-        _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz"
-             f"{' = measured iCE40 Fmax' if measured else ', assumed'})")
+                 "array, liberty synthesis and OpenSTA timing at 180 nm (cached)")
+            measured, asic_clocks = stage_area(cfg, out, fmax)
+        asic_clock = asic_clocks.get(configured_design().name)
+        clock = asic_clock or measured or ASSUMED_CLOCK_MHZ
+        how = ("the array's 180 nm OpenSTA clock" if asic_clock else
+               "measured iCE40 Fmax (FPGA)" if measured else "assumed")
+        _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz = {how})")
         results = stage_cycles(cfg, workload, rho_f, out, clock, gemms)
         stage_utilization(cfg, out)
         _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
