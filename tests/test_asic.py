@@ -1,14 +1,29 @@
 """The liberty flow (sim/asic.py): 180 nm cell mapping, OpenSTA timing and power, caching.
 
 Tests that run Yosys and OpenSTA skip with the reason of ``liberty_available()`` when the OSU
-library or ``sta`` is missing. Each run synthesizes into a fresh pytest cache (≈ 35 s on 2
-cores, most of it the NAND2 cross-check's three modules).
+library or ``sta`` is missing. Each run synthesizes into a fresh pytest cache (≈ 36 s on 2
+cores, most of it the NAND2 cross-check's three modules; the fanout tests add ≈ 5 s).
+
+Fanout repair (``asic.MAX_FANOUT``): a synthetic register driving 200 flip-flops' enables
+(``FAN``) is synthesized with and without repair (f_max, buffers, area); the repaired JSON
+netlists of ``FAN`` and the small configuration's ``pe_core`` are checked structurally with a
+reader independent of sim/asic.py: every non-clock net ≤ MAX_FANOUT sinks, ports and the clock
+net unchanged, the added cells are exactly the reported BUFX4 buffers, every other cell keeps
+its type, and collapsing the buffers (Y = A) gives back every original net with exactly its
+original sink pins — the unrepaired netlist itself, so the two are logically equivalent by
+construction. ``FAN``'s equivalence is also proved by Yosys (``equiv_make``/``equiv_simple``/
+``equiv_induct``/``equiv_status -assert`` on the cells' liberty functions, < 1 s); on
+``pe_core`` (5 400 cells) ``equiv_induct`` did not finish in 300 s and ``equiv_simple -seq 4``
+or ``equiv_make -inames`` left flip-flops with internal names unmatched or ran > 90 s, so
+pe_core relies on the structural proof.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +41,15 @@ module counter(input clk, input rst, input en, input [7:0] inc, output reg [7:0]
                output wrap);
   always @(posedge clk) if (rst) q <= 0; else if (en) q <= q + inc;
   assign wrap = &q;
+endmodule
+"""
+
+#: one register (``r``) driving the enables of 200 flip-flops: a net of ≥ 200 sinks that ABC's
+#: ``buffer`` leaves alone (it buffers inside the combinational network only)
+FAN = """\
+module fan(input clk, input d, input [199:0] x, output reg [199:0] q);
+  reg r;
+  always @(posedge clk) begin r <= d; if (r) q <= x; end
 endmodule
 """
 
@@ -50,6 +74,13 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def counter_v(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("counter") / "counter.v"
     path.write_text(COUNTER)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fan_v(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fan") / "fan.v"
+    path.write_text(FAN)
     return path
 
 
@@ -237,3 +268,186 @@ def test_report_json_round_trip() -> None:
     assert asic.AsicReport.from_json(rep.to_json()) == rep
     assert rep.nand2_eq == 2.0
     assert math.isclose(rep.f_max_mhz, 1000 / rep.critical_path_ns)
+
+
+# --- fanout repair ---------------------------------------------------------------------------
+
+
+def liberty_dir(cache: Path, top: str, buffers: int) -> Path:
+    """The liberty stage directory of ``top`` in ``cache`` whose repair inserted ``buffers``."""
+    found = [p.with_suffix("") for p in cache.glob(f"{top}-asic-*/liberty.json")
+             if json.loads(p.read_text())["fanout"]["buffers"] == buffers]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def sinks_of(module: dict) -> dict[int, list[tuple[str, str, int]]]:
+    """Net bit -> its sink pins (cell, pin, index; port bits as (\"port\", name, index)), read
+    from a Yosys JSON module with the liberty file's pin directions (not asic.net_sinks)."""
+    text = asic.liberty_path().read_text()
+    outputs = set()
+    for chunk in re.split(r"(?m)^\s*cell\s*\(", text)[1:]:
+        name = re.match(r"\s*\"?(\w+)", chunk)[1]
+        outputs |= {(name, m[1]) for m in re.finditer(
+            r"pin\s*\(\s*(\w+)\s*\)\s*\{\s*direction\s*:\s*output", chunk)}
+    sinks: dict[int, list[tuple[str, str, int]]] = {}
+    for name, port in module["ports"].items():
+        if port["direction"] == "output":
+            for i, bit in enumerate(port["bits"]):
+                if isinstance(bit, int):
+                    sinks.setdefault(bit, []).append(("port", name, i))
+    for name, cell in module["cells"].items():
+        for pin, bits in cell["connections"].items():
+            if (cell["type"], pin) not in outputs:
+                for i, bit in enumerate(bits):
+                    if isinstance(bit, int):
+                        sinks.setdefault(bit, []).append((name, pin, i))
+    return sinks
+
+
+def check_repaired(folder: Path, top: str, rep: asic.AsicReport) -> None:
+    """Every non-clock net drives ≤ MAX_FANOUT pins; the inserted buffers are the report's;
+    collapsing them restores each original net with exactly its original sink pins."""
+    before = json.loads((folder / "mapped.json").read_text())["modules"][top]
+    after = json.loads((folder / "repaired.json").read_text())["modules"][top]
+    clock = set(before["ports"]["clk"]["bits"])
+    assert after["ports"] == before["ports"]  # port names and bits kept
+    old, new = sinks_of(before), sinks_of(after)
+    assert max(len(s) for b, s in new.items() if b not in clock) <= asic.MAX_FANOUT
+    assert new.keys() >= clock and all(new[b] == old[b] for b in clock)  # clock untouched
+    assert any(len(s) > asic.MAX_FANOUT for b, s in old.items() if b not in clock)
+    added = {n: c for n, c in after["cells"].items() if n not in before["cells"]}
+    assert len(added) == rep.fanout_buffers > 0
+    assert {c["type"] for c in added.values()} == {"BUFX4"} == {rep.fanout_buffer}
+    assert {n: c["type"] for n, c in after["cells"].items() if n in before["cells"]} == \
+        {n: c["type"] for n, c in before["cells"].items()}
+    feeds = {c["connections"]["Y"][0]: c["connections"]["A"][0] for c in added.values()}
+    root = {}
+    for bit, pins in new.items():
+        src = bit
+        while src in feeds:
+            src = feeds[src]
+        for pin in pins:
+            if pin[0] not in added:
+                root.setdefault(src, []).append(pin)
+    assert {b: sorted(p) for b, p in root.items()} == {b: sorted(p) for b, p in old.items()}
+    depth = {}  # buffer levels in front of each original sink: one per net (a balanced tree)
+    for bit, pins in new.items():
+        src, levels = bit, 0
+        while src in feeds:
+            src, levels = feeds[src], levels + 1
+        for pin in pins:
+            if pin[0] not in added:
+                depth.setdefault(src, set()).add(levels)
+    assert all(len(d) == 1 for d in depth.values())
+
+
+def check_equivalent(folder: Path, top: str, work: Path) -> None:
+    """Yosys proves the repaired netlist equivalent to the unrepaired one (liberty functions
+    of the cells, flip-flops matched by name: equiv_simple + equiv_induct)."""
+    work.mkdir()
+    shutil.copyfile(folder / "cells.lib", work / "cells.lib")
+    for src, name in (("mapped.json", "gold"), ("repaired.json", "gate")):
+        module = json.loads((folder / src).read_text())["modules"][top]
+        (work / f"{name}.json").write_text(json.dumps({"modules": {name: module}}))
+    (work / "eq.ys").write_text("\n".join([
+        "read_liberty -ignore_miss_func cells.lib", "read_json gold.json", "read_json gate.json",
+        "flatten gold gate", "equiv_make gold gate equiv", "hierarchy -top equiv",
+        "equiv_simple", "equiv_induct", "tee -o status.txt equiv_status -assert", ""]))
+    area.run_tool("yosys", ["-q", "-l", "eq.log", "eq.ys"], work, "eq.log", 300)
+    status = (work / "status.txt").read_text()
+    assert re.search(r"Of those cells [1-9]\d* are proven and 0 are unproven", status), status
+
+
+@pytest.fixture(scope="module")
+def fan(fan_v: Path, cache: Path) -> tuple[asic.AsicReport, asic.AsicReport]:
+    """(repaired at MAX_FANOUT, unrepaired) reports of FAN."""
+    return (asic.synthesize_liberty(fan_v, "fan", cache_dir=cache),
+            asic.synthesize_liberty(fan_v, "fan", cache_dir=cache, max_fanout=math.inf))
+
+
+@needs_liberty
+def test_fanout_repair_speeds_up_high_fanout_register(fan: tuple) -> None:
+    rep, raw = fan
+    assert rep.max_fanout == asic.MAX_FANOUT == 16 and raw.max_fanout is None
+    assert raw.fanout_buffers == raw.fanout_nets == 0 and raw.fanout_buffer is None
+    assert raw.fanout_before == raw.fanout_after >= 200  # r -> 200 enables
+    assert rep.fanout_before == raw.fanout_before and rep.fanout_after <= asic.MAX_FANOUT
+    # 200 sinks / 16 -> 13 leaf buffers, driven by r directly (13 <= 16): one level
+    assert rep.fanout_nets >= 1 and rep.fanout_buffers >= math.ceil(200 / 16)
+    assert rep.cells == raw.cells + rep.fanout_buffers
+    bufx4 = lib_areas(asic.liberty_path())["BUFX4"]
+    assert rep.area_um2 == pytest.approx(raw.area_um2 + bufx4 * rep.fanout_buffers, rel=1e-9)
+    assert rep.cell_histogram["BUFX4"] == raw.cell_histogram.get("BUFX4", 0) + \
+        rep.fanout_buffers
+    assert rep.flip_flops == raw.flip_flops == 201
+    assert rep.f_max_mhz > 2 * raw.f_max_mhz, (rep.f_max_mhz, raw.f_max_mhz)
+
+
+@needs_liberty
+def test_fanout_repair_structure_and_equivalence_fan(fan: tuple, cache: Path,
+                                                     tmp_path: Path) -> None:
+    rep, _ = fan
+    folder = liberty_dir(cache, "fan", rep.fanout_buffers)
+    check_repaired(folder, "fan", rep)
+    check_equivalent(folder, "fan", tmp_path / "eq")
+    # negative control: one buffered sink moved onto input d -> not equivalent
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("mapped.json", "cells.lib"):
+        shutil.copyfile(folder / name, bad / name)
+    doc = json.loads((folder / "repaired.json").read_text())
+    module = doc["modules"]["fan"]
+    outs = {c["connections"]["Y"][0] for n, c in module["cells"].items()
+            if n.startswith("$fanout_buf$")}
+    leaf, pin = next((c, p) for c in module["cells"].values() if c["type"] != "BUFX4"
+                     for p, bits in c["connections"].items() if bits[0] in outs)
+    leaf["connections"][pin] = list(module["ports"]["d"]["bits"])
+    (bad / "repaired.json").write_text(json.dumps(doc))
+    with pytest.raises(area.SynthesisError):
+        check_equivalent(bad, "fan", tmp_path / "eq-bad")
+
+
+@needs_liberty
+def test_fanout_repair_structure_pe_core(small_verilog: dict[str, Path], cache: Path) -> None:
+    rep = asic.synthesize_liberty(small_verilog["pe_core"], "pe_core", cache_dir=cache)
+    assert rep.fanout_buffers > 0 and rep.fanout_after <= asic.MAX_FANOUT < rep.fanout_before
+    folder = liberty_dir(cache, "pe_core", rep.fanout_buffers)
+    check_repaired(folder, "pe_core", rep)  # equivalent by construction (module docstring)
+
+
+def test_repair_fanout_tree_shape() -> None:
+    """Tool-free: 1000 cell sinks + 1 output port bit on net 2 -> 63 leaf buffers (15-16 sinks
+    each) under 4 buffers under the net, which keeps its port bit; clock net 3 untouched."""
+    cells = {f"c{i}": {"type": "DFFPOSX1", "port_directions": {"D": "input", "CLK": "input",
+                                                                   "Q": "output"},
+                       "connections": {"D": [2], "CLK": [3], "Q": [10 + i]}}
+             for i in range(1000)}
+    module = {"ports": {"a": {"direction": "input", "bits": [2]},
+                        "clk": {"direction": "input", "bits": [3]},
+                        "y": {"direction": "output", "bits": [2, "0"]}},
+              "cells": cells, "netnames": {"a": {"bits": [2]}}}
+    stats = asic.repair_fanout(module, 16, ("BUFX4", "A", "Y"), keep={3})
+    assert stats == {"buffers": 67, "nets": 1, "sinks_before": 1001, "sinks_after": 1001 + 67,
+                     "worst_before": 1001, "worst_after": 16}
+    sinks = asic.net_sinks(module)
+    assert len(sinks[3]) == 1000  # the clock
+    assert module["ports"]["y"]["bits"] == [2, "0"]
+    assert sorted(p[1] for p in sinks[2]) == ["$fanout_buf$63", "$fanout_buf$64",
+                                              "$fanout_buf$65", "$fanout_buf$66", "y"]
+    leaves = [len(sinks[module["cells"][f"$fanout_buf${k}"]["connections"]["Y"][0]])
+              for k in range(63)]
+    assert set(leaves) == {15, 16} and sum(leaves) == 1000
+    assert asic.repair_fanout(module, None, ("BUFX4", "A", "Y"), keep={3})["buffers"] == 0
+
+
+def test_fanout_buffer_is_read_from_the_library() -> None:
+    if not asic.liberty_path().is_file():
+        pytest.skip(REASON or "no library")
+    assert asic.fanout_buffer(asic.liberty_path().read_text()) == ("BUFX4", "A", "Y")
+
+
+@pytest.mark.parametrize("value", [1, 0, 2.5, "16", True])
+def test_bad_max_fanout_is_named(value: object, counter_v: Path) -> None:
+    with pytest.raises(ValueError, match="max_fanout"):
+        asic.synthesize_liberty(counter_v, "counter", max_fanout=value)
