@@ -127,8 +127,12 @@ def utilization_section(out: Path, cfg: Config, workload: str,
 BLOCKDIALECT_MAC_OVERHEAD = 0.005
 
 
+#: area of the OSU 0.18 µm library's NAND2X1 (µm²), the unit of the liberty/NAND2 ratio
+OSU018_NAND2_UM2 = 24.0
+
+
 def silicon_section(asic: list[dict[str, str]], step: dict[str, int], cfg: Config,
-                    workload: str) -> list[str]:
+                    workload: str, array: list[dict[str, str]] | None = None) -> list[str]:
     """The summary's "Silicon" section from ``asic.csv`` (:mod:`sim.ppa`): per design and
     node the array's area, clock, power, TOPS/mm², TOPS/W, time and energy per step; the
     180 nm units; and the PE-core area ratio against BlockDialect's published one."""
@@ -157,15 +161,23 @@ def silicon_section(asic: list[dict[str, str]], step: dict[str, int], cfg: Confi
                      f"{mhz:,.0f} ({r['limiting']}) | {power * 1e3:,.1f} | "
                      f"{_num(r['peak_tops']):.3f} | {_num(r['tops_per_mm2']):.3f} | "
                      f"{_num(r['tops_per_w']):.3f} | {secs:,.1f} | {power * secs:,.1f} |")
+    nand2 = {(r["design"], r["part"]): _num(r["unit_nand2_eq"]) for r in array or []}
     lines += ["", "Units at 180 nm (measured; µm² per instance, worst slack at the target "
-              "clock, dynamic power at the unit's own f_max):", "",
+              "clock, dynamic power at the unit's own f_max; ratio = liberty area in NAND2X1 "
+              f"areas ({OSU018_NAND2_UM2:g} µm²) / the generic flow's NAND2 equivalents, the "
+              "cross-check of the two area figures — flip-flop-heavy units come out lower: an "
+              "OSU DFF is 4 NAND2X1, the Nangate-based weight 5.7):", "",
               "| design | part | module | × | µm² | cells | slack ns | f_max MHz | dynamic mW "
-              "| leakage µW |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| leakage µW | liberty / NAND2 est. |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in units:
+        est = nand2.get((r["design"], r["part"]), float("nan"))
+        ratio = _num(r["area_um2"]) / OSU018_NAND2_UM2 / est if est == est and est else None
         lines.append(f"| {r['design']} | {r['part']} | {r['module']} | {r['count']} | "
                      f"{_num(r['area_um2']):,.0f} | {r['cells']} | {r['slack_ns']} | "
                      f"{_num(r['f_max_mhz']):,.1f} | {_num(r['dynamic_w']) * 1e3:,.2f} | "
-                     f"{_num(r['leakage_w']) * 1e6:,.2f} |")
+                     f"{_num(r['leakage_w']) * 1e6:,.2f} | "
+                     f"{'–' if ratio is None else format(ratio, '.3f')} |")
     core = {r["design"]: _num(r["area_um2"]) for r in units if r["part"] == "PE cores"}
     mine, mx = configured_design().name, "mxfp4"
     if mine in core and mx in core:
@@ -318,7 +330,7 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
                          f"{step[label] / (clock * 1e6):.2f} | |")
     lines.append("")
     if asic:
-        lines += silicon_section(asic, step, cfg, workload)
+        lines += silicon_section(asic, step, cfg, workload, array)
     elif (out / "asic_missing.txt").exists():
         lines += ["## Silicon (liberty flow)", "",
                   "Not in this run: " + (out / "asic_missing.txt").read_text().strip()
