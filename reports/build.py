@@ -145,7 +145,10 @@ def silicon_section(asic: list[dict[str, str]], step: dict[str, int], cfg: Confi
              "cells and timed by OpenSTA (ideal clock, no wires: cell area and pin loads only), "
              "power from the library's tables at the array clock with input toggle activity "
              f"{first.get('activity', '')} per cycle (a stated default: this OpenSTA cannot "
-             "read a simulation's activity). Array clock = the slowest unit of the array. "
+             "read a simulation's activity; it propagates the input activity through the "
+             "logic statistically, so power and TOPS/W are ESTIMATES under that assumption "
+             "and can be off several-fold for a real workload). Array clock = the slowest "
+             "unit of the array. "
              "45 nm / 7 nm rows are PROJECTIONS by the Stillmaker & Baas 2017 fits "
              "(`data/scaling/stillmaker_baas_2017.toml`; leakage not projected). Time and "
              f"energy per denoising step of `{workload}` from the cycle model's cycles.", "",

@@ -132,17 +132,18 @@ def _r(value: float | None, digits: int) -> object:
     return "" if value is None else round(value, digits)
 
 
-def rows_for_csv(arrays: Sequence[ArrayPPA], modules: Mapping[str, str] | None = None
-                 ) -> list[list[object]]:
-    """``asic.csv`` rows of ``arrays`` (:data:`CSV_HEADER`); ``modules`` maps part name →
-    module name (default: the report's top)."""
+def rows_for_csv(arrays: Sequence[ArrayPPA],
+                 modules: Mapping[tuple[str, str], str] | None = None) -> list[list[object]]:
+    """``asic.csv`` rows of ``arrays`` (:data:`CSV_HEADER`); ``modules`` maps (design, part
+    name) → module name (default: the report's top)."""
     rows: list[list[object]] = []
     for a in arrays:
         for name, count, f in a.parts:
             rep = f.report
             measured = f.node == rep.node
-            rows.append([a.design, name, (modules or {}).get(name, rep.top), count, f.node,
-                         f.source, round(f.area_um2, 1), rep.cells if measured else "",
+            module = (modules or {}).get((a.design, name), rep.top)
+            rows.append([a.design, name, module, count, f.node, f.source,
+                         round(f.area_um2, 1), rep.cells if measured else "",
                          rep.flip_flops if measured else "",
                          _r(rep.worst_slack_ns, 3) if measured else "",
                          _r(rep.critical_path_ns, 3) if measured else "",

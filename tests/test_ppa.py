@@ -104,6 +104,11 @@ def test_asic_csv_rows_add_up(asic_out: Path) -> None:
         assert array["limiting"] == slowest["part"]
         assert node in ("180nm", "45nm", "7nm")
         assert array["source"].startswith("PROJECTION") == (node != "180nm")
+    # each row names its own design's module
+    parts = {(p.design, p.part): p.module for p in ablation.array_parts(SMALL)}
+    for r in rows:
+        if (r["design"], r["part"]) in parts:
+            assert r["module"] == parts[(r["design"], r["part"])], r
     # the selector is timed (a unit of the frontend lane) but adds no area of its own
     sel = [r for r in rows if r["module"] == "format_selector"]
     assert sel and all(r["count"] == "0" for r in sel)

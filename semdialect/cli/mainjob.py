@@ -268,7 +268,7 @@ def stage_asic(cfg: Config, out: Path, parts: list) -> dict[str, float]:
     for design, rows in plan.items():
         arrays += array_ppa(design, [(part, count, reports[(m, path)])
                                      for part, m, count, path in rows], macs[design])
-    modules = {part: m for rows in plan.values() for part, m, _, _ in rows}
+    modules = {(design, part): m for design, rows in plan.items() for part, m, _, _ in rows}
     _write_csv(out / "asic.csv", ASIC_HEADER, asic_rows(arrays, modules))
     clocks: dict[str, float] = {}
     for a in arrays:
