@@ -46,7 +46,7 @@ from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.fp32_add import fp32_add
 from semdialect.rtl.layouts import FP32_RESULT, pe_operands
 from semdialect.rtl.timing import PE_LATENCY
-from semdialect.rtl.trees import tree_reduce
+from semdialect.rtl.trees import shift_left, tree_reduce
 
 __all__ = ["BlockPE"]
 
@@ -54,18 +54,6 @@ _FP32_FRAC = 23
 _FP32_BIAS = 127
 _FP32_EXP = 8
 
-
-def _shift_left(m: Module, value: Value, amount: Value, name: str) -> Signal:
-    """``value << amount`` truncated to ``len(value)`` bits, as a log-depth mux chain (one
-    named signal per level, so each level is built once)."""
-    width = len(value)
-    for index, bit in enumerate(amount):
-        step = 1 << index
-        shifted = Cat(Const(0, step), value)[:width] if step < width else Const(0, width)
-        level = Signal(width, name=f"{name}{index}")
-        m.d.comb += level.eq(Mux(bit, shifted, value))
-        value = level
-    return value
 
 
 def int_to_fp32(m: Module, p: Value, exp_sum: Value, offset: int) -> Value:
@@ -90,7 +78,7 @@ def int_to_fp32(m: Module, p: Value, exp_sum: Value, offset: int) -> Value:
     for bit in range(width):  # later (more significant) bits win
         with m.If(mag[bit]):
             m.d.comb += lzc.eq(width - 1 - bit)
-    norm = _shift_left(m, mag, lzc[: width.bit_length()], "p_norm")  # leading one at top
+    norm = shift_left(m, mag, lzc[: width.bit_length()], "p_norm")  # leading one at top
 
     # biased exponent field = exp_sum + k − lzc (mod 256), k = 127 + (width − 1) − offset;
     # the constant is added as k or subtracted as 256 − k, whichever has its top bit set, so

@@ -31,6 +31,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, ValueLike
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from semdialect.rtl.trees import shift_left
+
 __all__ = [
     "FP32Mul",
     "FP32_MUL_SIGNATURE",
@@ -53,17 +55,6 @@ FP32_MUL_SIGNATURE = wiring.Signature({
     "o": Out(stream.Signature(32)),
 })
 
-
-def _shift_left(m: Module, value: Value, amount: Value, name: str) -> Value:
-    """``value << amount`` truncated to ``len(value)`` bits, a log-depth mux chain."""
-    width = len(value)
-    for index, bit in enumerate(amount):
-        step = 1 << index
-        shifted = Cat(Const(0, step), value)[:width] if step < width else Const(0, width)
-        level = Signal(width, name=f"{name}{index}")
-        m.d.comb += level.eq(Mux(bit, shifted, value))
-        value = level
-    return value
 
 
 def e4m3_significand(m: Module, byte: Value, name: str) -> tuple[Signal, Signal]:
@@ -92,7 +83,7 @@ def unsigned_to_fp32(m: Module, mag: Value, neg: ValueLike, exp_field: Value, na
     for bit in range(width):  # later (more significant) bits win
         with m.If(mag[bit]):
             m.d.comb += lzc.eq(width - 1 - bit)
-    norm = _shift_left(m, mag, lzc, f"{name}_norm")
+    norm = shift_left(m, mag, lzc, f"{name}_norm")
     biased = Signal(8, name=f"{name}_exp_field")
     m.d.comb += biased.eq(exp_field - lzc)
     fraction = Cat(Const(0, _FRAC + 1 - width), norm)[:_FRAC]
