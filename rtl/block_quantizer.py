@@ -25,8 +25,9 @@ x::
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from semdialect.config import Config
@@ -43,7 +44,7 @@ from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.residual import block_residual, fp16_block_layout
 from semdialect.rtl.selector import FormatSelector, selector_parameters
-from semdialect.rtl.timing import QUANTIZER_EXTRA
+from semdialect.rtl.timing import Pipeline
 
 __all__ = ["BlockQuantizer"]
 
@@ -104,10 +105,14 @@ class BlockQuantizer(wiring.Component):
         formats_per_cycle: int | None = None,
         *,
         residual: bool = False,
+        stages: int = 0,
     ) -> None:
         if not isinstance(residual, bool):
             raise ValueError(f"residual: expected a bool, got {residual!r}")
         self._params = selector_parameters(block, formatbook, mode, formats_per_cycle)
+        if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages <= 6:
+            raise ValueError(f"selector_stages: must be an integer in 0..6, got {stages!r}")
+        self._stages = stages
         self._residual = residual
         k = self._params.formatbook.size
         b = self._params.block
@@ -126,8 +131,9 @@ class BlockQuantizer(wiring.Component):
     @classmethod
     def from_config(cls, cfg: Config) -> BlockQuantizer:
         """The frontend of a :class:`semdialect.config.Config` (block, formatbook, select,
-        formats_per_cycle)."""
-        return cls(cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle)
+        formats_per_cycle, selector_stages)."""
+        return cls(cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle,
+                   stages=cfg.selector_stages)
 
     @property
     def block(self) -> int:
@@ -151,10 +157,15 @@ class BlockQuantizer(wiring.Component):
         return self._residual
 
     @property
+    def stages(self) -> int:
+        """The selector's extra register stages (``selector_stages``)."""
+        return self._stages
+
+    @property
     def latency(self) -> int:
-        """Cycles from accepting a block to presenting it at ``o``: C + 2 (preprocessor 0,
-        selector C + 1, quantizer 1)."""
-        return self._params.cycles + QUANTIZER_EXTRA
+        """Cycles from accepting a block to presenting it at ``o``: C + 2 + stages
+        (preprocessor 0, selector C + 1 + stages, quantizer 1)."""
+        return Pipeline(selector_stages=self._stages).quantizer_latency(self._params.cycles)
 
     @property
     def initiation_interval(self) -> int:
@@ -165,7 +176,8 @@ class BlockQuantizer(wiring.Component):
         m = Module()
         block, book, mode, per_cycle = self._params
         m.submodules.preprocessor = pre = BlockPreprocessor(block)
-        m.submodules.selector = sel = FormatSelector(block, book, mode, per_cycle)
+        m.submodules.selector = sel = FormatSelector(block, book, mode, per_cycle,
+                                                     stages=self._stages)
         m.submodules.quantizer = qnt = CodeQuantizer(block, book)
         # the mask bypasses the preprocessor without a register
         assert pre.latency == 0
@@ -202,19 +214,23 @@ class BlockQuantizer(wiring.Component):
         #   qnt_out ← sel_out  exactly when the quantizer loads (``qnt.i.ready``, its load
         #                      enable, valid or not).
         carried = data.StructLayout({"x": fp16_block_layout(block), "salient": 1})
-        held = Signal(carried, name="carried_held", reset_less=True)
-        sel_out = Signal(carried, name="carried_sel_out", reset_less=True)
-        qnt_out = Signal(carried, name="carried_qnt_out", reset_less=True)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [
-                held.x.eq(self.i.payload.x),
-                held.salient.eq(self.i.payload.salient),
+        if self._stages:
+            # a pipelined selector holds up to stages + 2 blocks (held, stages, output
+            # register; one more for a write while full and read): x and salient wait in a
+            # FIFO of depth stages + 3, written when the
+            # selector takes a block and read when the quantizer takes one from it
+            fifo = SyncFIFO(width=carried.size, depth=self._stages + 3)
+            m.submodules.carried = fifo
+            qnt_out = Signal(carried, name="carried_qnt_out", reset_less=True)
+            m.d.comb += [
+                fifo.w_data.eq(Cat(self.i.payload.x, self.i.payload.salient)),
+                fifo.w_en.eq(self.i.valid & self.i.ready),
+                fifo.r_en.eq(sel.o.valid & sel.o.ready),
             ]
-        with m.If(~sel.o.valid | sel.o.ready):
-            m.d.sync += sel_out.eq(held)
-        with m.If(qnt.i.ready):
-            m.d.sync += qnt_out.eq(sel_out)
-
+            with m.If(sel.o.valid & sel.o.ready):
+                m.d.sync += Value.cast(qnt_out).eq(fifo.r_data)
+        else:
+            qnt_out = self._shadow_chain(m, carried, sel, qnt)
         quantized = qnt.o.payload
         residual = block_residual(m, qnt_out.x, quantized, book)
         m.d.comb += [
@@ -228,3 +244,20 @@ class BlockQuantizer(wiring.Component):
             self.o.payload.salient.eq(qnt_out.salient),
         ]
         return m
+
+    def _shadow_chain(self, m: Module, carried: data.StructLayout, sel: FormatSelector,
+                      qnt: CodeQuantizer) -> data.View:
+        """The unpipelined selector's three shadow registers (see :meth:`elaborate`)."""
+        held = Signal(carried, name="carried_held", reset_less=True)
+        sel_out = Signal(carried, name="carried_sel_out", reset_less=True)
+        qnt_out = Signal(carried, name="carried_qnt_out", reset_less=True)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                held.x.eq(self.i.payload.x),
+                held.salient.eq(self.i.payload.salient),
+            ]
+        with m.If(~sel.o.valid | sel.o.ready):
+            m.d.sync += sel_out.eq(held)
+        with m.If(qnt.i.ready):
+            m.d.sync += qnt_out.eq(sel_out)
+        return qnt_out

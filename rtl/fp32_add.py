@@ -38,6 +38,7 @@ per cycle).
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable
 
@@ -45,7 +46,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, ValueLike
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FP32Add", "FP32_ADD_SIGNATURE", "FP32_PAIR", "fp32_add"]
+__all__ = ["FP32Add", "FP32_ADD_SIGNATURE", "FP32_PAIR", "SEGMENTS", "fp32_add", "leading_zeros",
+           "segment_cuts"]
 
 #: Input payload of :class:`FP32Add`: the two binary32 operands as raw bit patterns.
 FP32_PAIR = data.StructLayout({"a": 32, "b": 32})
@@ -92,88 +94,229 @@ def _shift_left(value: Value, amount: Value) -> Value:
     return value
 
 
-def _align(m: Module, operands: data.View) -> data.View:
-    """Step 1: magnitude order, exponent difference and alignment shift with sticky."""
+#: After *compare* (segment 1): the operands, their order and the exponent distance.
+_COMPARED = data.StructLayout(
+    {
+        "a": 32,
+        "b": 32,
+        "swap": 1,  # |b| > |a|: b is the larger magnitude
+        "shift": 5,  # min(E_x − E_y, 27): the alignment shift
+    }
+)
+
+#: After *shift* (segment 2): the larger operand's fields and the smaller significand shifted
+#: right, the shifted-out bits still separate.
+_SHIFTED = data.StructLayout(
+    {
+        "sign_x": 1,
+        "zero_sign": 1,
+        "sub": 1,
+        "exp": 8,
+        "x": _EXT,
+        "wide": 2 * _EXT,  # {sig_y, 3'b0, 27'b0} >> shift: top 27 aligned, low 27 shifted out
+    }
+)
+
+#: After *add* (segment 4): the significand sum and the fields the normalisation needs.
+_SUMMED = data.StructLayout(
+    {
+        "sign_x": 1,
+        "zero_sign": 1,
+        "exp": 8,
+        "total": _EXT + 1,
+    }
+)
+
+#: After *count* (segment 5): the sum and its normalisation shift.
+_COUNTED = data.StructLayout(
+    {
+        "sign_x": 1,
+        "zero_sign": 1,
+        "exp": 8,
+        "total": _EXT + 1,
+        "shift": 5,  # min(leading zeros, exp − 1), 0..27
+    }
+)
+
+
+def prefix_add(a: Value, b: Value, carry_in: Value) -> Value:
+    """``a + b + carry_in`` of two equal-width unsigned values, ``len(a) + 1`` bits (the top
+    bit the carry out), as a Kogge–Stone parallel-prefix adder: log2(width) levels of
+    generate/propagate merging instead of a ripple carry chain (the synthesis flow maps a
+    plain ``+`` to a ripple chain, which would set the clock of the adder's segments).
+    Written with whole-vector operations (shifts by constants are wiring)."""
+    width = len(a)
+    assert len(b) == width
+    prop = a ^ b
+    g = (a & b) | Cat(prop[0] & carry_in, Const(0, width - 1))  # carry in folded into bit 0
+    p = prop
+    dist = 1
+    while dist < width:
+        g = (g | (p & Cat(Const(0, dist), g[: width - dist])))[:width]
+        # bits below ``dist`` have no left neighbour: their group propagate stays (AND 1)
+        p = (p & Cat(Const((1 << dist) - 1, dist), p[: width - dist]))[:width]
+        dist *= 2
+    carries = Cat(carry_in, g)  # carry into bit i; bit ``width`` = the carry out
+    return Cat((prop ^ carries[:width])[:width], carries[width])
+
+
+def _effective_exp(field: Value) -> Value:
+    """max(exponent field, 1) of an 8-bit field (subnormals share exponent 1)."""
+    return Mux(field.any(), field, 1)
+
+
+def leading_zeros(value: Value) -> Value:
+    """Leading-zero count of ``value`` (``len(value)`` for 0) as a balanced tree: log-depth
+    (the (count, all-zero) pairs of both halves merged per level). Width: bit length of
+    ``len(value)``."""
+    width = len(value)
+    size = 1 << max(width - 1, 0).bit_length()
+    if size == width:
+        size *= 2  # room for the sentinel
+    # the sentinel 1 right below the value bits makes an all-zero value count ``width``
+    padded = Cat(Const(0, size - width - 1), Const(1, 1), value)
+    # level 0: one bit each → (count, zero) with count 0 bits wide
+    nodes: list[tuple[Value | None, Value]] = [(None, ~padded[i]) for i in range(size)]
+    bits = 0
+    while len(nodes) > 1:
+        merged = []
+        for k in range(0, len(nodes), 2):
+            lo, hi = nodes[k], nodes[k + 1]  # hi holds the more significant bits
+            lo_count = lo[0] if lo[0] is not None else Const(0, 0)
+            hi_count = hi[0] if hi[0] is not None else Const(0, 0)
+            count = Mux(hi[1], Cat(lo_count, Const(1, 1)), Cat(hi_count, Const(0, 1)))
+            merged.append((count, hi[1] & lo[1]))
+        nodes = merged
+        bits += 1
+    count = nodes[0][0]
+    assert count is not None and len(count) == bits
+    return count[: width.bit_length()] if bits > width.bit_length() else count
+
+
+def _compare(m: Module, operands: data.View) -> data.View:
+    """Segment 1: magnitude order (swap) and the alignment shift min(E_x − E_y, 27)."""
     a = operands.a
     b = operands.b
     swap = Signal(name="swap")
-    m.d.comb += swap.eq(b[:31] > a[:31])
-    x = Mux(swap, b, a)  # larger magnitude
-    y = Mux(swap, a, b)
+    diff = Signal(8, name="exp_diff")
+    exp_a = _effective_exp(a[23:31])
+    exp_b = _effective_exp(b[23:31])
+    out = Signal(_COMPARED, name="compared")
+    m.d.comb += [
+        swap.eq(b[:31] > a[:31]),
+        diff.eq(Mux(swap, exp_b - exp_a, exp_a - exp_b)),
+        out.a.eq(a),
+        out.b.eq(b),
+        out.swap.eq(swap),
+        # min(diff, 27), written so that no operand needs implicit width extension
+        out.shift.eq(Mux(diff[5:].any() | (diff[:5] > _EXT), _EXT, diff[:5])),
+    ]
+    return out
 
+
+def _shift(m: Module, cmp: data.View) -> data.View:
+    """Segment 2: the operands in magnitude order and the alignment right shift."""
+    a, b, swap = cmp.a, cmp.b, cmp.swap
+    x = Signal(32, name="op_x")
+    y = Signal(32, name="op_y")
+    m.d.comb += [x.eq(Mux(swap, b, a)), y.eq(Mux(swap, a, b))]  # x: larger magnitude
     normal_x = x[23:31].any()  # hidden bit
     normal_y = y[23:31].any()
-    exp_x = Signal(8, name="exp_x")
-    exp_y = Signal(8, name="exp_y")
-    m.d.comb += [
-        exp_x.eq(Mux(normal_x, x[23:31], 1)),
-        exp_y.eq(Mux(normal_y, y[23:31], 1)),
-    ]
     sig_x = Cat(x[:23], normal_x)  # 24 bits with hidden bit
     sig_y = Cat(y[:23], normal_y)
-
-    diff = Signal(8, name="exp_diff")
-    shift = Signal(8, name="align_shift")
+    out = Signal(_SHIFTED, name="shifted")
     m.d.comb += [
-        diff.eq(exp_x - exp_y),
-        # min(diff, 27), written so that no operand needs implicit width extension
-        shift.eq(Mux(diff[5:].any() | (diff[:5] > _EXT), _EXT, diff)),
+        out.sign_x.eq(x[31]),
+        out.zero_sign.eq(a[31] & b[31]),
+        out.sub.eq(a[31] ^ b[31]),
+        out.exp.eq(_effective_exp(x[23:31])),
+        out.x.eq(Cat(Const(0, 3), sig_x)),
+        out.wide.eq(Cat(Const(0, _EXT + 3), sig_y) >> cmp.shift),
     ]
-    # {sig_y, 3'b0, 27'b0} >> shift: the top 27 bits are the aligned operand, the low 27 bits
-    # are what was shifted out.
-    wide = Signal(2 * _EXT, name="align_wide")
-    m.d.comb += wide.eq(Cat(Const(0, _EXT + 3), sig_y) >> shift[:5])
+    return out
 
+
+def _sticky(m: Module, sh: data.View) -> data.View:
+    """Segment 3: OR every shifted-out bit into bit 0 (sticky): the aligned operands."""
+    wide = sh.wide
     aligned = Signal(_ALIGNED, name="aligned")
     m.d.comb += [
-        aligned.sign_x.eq(x[31]),
-        aligned.zero_sign.eq(a[31] & b[31]),
-        aligned.sub.eq(a[31] ^ b[31]),
-        aligned.exp.eq(exp_x),
-        aligned.x.eq(Cat(Const(0, 3), sig_x)),
+        aligned.sign_x.eq(sh.sign_x),
+        aligned.zero_sign.eq(sh.zero_sign),
+        aligned.sub.eq(sh.sub),
+        aligned.exp.eq(sh.exp),
+        aligned.x.eq(sh.x),
         aligned.y.eq(Cat(wide[_EXT] | wide[:_EXT].any(), wide[_EXT + 1 :])),
     ]
     return aligned
 
 
-def _normalize(m: Module, aligned: data.View) -> data.View:
-    """Step 2: significand add/subtract, leading-zero count and normalization shift."""
-    total = Signal(_EXT + 1, name="sum")
-    with m.If(aligned.sub):
-        m.d.comb += total.eq(aligned.x - aligned.y)  # >= 0: x is the larger magnitude
-    with m.Else():
-        m.d.comb += total.eq(aligned.x + aligned.y)
-
-    # Leading zeros of total[:27]; 27 for a zero sum. Later (more significant) bits win.
-    lzc = Signal(8, name="lzc")
-    m.d.comb += lzc.eq(_EXT)
-    for bit in range(_EXT):
-        with m.If(total[bit]):
-            m.d.comb += lzc.eq(_EXT - 1 - bit)
-
-    # Do not shift below the smallest normal exponent: what remains is a subnormal.
-    limit = Signal(8, name="lz_limit")
-    shift = Signal(8, name="norm_shift")
+def _add(m: Module, aligned: data.View) -> data.View:
+    """Segment 4: significand add or subtract (28 bits with carry)."""
+    out = Signal(_SUMMED, name="summed")
     m.d.comb += [
-        limit.eq(aligned.exp - 1),
-        shift.eq(Mux(lzc > limit, limit, lzc)),
+        out.sign_x.eq(aligned.sign_x),
+        out.zero_sign.eq(aligned.zero_sign),
+        out.exp.eq(aligned.exp),
     ]
-    shifted = Signal(_EXT, name="norm_left")
-    m.d.comb += shifted.eq(_shift_left(total[:_EXT], shift[:5]))
+    # x − y = x + ~y + 1 (>= 0: x is the larger magnitude; the carry out is then dropped)
+    y = Signal(_EXT, name="add_y")
+    m.d.comb += y.eq(Mux(aligned.sub, ~aligned.y, aligned.y))
+    total = prefix_add(aligned.x, y, aligned.sub)
+    m.d.comb += out.total.eq(Mux(aligned.sub, total[:_EXT], total))
+    return out
 
+
+def _count(m: Module, summed: data.View) -> data.View:
+    """Segment 5: leading zeros of the 27-bit sum, limited to exp − 1 (no shift below the
+    smallest normal exponent: what remains is a subnormal)."""
+    lzc = Signal(5, name="lzc")  # 0..27
+    limit = Signal(8, name="lz_limit")
+    out = Signal(_COUNTED, name="counted")
+    m.d.comb += [
+        lzc.eq(leading_zeros(summed.total[:_EXT])),
+        limit.eq(summed.exp - 1),
+        out.sign_x.eq(summed.sign_x),
+        out.zero_sign.eq(summed.zero_sign),
+        out.exp.eq(summed.exp),
+        out.total.eq(summed.total),
+        # min(lzc, limit) with equal-width operands only (lint-clean Verilog)
+        out.shift.eq(Mux(limit[5:].any() | (lzc <= limit[:5]), lzc, limit[:5])),
+    ]
+    return out
+
+
+def _shift_norm(m: Module, counted: data.View) -> data.View:
+    """Segment 6: normalisation shift (right by one on a carry, else left by ``shift``)."""
+    total = counted.total
+    shifted = Signal(_EXT, name="norm_left")
+    m.d.comb += shifted.eq(_shift_left(total[:_EXT], counted.shift))
+    # exp − shift as exp + ~{000, shift} + 1: every operand 8 bits wide (lint-clean Verilog)
+    minus_shift = Signal(8, name="minus_shift")
+    m.d.comb += minus_shift.eq(Cat(~counted.shift, Const(0b111, 3)))
     result = Signal(_NORMALIZED, name="normalized")
-    m.d.comb += result.sign.eq(Mux(total.any(), aligned.sign_x, aligned.zero_sign))
+    m.d.comb += result.sign.eq(Mux(total.any(), counted.sign_x, counted.zero_sign))
     with m.If(total[_EXT]):  # carry out: shift right by one, keep the dropped bit as sticky
         m.d.comb += [
-            result.exp.eq(aligned.exp + 1),
+            result.exp.eq(counted.exp + 1),
             result.sig.eq(Cat(total[0] | total[1], total[2:])),
         ]
     with m.Else():
         m.d.comb += [
-            result.exp.eq(Mux(shifted[_EXT - 1], aligned.exp - shift, 0)),
+            result.exp.eq(Mux(shifted[_EXT - 1], counted.exp + minus_shift + 1, 0)),
             result.sig.eq(shifted),
         ]
     return result
+
+
+def _align(m: Module, operands: data.View) -> data.View:
+    """Step 1: magnitude order, exponent difference and alignment shift with sticky."""
+    return _sticky(m, _shift(m, _compare(m, operands)))
+
+
+def _normalize(m: Module, aligned: data.View) -> data.View:
+    """Step 2: significand add/subtract, leading-zero count and normalization shift."""
+    return _shift_norm(m, _count(m, _add(m, aligned)))
 
 
 def _round(m: Module, norm: data.View) -> Value:
@@ -182,10 +325,42 @@ def _round(m: Module, norm: data.View) -> Value:
     round_up = Signal(name="round_up")
     m.d.comb += round_up.eq(sig[2] & (sig[1] | sig[0] | sig[3]))
     packed = Signal(31, name="packed")  # {exponent field, fraction}, carry flows into exponent
-    m.d.comb += packed.eq(Cat(sig[3:26], norm.exp) + round_up)
+    m.d.comb += packed.eq(prefix_add(Cat(sig[3:26], norm.exp), Const(0, 31), round_up)[:31])
     result = Signal(32, name="result")
     m.d.comb += result.eq(Cat(Mux(norm.exp.all(), 0xFF << 23, packed), norm.sign))
     return result
+
+
+#: The adder as seven segments in order (operands → binary32 sum), the places where a deeper
+#: pipeline (the PE's C-slow accumulator) may put registers; each returns one signal of its
+#: segment's layout.
+SEGMENTS: tuple[Callable[[Module, data.View], data.View | Value], ...] = (
+    _compare, _shift, _sticky, _add, _count, _shift_norm, _round,
+)
+
+#: Estimated delay of each segment (ns, OSU 180 nm, measured with the flow of
+#: ``docs/ARCHITECTURE.md`` "Pipeline"): what :func:`segment_cuts` balances.
+SEGMENT_DELAYS = (2.4, 2.6, 1.6, 2.6, 1.8, 1.8, 2.6)
+
+
+def segment_cuts(stages: int) -> tuple[int, ...]:
+    """Register positions of a ``stages``-deep adder pipeline (1 … len(SEGMENTS)): the indices
+    k (1-based) of the segments a register follows, the last always after the final segment;
+    chosen to minimise the largest estimated stage delay (:data:`SEGMENT_DELAYS`)."""
+    n = len(SEGMENTS)
+    if not 1 <= stages <= n:
+        raise ValueError(f"stages: must be 1..{n}, got {stages}")
+    best: tuple[float, tuple[int, ...]] | None = None
+    for inner in itertools.combinations(range(1, n), stages - 1):
+        cuts = (*inner, n)
+        start, worst = 0, 0.0
+        for cut in cuts:
+            worst = max(worst, sum(SEGMENT_DELAYS[start:cut]))
+            start = cut
+        if best is None or worst < best[0]:
+            best = (worst, cuts)
+    assert best is not None
+    return best[1]
 
 
 _STEPS: tuple[Callable[[Module, data.View], data.View | Value], ...] = (

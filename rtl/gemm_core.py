@@ -10,17 +10,23 @@ Parts (composed in :meth:`GemmCore.elaborate`)::
     cmd (M, N, KB, op, add) ─► controller (counters, bank flags)
 
 **Dataflow** (output-stationary, see :class:`~rtl.mac_array.MACArray`): a *tile* is
-rows × cols outputs Y[m0 + r, n0 + c]; PE (r, c) accumulates its output over the KB k-blocks
-in ascending order; the activation block of row r is broadcast along PE row r, the weight
-block of column c along PE column c. Edge tiles (M, N not multiples of the array) use the
-top-left R_t × C_j PEs; the others compute don't-care values that are never emitted.
+rows × T outputs Y[m0 + r, n0 + c], T = cols·d, d = ``acc_stages`` (the C-slow
+accumulator: each PE keeps d outputs, virtual column group s = tile columns s·cols …
+s·cols + cols − 1); PE (r, c) accumulates output s of its d over the KB k-blocks in ascending
+order, getting a block pair every d cycles; the activation block of row r is broadcast along
+PE row r (re-read from the activation buffer for each of the d groups), the weight block of
+column s·cols + c along PE column c. A tile's last column group may lie wholly past N: its
+weight beats are padding and its outputs don't-care (never emitted). Edge tiles (M, N not
+multiples of the tile) use the top-left R_t × C_j outputs; the others compute don't-care
+values that are never emitted.
 
 **Stream orders** (the full interface — ports, payload bit layouts, handshake, orders and the
 rule that the streams are driven concurrently — is ``docs/ARCHITECTURE.md``, section "GemmCore
 stream interface"; the testbench and the cycle model follow it exactly): ``x`` beats carry
 one k-block of L = ``lanes`` consecutive rows (``for t: for row group g: for kb:``); ``w``
-beats one k-block of ``cols`` columns (``for t: for j: for kb:``); ``y`` beats carry
-D = ``drain_width`` outputs of one tile (g = max(1, D/cols) rows × min(D, cols) columns,
+beats one k-block of ``cols`` columns (``for t: for j: for kb: for s < d:``, columns
+j·T + s·cols + c); ``y`` beats carry D = ``drain_width`` outputs of one tile
+(g = max(1, D/T) rows × min(D, T) columns,
 row-beat major, a ``mask`` marking the lanes inside the tile). A quantize command (``op``)
 sends the quantized ``x`` beats out on ``q`` instead of computing; a GEMM emits the residual
 of every ``salient`` block on ``r`` (SPEC §6) and, with ``add``, adds each ``y`` lane to the
@@ -29,13 +35,15 @@ matching ``yin`` lane (the decomposition's second pass).
 **Schedule**: every lane's quantizer takes one block every C_sel cycles (C_sel =
 K_book/formats per cycle for ``lut``, 1 for ``two-stage``), so a row tile enters in
 ⌈R_t/L⌉·KB·C_sel cycles, filling bank t mod 2 while the array computes row tile t − 1 from
-the other bank; the sequencer issues one k-step (one weight beat) per cycle; the array's
+the other bank; the sequencer issues one k-step of one column group (one weight beat) per
+cycle, KB·d per tile (after a gap, a beat waits until its ring position comes round:
+``turn``); the array's
 results for a tile are captured by the drain in one cycle (the PEs stall only while the drain
 still emits the previous tile) and leave D per cycle; the drain takes the next tile in the
 cycle the previous tile's last beat leaves. A row tile starts issuing after the previous row
 tile's last capture. The exact cycle counts without stalls are :func:`sim.cycles.gemm_cycles`
 and :func:`sim.cycles.quantize_cycles` (formulas in that module's docstring); in steady state
-one column tile costs max(KB, b) cycles, b = the drain beats of a tile.
+one column tile costs max(KB·d, b) cycles, b = the drain beats of a tile.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ from semdialect.rtl.layouts import (
 )
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.tile_drain import TileDrain
+from semdialect.rtl.timing import Pipeline
 
 __all__ = ["GemmCore"]
 
@@ -131,26 +140,33 @@ class GemmCore(wiring.Component):
         max_m: int = DEFAULT_MAX_M,
         max_n: int = DEFAULT_MAX_N,
         max_kb: int = DEFAULT_MAX_KB,
+        pipeline: Pipeline | None = None,
     ) -> None:
         # plain parameters first, so that no sub-component is built for a bad one
         for name, val in (("rows", rows), ("cols", cols)):
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
                 raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
+        pipeline = Pipeline() if pipeline is None else pipeline
+        if not isinstance(pipeline, Pipeline):
+            raise ValueError(f"pipeline: expected a Pipeline, got {pipeline!r}")
+        self._pipeline = pipeline
+        d = pipeline.acc_stages
         check_lanes(lanes, rows)
-        check_drain_width(drain_width, rows, cols)
+        check_drain_width(drain_width, rows, cols, d)
         self._max_m = _positive("max_m", max_m)
         self._max_n = _positive("max_n", max_n)
         self._max_kb = _positive("max_kb", max_kb)
         if max_kb & (max_kb - 1):
             raise ValueError(f"max_kb: must be a power of two, got {max_kb}")
         self._quantizers = [BlockQuantizer(block, formatbook, select, formats_per_cycle,
-                                           residual=True) for _ in range(lanes)]
+                                           residual=True, stages=pipeline.selector_stages)
+                            for _ in range(lanes)]
         quant = self._quantizers[0]
         book = quant.formatbook
         self._kind = ElementKind.for_design(PEKind.DIALECT, quant.block, book)
-        self._array = MACArray(rows, cols, self._kind)
+        self._array = MACArray(rows, cols, self._kind, pipeline=pipeline)
         self._buffer = ActivationBuffer(rows, self._kind.encoded_layout, max_kb, lanes)
-        self._drain = TileDrain(rows, cols, drain_width)
+        self._drain = TileDrain(rows, cols * d, drain_width)
         self._rows = rows
         self._cols = cols
         self._lanes = lanes
@@ -158,7 +174,8 @@ class GemmCore(wiring.Component):
         k = book.size
         b = quant.block
         self._cmd_layout = gemm_command(
-            max(max_m, rows).bit_length(), max(max_n, cols).bit_length(), max_kb.bit_length()
+            max(max_m, rows).bit_length(), max(max_n, cols * d).bit_length(),
+            max_kb.bit_length()
         )
         super().__init__({
             "cmd": In(stream.Signature(self._cmd_layout)),
@@ -185,7 +202,7 @@ class GemmCore(wiring.Component):
             raise ValueError(f"dataflow: GemmCore is output-stationary, got {cfg.dataflow!r}")
         return cls(cfg.rows, cfg.cols, cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle,
                    lanes=cfg.lanes, drain_width=cfg.drain_width, max_m=max_m, max_n=max_n,
-                   max_kb=max_kb)
+                   max_kb=max_kb, pipeline=Pipeline.of(cfg))
 
     @property
     def rows(self) -> int:
@@ -202,6 +219,15 @@ class GemmCore(wiring.Component):
     @property
     def drain_width(self) -> int:
         return self._drain_width
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    @property
+    def tile_cols(self) -> int:
+        """Columns of an output tile: cols · acc_stages (virtual column groups)."""
+        return self._cols * self._pipeline.acc_stages
 
     @property
     def block(self) -> int:
@@ -227,6 +253,8 @@ class GemmCore(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         rows, cols, lanes = self._rows, self._cols, self._lanes
+        d = self._pipeline.acc_stages
+        tile_cols = cols * d
         quants = self._quantizers
         for lane, quant in enumerate(quants):
             m.submodules[f"quantizer{lane}"] = quant
@@ -259,9 +287,9 @@ class GemmCore(wiring.Component):
         # capture (array → drain). Each restarts from zero with every command.
         a_rows = _TileWalker(m, "a_rows", self.cmd.payload.m, start, rows)
         w_rows = _TileWalker(m, "w_rows", self.cmd.payload.m, start, rows)
-        s_cols = _TileWalker(m, "s_cols", self.cmd.payload.n, start, cols)
+        s_cols = _TileWalker(m, "s_cols", self.cmd.payload.n, start, tile_cols)
         c_rows = _TileWalker(m, "c_rows", self.cmd.payload.m, start, rows)
-        c_cols = _TileWalker(m, "c_cols", self.cmd.payload.n, start, cols)
+        c_cols = _TileWalker(m, "c_cols", self.cmd.payload.n, start, tile_cols)
         a_gm1 = _groups_m1(m, "a", a_rows.extent, rows, lanes)  # row groups of the tile − 1
         w_gm1 = _groups_m1(m, "w", w_rows.extent, rows, lanes)
         group = range(max(rows // lanes, 2))
@@ -359,9 +387,34 @@ class GemmCore(wiring.Component):
                 m.d.sync += w_kb.eq(w_kb + 1)
         w_rows.advance(m, w_take & w_end)
 
-        # -- sequencer: one k-step (rows buffered blocks + one weight beat) per cycle ----------
+        # -- sequencer: one k-step of one virtual column group (rows buffered blocks + one
+        # weight beat) per cycle: ``for kb: for slot < d:``. With d > 1 a beat goes in only
+        # when its ring position comes round (``turn``, counted in the array's enabled
+        # cycles from the tile's first beat), so each PE accumulator gets its k-steps exactly
+        # d enabled cycles apart; back to back that is every cycle ------------------------
         s_active = Signal()
         s_issue = Signal()
+        s_first = Signal()  # the tile's first beat (any ring position may take it)
+        phase_ok = Signal()
+        slot_last = Signal()
+        if d > 1:
+            s_slot = Signal(range(d), name="s_slot")
+            turn = Signal(range(d), name="turn")
+            with m.If(start):
+                m.d.sync += s_slot.eq(0)
+            m.d.comb += [
+                s_first.eq(~s_kb.any() & ~s_slot.any()),
+                phase_ok.eq(s_first | (turn == s_slot)),
+                slot_last.eq(s_slot == d - 1),
+            ]
+            with m.If(arr.i.ready):
+                m.d.sync += turn.eq(Mux(turn == d - 1, 0, turn + 1))
+            with m.If(s_issue):
+                with m.If(s_first):
+                    m.d.sync += turn.eq(1)
+                m.d.sync += s_slot.eq(Mux(slot_last, 0, s_slot + 1))
+        else:
+            m.d.comb += [phase_ok.eq(1), slot_last.eq(1)]
         m.d.comb += [
             s_active.eq(busy & ~op_q & ~s_done & ~s_wait & full.read(s_bank)),
             buf.rd_bank.eq(s_bank),
@@ -369,18 +422,18 @@ class GemmCore(wiring.Component):
             arr.i.payload.a.eq(buf.rd_data),
             arr.i.payload.w.eq(self.w.payload),
             arr.i.payload.last.eq(s_kb == last_kb),
-            arr.i.valid.eq(s_active & self.w.valid),
-            self.w.ready.eq(s_active & arr.i.ready),
+            arr.i.valid.eq(s_active & self.w.valid & phase_ok),
+            self.w.ready.eq(s_active & arr.i.ready & phase_ok),
             s_issue.eq(arr.i.valid & arr.i.ready),
         ]
-        with m.If(s_issue):
+        with m.If(s_issue & slot_last):
             with m.If(s_kb == last_kb):
                 m.d.sync += s_kb.eq(0)
                 with m.If(s_cols.last):
                     m.d.sync += s_wait.eq(1)
             with m.Else():
                 m.d.sync += s_kb.eq(s_kb + 1)
-        s_cols.advance(m, s_issue & (s_kb == last_kb), wrap=True)
+        s_cols.advance(m, s_issue & slot_last & (s_kb == last_kb), wrap=True)
 
         # -- capture: finished tiles into the drain; the last column tile releases the bank ----
         capture = Signal()

@@ -10,20 +10,30 @@ the array holds (rows + cols)·B element decoders instead of 2·rows·cols·B. N
 all PEs see the same k-step in the same cycle, so every output of a tile completes in the
 same cycle.
 
-Timing: the PEs' (latency 3, one k-step per cycle, see :class:`~rtl.pe.BlockPE`). All PEs get
-the same ``valid``/``last``/``ready``, so their control state is identical; PE (0, 0)'s
-``i.ready`` and ``o.valid`` stand for the whole array.
+Timing: ``decoder_stages`` registers after the edge decoders, then the PEs' pipeline (see
+:class:`~rtl.pe.BlockPE`), one k-step per cycle; latency ``pipeline.array_latency`` (3
+unpipelined). All PEs get the same ``valid``/``last``/``ready``, so their control state is
+identical; PE (0, 0)'s ``i.ready`` and ``o.valid`` stand for the whole array.
+
+**C-slow (d = ``acc_stages`` > 1).** Each PE interleaves d accumulations, so the array holds
+a tile of rows × (cols·d) outputs: *virtual column group* s (tile columns s·cols …
+s·cols + cols − 1) is accumulated in ring position s. The caller sends the k-steps of a tile
+as ``for kb: for s < d:`` one beat (the row blocks of k-block kb, again for every s, with the
+weight blocks of group s), consecutive enabled cycles for consecutive beats — or, after a gap,
+a beat only when its ring position comes round again (``GemmCore``'s sequencer counts the
+enabled cycles). ``o`` presents the whole tile: ``[r][s·cols + c]`` = PE (r, c)'s output s.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.layouts import array_operands, array_results
 from semdialect.rtl.pe import BlockPE
+from semdialect.rtl.timing import Pipeline
 
 __all__ = ["MACArray"]
 
@@ -31,8 +41,9 @@ __all__ = ["MACArray"]
 class MACArray(wiring.Component):
     """``rows × cols`` output-stationary block dot-product array (see the module docstring).
 
-    **Latency 3** (the k-step flagged ``last`` accepted in cycle t → all results at ``o`` in
-    cycle t + 3), **throughput one k-step (rows·cols block pairs) per cycle**. ``o`` is a
+    **Latency** ``pipeline.array_latency`` (the tile's final k-step accepted in cycle t → all
+    results at ``o`` in cycle t + latency; 3 unpipelined), **throughput one k-step of one
+    virtual column group (rows·cols block pairs) per cycle**. ``o`` is a
     register bank and holds still while ``o.ready`` is low; the whole array then stalls
     (``i.ready`` low, combinationally from ``o.ready``). Storage: rows·cols PEs.
 
@@ -42,18 +53,21 @@ class MACArray(wiring.Component):
         Array size, 1..64 each.
     kind : ElementKind
         Element kind of the operand blocks (dialect, MXFP4 or MXINT8).
+    pipeline : Pipeline | None
+        Register stages (``decoder_stages`` here, the PE's in each PE); None: unpipelined.
 
     Members
     -------
     i : ``In(stream.Signature(array_operands(kind.encoded_layout, rows, cols)))``
         ``a`` (rows blocks), ``w`` (cols blocks), ``last``.
-    o : ``Out(stream.Signature(array_results(rows, cols)))``
-        ``[r][c]`` = FP32 result (``value``, ``invalid``) of PE (r, c).
+    o : ``Out(stream.Signature(array_results(rows, cols·d)))``
+        ``[r][s·cols + c]`` = FP32 result (``value``, ``invalid``) s of PE (r, c).
     """
 
     MAX_SIZE = 64
 
-    def __init__(self, rows: int, cols: int, kind: ElementKind) -> None:
+    def __init__(self, rows: int, cols: int, kind: ElementKind, *,
+                 pipeline: Pipeline | None = None) -> None:
         for name, val in (("rows", rows), ("cols", cols)):
             if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= self.MAX_SIZE:
                 raise ValueError(f"{name}: must be an integer in 1..{self.MAX_SIZE}, got {val!r}")
@@ -62,9 +76,12 @@ class MACArray(wiring.Component):
         self._rows = rows
         self._cols = cols
         self._kind = kind
+        self._pipeline = BlockPE.check_pipeline(kind, pipeline)
+        self._pe_args = {"decode": False, "pipeline": self._pipeline}
+        d = self._pipeline.acc_stages
         super().__init__({
             "i": In(stream.Signature(array_operands(kind.encoded_layout, rows, cols))),
-            "o": Out(stream.Signature(array_results(rows, cols))),
+            "o": Out(stream.Signature(array_results(rows, cols * d))),
         })
 
     @property
@@ -80,12 +97,19 @@ class MACArray(wiring.Component):
         return self._kind
 
     @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    @property
     def latency(self) -> int:
-        """Cycles from accepting the ``last`` k-step to presenting the results: 3."""
-        return BlockPE.LATENCY
+        """Cycles from accepting a tile's final k-step to presenting the results."""
+        return self._pipeline.array_latency
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        d = self._pipeline.acc_stages
+        en = Signal()  # the PEs advance (all alike)
+        valid, last = self.i.valid, self.i.payload.last
         row_blocks = []
         for r in range(self._rows):
             dec = BlockDecoder(self._kind)
@@ -98,20 +122,43 @@ class MACArray(wiring.Component):
             m.submodules[f"col_dec{c}"] = dec
             m.d.comb += dec.i.eq(self.i.payload.w[c])
             col_blocks.append(dec.o)
+        for stage in range(self._pipeline.decoder_stages):  # registers after the decoders
+            regs = []
+            for name, value in (("valid", valid), ("last", last)):
+                reg = Signal(name=f"dec{stage}_{name}")
+                with m.If(en):
+                    m.d.sync += reg.eq(value)
+                regs.append(reg)
+            valid, last = regs
+            blocks = []
+            for group, name in ((row_blocks, "row"), (col_blocks, "col")):
+                staged = []
+                for index, block in enumerate(group):
+                    reg = Signal(self._kind.decoded_layout, name=f"dec{stage}_{name}{index}")
+                    with m.If(en):
+                        m.d.sync += reg.eq(block)
+                    staged.append(reg)
+                blocks.append(staged)
+            row_blocks, col_blocks = blocks
         for r in range(self._rows):
             for c in range(self._cols):
-                pe = BlockPE(self._kind, decode=False)
+                pe = BlockPE(self._kind, **self._pe_args)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
                     pe.i.payload.a.eq(row_blocks[r]),
                     pe.i.payload.w.eq(col_blocks[c]),
-                    pe.i.payload.last.eq(self.i.payload.last),
-                    pe.i.valid.eq(self.i.valid),
+                    pe.i.payload.last.eq(last),
+                    pe.i.valid.eq(valid),
                     pe.o.ready.eq(self.o.ready),
-                    self.o.payload[r][c].eq(pe.o.payload),
                 ]
+                if d == 1:
+                    m.d.comb += self.o.payload[r][c].eq(pe.o.payload)
+                else:
+                    m.d.comb += [self.o.payload[r][s * self._cols + c].eq(pe.o.payload[s])
+                                 for s in range(d)]
                 if r == 0 and c == 0:
                     m.d.comb += [
+                        en.eq(pe.i.ready),
                         self.i.ready.eq(pe.i.ready),
                         self.o.valid.eq(pe.o.valid),
                     ]

@@ -48,7 +48,16 @@ from semdialect.rtl.layouts import (
     selected_block,
 )
 from semdialect.rtl.preprocess import check_block
-from semdialect.rtl.trees import tree_max, tree_reduce, tree_sum
+from semdialect.rtl.trees import (
+    Enables,
+    cut_levels,
+    held_register,
+    pipeline_register,
+    tree_depth,
+    tree_max,
+    tree_reduce,
+    tree_sum,
+)
 
 __all__ = [
     "MODES",
@@ -176,14 +185,22 @@ class FormatSelector(wiring.Component):
         two-stage mode).
     """
 
+    #: pipelined ``lut`` mode: ERR ROM lanes per replica of the held block
+    _LANES_PER_COPY = 4
+
     def __init__(
         self,
         block: int,
         formatbook: Formatbook | str,
         mode: str = "lut",
         formats_per_cycle: int | None = None,
+        *,
+        stages: int = 0,
     ) -> None:
         self._params = selector_parameters(block, formatbook, mode, formats_per_cycle)
+        if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages <= 6:
+            raise ValueError(f"selector_stages: must be an integer in 0..6, got {stages!r}")
+        self._stages = stages
         self._block = self._params.block
         self._book = self._params.formatbook
         self._mode = self._params.mode
@@ -228,9 +245,14 @@ class FormatSelector(wiring.Component):
         return self._params.cycles
 
     @property
+    def stages(self) -> int:
+        """Extra register stages in the evaluation (``selector_stages``)."""
+        return self._stages
+
+    @property
     def latency(self) -> int:
-        """Cycles from accepting a block to presenting its result: C + 1."""
-        return self.cycles + 1
+        """Cycles from accepting a block to presenting its result: C + 1 + stages."""
+        return self.cycles + 1 + self._stages
 
     @property
     def initiation_interval(self) -> int:
@@ -240,6 +262,8 @@ class FormatSelector(wiring.Component):
     # -- hardware -----------------------------------------------------------------------------
 
     def elaborate(self, platform: object) -> Module:
+        if self._stages:
+            return self._elaborate_pipelined()
         m = Module()
         c = self.cycles
         k = self._book.size
@@ -290,6 +314,192 @@ class FormatSelector(wiring.Component):
                 given = self.i.payload.mask
                 m.d.sync += mask.eq(Mux(given.any(), given, Const((1 << k) - 1, k)))
         return m
+
+    def _elaborate_pipelined(self) -> Module:
+        """``stages`` > 0: the group evaluation (ERR ROM reads, B-input adder trees, P-input
+        argmin tree; two-stage: the whole evaluation) is cut by ``stages`` registers (the
+        last after the argmin), carrying the block, the group's place and the mask bits with
+        it; the running best and the output register follow. One stall enable for all
+        (``en = ~o.valid | o.ready``); the front takes a block every C enabled cycles."""
+        m = Module()
+        c = self.cycles
+        k = self._book.size
+        p = self._per_cycle
+        # every register of the evaluation loads with a copy of the stall enable
+        # ``~o.valid | o.ready`` (:class:`~rtl.trees.Enables`: no net drives them all)
+        en = Enables(m, self.o.ready)
+        front = en.get(Enables.FANOUT)
+        busy = Signal()
+        count = Signal(range(c), name="count") if c > 1 else None
+        last = Signal()
+        take = Signal()  # a block is accepted (without the enable)
+        m.d.comb += [
+            last.eq(busy & (count == c - 1) if count is not None else busy),
+            take.eq(self.i.valid & (~busy | last)),
+            self.i.ready.eq((~busy | last) & front),
+        ]
+        mask = Signal(k, reset_less=True) if self._mode == "lut" else None
+        with m.If(front):
+            with m.If(last):
+                m.d.sync += busy.eq(0)
+            if count is not None:
+                with m.If(busy & ~last):
+                    m.d.sync += count.eq(count + 1)
+                    if mask is not None:
+                        m.d.sync += mask.eq(mask >> p)
+            with m.If(take):
+                m.d.sync += busy.eq(1)
+                if count is not None:
+                    m.d.sync += count.eq(0)
+                if mask is not None:
+                    given = self.i.payload.mask
+                    m.d.sync += mask.eq(Mux(given.any(), given, Const((1 << k) - 1, k)))
+        # the held block, one replica per ``_LANES_PER_COPY`` ROM lanes (each element's q
+        # addresses P ROMs: the replicas split that fanout)
+        copies = max(1, p // self._LANES_PER_COPY) if self._mode == "lut" else 1
+        helds = []
+        for index in range(copies):
+            held = Signal(preprocessed_block(self._block), name=f"held{index}",
+                          reset_less=True)
+            raw, src = Value.cast(held), Value.cast(self.i.payload.block)
+            for low in range(0, len(raw), Enables.FANOUT):
+                high = min(low + Enables.FANOUT, len(raw))
+                with m.If(en.get(high - low) & take):
+                    m.d.sync += raw[low:high].eq(src[low:high])
+            helds.append(held)
+        held = helds[0]
+
+        side: dict[str, Value] = {"valid": busy, "first": Const(1) if count is None else
+                                  ~count.any(), "last": last, "block": held}
+        if count is not None:
+            side["count"] = count
+
+        def register(tag: str, values: dict[str, Value]) -> dict[str, Value]:
+            return {key: pipeline_register(m, en, Value.cast(value), f"{tag}_{key}",
+                                           0 if key == "valid" else None)
+                    for key, value in values.items()}
+
+        if self._mode == "lut":
+            levels = 1 + tree_depth(self._block) + tree_depth(p)
+            cuts = set(cut_levels(levels, self._stages))
+            side["mask"] = mask[:p]
+            state = {"side": side}
+
+            def stage(level: int, values: list) -> list:
+                if level not in cuts:
+                    return values
+                state["pre_tail"] = state["side"]  # what the last register loads
+                state["side"] = register(f"sel{level}", state["side"])
+                flat = register(f"sel{level}v", {str(i): Value.cast(v) if not isinstance(
+                    v, _Candidate) else Cat(v.ok, v.cost, v.index) for i, v in enumerate(values)})
+                if values and isinstance(values[0], _Candidate):
+                    return [_Candidate(flat[str(i)][0], flat[str(i)][1:1 + len(v.cost)],
+                                       flat[str(i)][1 + len(v.cost):])
+                            for i, v in enumerate(values)]
+                return [flat[str(i)] for i in range(len(values))]
+
+            group = self._lut_group(m, helds, count, stage, state, base_level=1,
+                                    argmin_base=1 + tree_depth(self._block))
+            tail = state["side"]
+            pre_tail = state["pre_tail"]
+        else:
+            result = _Candidate(Const(1), Const(0, 1), self._two_stage(m, held))
+            side["dialect"] = result.index
+            tail = side
+            for stage_index in range(self._stages):
+                pre_tail = tail
+                tail = register(f"sel{stage_index}", tail)
+            group = _Candidate(Const(1), Const(0, 1), tail["dialect"])
+
+        if count is not None:
+            group_id = Signal(id_bits(k), name="group_id")
+            if p & (p - 1) == 0:
+                m.d.comb += group_id.eq(Cat(group.index[: (p - 1).bit_length()], tail["count"]))
+            else:
+                m.d.comb += group_id.eq(tail["count"] * p + group.index)
+            group = _Candidate(group.ok, group.cost, group_id)
+            best_ok = Signal()
+            best_cost = Signal(self._cost_bits)
+            best_id = Signal(id_bits(k))
+            merged = _keep_lowest(_Candidate(best_ok & ~tail["first"], best_cost, best_id), group)
+            with m.If(en.get(len(best_cost) + 8) & tail["valid"] & ~tail["last"]):
+                m.d.sync += [best_ok.eq(merged.ok), best_cost.eq(merged.cost),
+                             best_id.eq(merged.index)]
+            group = merged
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        done = Signal(name="tail_done")
+        m.d.comb += done.eq(tail["valid"] & tail["last"])
+        with m.If(en.get(1) & done):
+            m.d.sync += self.o.valid.eq(1)
+        result = Signal(self.o.payload.shape(), name="result")
+        m.d.comb += [
+            result.block.eq(tail["block"]),
+            *dialect_id_eq(result, group.index),
+            result.cost.eq(group.cost),
+        ]
+        # the output register (no reset: only ``o.valid`` needs one)
+        payload = Signal(self.o.payload.shape(), name="o_payload")
+        m.d.comb += self.o.payload.eq(payload)
+        # loaded in chunks, each under its enable copy and its own replica of ``done`` (the
+        # value ``done`` takes after an enabled cycle: the last stage's input), so neither
+        # signal drives the whole register
+        done_next = pre_tail["valid"] & pre_tail["last"]
+        m.d.comb += Value.cast(payload).eq(held_register(m, en, Value.cast(result), done_next,
+                                                         "o_payload_reg"))
+        en.finish(tail["valid"] & tail["last"])  # after the last copy is handed out
+        return m
+
+    def _lut_group(self, m: Module, helds: list, count: Signal | None, stage,
+                   state: dict, base_level: int, argmin_base: int) -> _Candidate:
+        """This cycle's group of P costs and its argmin, with ``stage(level, values)`` called
+        after the ROM reads (level ``base_level``), after every adder-tree level and after
+        every argmin level (levels continue from ``argmin_base``); the mask bits come from
+        ``state["side"]["mask"]`` as they stand when the argmin starts."""
+        c = self.cycles
+        p = self._per_cycle
+        err = self._luts.err
+        sums = []
+        for j in range(p):
+            rom = Memory(
+                shape=unsigned(self._err_bits),
+                depth=Q_LEVELS * c,
+                init=[int(err[g * p + j, q]) for g in range(c) for q in range(Q_LEVELS)],
+            )
+            m.submodules[f"err_rom{j}"] = rom
+            held = helds[j * len(helds) // p]
+            terms = []
+            for i in range(self._block):
+                port = rom.read_port(domain="comb")
+                m.d.comb += port.addr.eq(held.q[i] if count is None else Cat(held.q[i], count))
+                terms.append(port.data)
+            sums.append(terms)
+        # the P trees advance level by level together, so one stage call registers them all
+        flat = stage(base_level, [t for terms in sums for t in terms])
+        b = self._block
+        sums = [flat[j * b:(j + 1) * b] for j in range(p)]
+        depth = tree_depth(b)
+        for level in range(1, depth + 1):
+            nxt = []
+            for terms in sums:
+                paired = [terms[x] + terms[x + 1] for x in range(0, len(terms) - 1, 2)]
+                if len(terms) % 2:
+                    paired.append(terms[-1])
+                nxt.append(paired)
+            sizes = [len(t) for t in nxt]
+            flat = stage(base_level + level, [t for terms in nxt for t in terms])
+            sums, at = [], 0
+            for size in sizes:
+                sums.append(flat[at:at + size])
+                at += size
+        mask = state["side"]["mask"]
+        lanes = []
+        for j in range(p):
+            cost = Signal(self._cost_bits, name=f"cost{j}")
+            m.d.comb += cost.eq(sums[j][0])
+            lanes.append(_Candidate(mask[j], cost, Const(j, range(p))))
+        return tree_reduce(lanes, _keep_lowest,
+                           stage=lambda level, values: stage(argmin_base + level, values))
 
     def _lut_step(
         self,

@@ -1,16 +1,85 @@
 """Hardware latencies, defined once here (the RTL asserts them; the cycle model reads them).
 
-Plain integers, no Amaranth import, so :mod:`semdialect.sim.cycles` can read them cheaply.
+Plain integers and one small dataclass, no Amaranth import, so :mod:`semdialect.sim.cycles`
+can read them cheaply. Every latency is a function of the configuration's ``[pipeline]``
+register stages (:data:`semdialect.config.PIPELINE_RANGES`), held in a :class:`Pipeline`:
+
+* BlockPE: ``pe_product_stages`` (products + adder tree) + ``pe_scale_stages`` (P·2^exp →
+  FP32) + ``acc_stages`` (the FP32 accumulator loop, d) cycles from the last pair accepted
+  to the sum presented (the last pair of the last of the d interleaved outputs, see
+  :class:`~semdialect.rtl.pe.BlockPE`);
+* MACArray: ``decoder_stages`` (registers after the array-edge block decoders) + the PE's;
+* BlockQuantizer: C (selector evaluation cycles) + 1 (selector output register) +
+  ``selector_stages`` + 1 (code quantizer).
+
+``Pipeline()`` is the unpipelined design (latencies 3 and C + 2, one output per PE).
 """
 
 from __future__ import annotations
 
-__all__ = ["PE_LATENCY", "QUANTIZER_EXTRA"]
+from dataclasses import dataclass, fields
+from typing import Any
 
-#: :class:`~semdialect.rtl.pe.BlockPE` latency in cycles: last k-step accepted in cycle t →
-#: accumulated FP32 sum presented in cycle t + 3 (block product, scale, FP32 add registers).
-PE_LATENCY = 3
-#: :class:`~semdialect.rtl.block_quantizer.BlockQuantizer` latency beyond the selector's C
-#: cycles per block: the selector's output register (+1) and the code quantizer (+1), so the
-#: quantizer latency is C + 2.
-QUANTIZER_EXTRA = 2
+__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "PE_LATENCY", "QUANTIZER_EXTRA",
+           "Pipeline"]
+
+#: The unpipelined :class:`~semdialect.rtl.pe.BlockPE` latency (one register per part: block
+#: product, scale, FP32 accumulator) = ``Pipeline().pe_latency``.
+BASE_PE_LATENCY = 3
+#: The unpipelined :class:`~semdialect.rtl.block_quantizer.BlockQuantizer` latency beyond the
+#: selector's C cycles: the selector's output register (+1) and the code quantizer (+1) =
+#: ``Pipeline().quantizer_extra``.
+BASE_QUANTIZER_EXTRA = 2
+#: Deprecated aliases of the unpipelined values (use :class:`Pipeline` of the configuration).
+PE_LATENCY = BASE_PE_LATENCY
+QUANTIZER_EXTRA = BASE_QUANTIZER_EXTRA
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Register stages of one configuration (``[pipeline]``, the same names and units) and
+    every latency derived from them. Build with :meth:`of` (a Config) or directly; the
+    ranges are checked by :class:`semdialect.config.Config`."""
+
+    decoder_stages: int = 0
+    pe_product_stages: int = 1
+    pe_scale_stages: int = 1
+    acc_stages: int = 1
+    selector_stages: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low = 1 if f.name.startswith(("pe_", "acc")) else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{f.name}: must be an integer >= {low}, got {value!r}")
+
+    @classmethod
+    def of(cls, cfg: Any) -> Pipeline:
+        """The pipeline of a :class:`semdialect.config.Config` (or anything with the
+        ``[pipeline]`` attributes)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+
+    @property
+    def pe_latency(self) -> int:
+        """BlockPE: last pair accepted in cycle t → its output presented in cycle t + this."""
+        return self.pe_product_stages + self.pe_scale_stages + self.acc_stages
+
+    @property
+    def array_latency(self) -> int:
+        """MACArray: the ``last`` k-step of a tile's last virtual column group accepted in
+        cycle t → the tile's results presented in cycle t + this."""
+        return self.decoder_stages + self.pe_latency
+
+    @property
+    def quantizer_extra(self) -> int:
+        """BlockQuantizer latency beyond the selector's C evaluation cycles."""
+        return BASE_QUANTIZER_EXTRA + self.selector_stages
+
+    def quantizer_latency(self, sel_cycles: int) -> int:
+        """BlockQuantizer latency with C = ``sel_cycles``: C + 2 + selector_stages."""
+        return sel_cycles + self.quantizer_extra
+
+    def selector_latency(self, sel_cycles: int) -> int:
+        """FormatSelector latency with C = ``sel_cycles``: C + 1 + selector_stages."""
+        return sel_cycles + 1 + self.selector_stages

@@ -14,21 +14,48 @@ from typing import TypeVar
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 
-__all__ = ["shift_left", "tree_max", "tree_reduce", "tree_sum"]
+__all__ = ["Enables", "cut_levels", "held_register", "pipeline_register", "shift_left",
+           "tree_depth", "tree_max", "tree_reduce", "tree_sum"]
 
 T = TypeVar("T")
 
 
-def tree_reduce(operands: Sequence[T], op: Callable[[T, T], T]) -> T:
-    """Reduce ``operands`` with the binary ``op`` in a balanced tree (left operand first)."""
+def tree_depth(count: int) -> int:
+    """Levels of a balanced reduction of ``count`` operands: ceil(log2 count)."""
+    return max(count - 1, 0).bit_length()
+
+
+def cut_levels(levels: int, registers: int) -> tuple[int, ...]:
+    """Where ``registers`` pipeline registers go in a chain of ``levels`` logic levels (level
+    ℓ = 1 … ``levels``; a register "after level ℓ"), the last one always after the final
+    level and the others spread evenly: register k (1-based) after level
+    round(k·levels/registers). Fewer distinct positions than ``registers`` cannot be built:
+    ``ValueError`` naming ``registers`` when registers > levels."""
+    if registers < 1 or registers > levels:
+        raise ValueError(f"registers: {registers} stages do not fit {levels} logic levels")
+    return tuple(max(1, (k * levels + registers // 2) // registers) for k in range(1, registers))\
+        + (levels,)
+
+
+def tree_reduce(operands: Sequence[T], op: Callable[[T, T], T], *,
+                stage: Callable[[int, list[T]], list[T]] | None = None) -> T:
+    """Reduce ``operands`` with the binary ``op`` in a balanced tree (left operand first).
+
+    ``stage(level, values)``, when given, is called after every level (1 … depth) with that
+    level's values and returns the values the next level uses (e.g. registered copies: a
+    pipelined tree, see :func:`cut_levels`)."""
     level = list(operands)
     if not level:
         raise ValueError("operands: a reduction needs at least one operand")
+    depth = 0
     while len(level) > 1:
         paired = [op(level[k], level[k + 1]) for k in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired
+        depth += 1
+        if stage is not None:
+            level = stage(depth, level)
     return level[0]
 
 
@@ -53,3 +80,76 @@ def shift_left(m: Module, value: Value, amount: Value, name: str) -> Signal:
         m.d.comb += level.eq(Mux(bit, shifted, value))
         value = level
     return value
+
+
+# -- pipeline registers ----------------------------------------------------------------------
+
+
+class Enables:
+    """Copies of a pipeline's stall enable ``en = ~o.valid | o.ready``, each loading at most
+    :attr:`FANOUT` register bits: every copy has its own replica of the ``o.valid`` register
+    (all replicas load the same next value, so they never differ), so no register output
+    drives a thousand enable multiplexers (the fanout, not the logic, would set the clock)."""
+
+    FANOUT = 12
+
+    def __init__(self, m: Module, ready: Value) -> None:
+        self._m = m
+        self._ready = ready
+        self._copies: list[tuple[Signal, Signal]] = []
+        self._left = 0
+
+    def get(self, bits: int = 1) -> Signal:
+        """An enable copy for ``bits`` more register bits."""
+        if not self._copies or self._left < bits:
+            index = len(self._copies)
+            # the replica holds ~o.valid, so en = idle | o.ready: the ready port drives each
+            # copy's gate directly (no shared inverter of the port)
+            self._copies.append((Signal(name=f"idle_copy{index}", init=1),
+                                 Signal(name=f"en_copy{index}")))
+            self._left = self.FANOUT
+        self._left -= bits
+        return self._copies[-1][1]
+
+    def finish(self, next_valid: Value) -> None:
+        """Load every ``o.valid`` replica with ``next_valid`` (the value ``o.valid`` takes
+        after an enabled cycle)."""
+        for idle, en in self._copies:
+            self._m.d.comb += en.eq(idle | self._ready)
+            with self._m.If(en):
+                self._m.d.sync += idle.eq(~next_valid)
+
+
+def held_register(m: Module, en: Enables, value: Value, load_next: Value, name: str
+                   ) -> Signal:
+    """A register of ``value``'s shape loaded with ``value`` in enabled cycles where a
+    ``load`` condition holds; ``load`` is kept in one replica register per enable copy
+    (``load_next`` = the value the condition takes after an enabled cycle), so no single
+    signal selects every bit."""
+    reg = Signal(value.shape(), name=name, reset_less=True)
+    raw, src = Value.cast(reg), Value.cast(value)
+    for low in range(0, len(raw), Enables.FANOUT):
+        high = min(low + Enables.FANOUT, len(raw))
+        enable = en.get(high - low + 1)
+        load = Signal(name=f"{name}_load{low}")
+        with m.If(enable):
+            m.d.sync += load.eq(load_next)
+        with m.If(enable & load):
+            m.d.sync += raw[low:high].eq(src[low:high])
+    return reg
+
+
+def pipeline_register(m: Module, en: Enables, value: Value, name: str, init: int | None = None
+              ) -> Signal:
+    """A pipeline register of ``value`` (its shape), loaded when the stall enable is high
+    (one enable copy per :attr:`Enables.FANOUT` bits). Data registers have no reset (a
+    reset multiplexer per bit would load the reset net with every register); ``init``
+    (control flags) gives a reset value."""
+    reg = (Signal(value.shape(), name=name, reset_less=True) if init is None else
+           Signal(value.shape(), name=name, init=init))
+    raw, src = Value.cast(reg), Value.cast(value)
+    for low in range(0, len(raw), Enables.FANOUT):
+        high = min(low + Enables.FANOUT, len(raw))
+        with m.If(en.get(high - low)):
+            m.d.sync += raw[low:high].eq(src[low:high])
+    return reg

@@ -17,6 +17,16 @@ Loaded from ``configs/*.toml``::
     formats_per_cycle = 32  # dialect costs evaluated per cycle by the LUT selector
     [frontend]
     lanes = 8           # parallel BlockQuantizer lanes (activation blocks per beat), divides rows
+    [pipeline]          # register stages (timing closure; see docs/ARCHITECTURE.md "Pipeline")
+    decoder_stages = 0      # after the array-edge block decoders, 0..2
+    pe_product_stages = 1   # PE element products + adder tree, 1..4 (the last at the tree's end)
+    pe_scale_stages = 1     # PE P·2^exp → FP32 conversion, 1..3
+    acc_stages = 1          # d: FP32 accumulator loop, 1..7; each PE interleaves d outputs
+                            # (C-slow), a tile is rows × (cols·d)
+    selector_stages = 0     # extra stages in the LUT selector's cost/argmin trees, 0..6
+
+Omitted ``[pipeline]`` keys take the unpipelined values above (the dataclass defaults: the
+design before pipelining, exactly); the shipped TOMLs set them all.
 
 ``name`` names build folders (``build/verilog/<name>/``), so it must be a plain identifier.
 :func:`resolve_config` takes what a user types after ``--config``: a shipped configuration's
@@ -41,6 +51,15 @@ from semdialect.paths import configs_dir
 DATAFLOWS = ("output-stationary",)
 SELECTS = ("lut", "two-stage")
 MAX_ARRAY = 64
+#: ``[pipeline]`` keys → (smallest, largest) register stages; the dataclass defaults are the
+#: unpipelined design (every latency as before pipelining)
+PIPELINE_RANGES: dict[str, tuple[int, int]] = {
+    "decoder_stages": (0, 2),
+    "pe_product_stages": (1, 4),
+    "pe_scale_stages": (1, 3),
+    "acc_stages": (1, 7),
+    "selector_stages": (0, 6),
+}
 #: a configuration name: ASCII letters, digits, '_' and '-', not starting with '-' (it becomes
 #: a folder and a Verilog module suffix, so no separators, dots, spaces or empty names)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
@@ -60,6 +79,11 @@ class Config:
     formats_per_cycle: int = 32
     drain_width: int = 32
     lanes: int = 8
+    decoder_stages: int = 0
+    pe_product_stages: int = 1
+    pe_scale_stages: int = 1
+    acc_stages: int = 1
+    selector_stages: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
@@ -67,14 +91,19 @@ class Config:
                 f"name: must be a plain identifier of 1 to 64 ASCII letters, digits, '_' or '-' "
                 f"(not starting with '-'), got {self.name!r}"
             )
-        for key in ("rows", "cols", "block", "formats_per_cycle", "drain_width", "lanes"):
+        for key in ("rows", "cols", "block", "formats_per_cycle", "drain_width", "lanes",
+                    *PIPELINE_RANGES):
             val = getattr(self, key)
             if isinstance(val, bool) or not isinstance(val, int):
                 raise ValueError(f"{key}: expected an integer, got {val!r}")
         for key in ("rows", "cols"):
             if not 1 <= getattr(self, key) <= MAX_ARRAY:
                 raise ValueError(f"{key}: must be in 1..{MAX_ARRAY}, got {getattr(self, key)}")
-        check_drain_width(self.drain_width, self.rows, self.cols)
+        for key, (low, high) in PIPELINE_RANGES.items():
+            if not low <= getattr(self, key) <= high:
+                raise ValueError(f"{key}: must be in {low}..{high} register stages, "
+                                 f"got {getattr(self, key)}")
+        check_drain_width(self.drain_width, self.rows, self.cols, self.acc_stages)
         check_lanes(self.lanes, self.rows)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow: must be one of {DATAFLOWS}, got {self.dataflow!r}")
@@ -93,14 +122,24 @@ class Config:
             )
 
     @property
+    def tile_cols(self) -> int:
+        """Columns of one output tile: cols · acc_stages (each PE interleaves acc_stages
+        outputs, one per virtual column group)."""
+        return self.cols * self.acc_stages
+
+    @property
     def drain_rows(self) -> int:
-        """Tile rows one drain beat covers: max(1, drain_width / cols)."""
-        return drain_beat_shape(self.drain_width, self.cols)[0]
+        """Tile rows one drain beat covers: max(1, drain_width / tile_cols)."""
+        return drain_beat_shape(self.drain_width, self.tile_cols)[0]
 
     @property
     def drain_cols(self) -> int:
-        """Tile columns one drain beat covers: min(drain_width, cols)."""
-        return drain_beat_shape(self.drain_width, self.cols)[1]
+        """Tile columns one drain beat covers: min(drain_width, tile_cols)."""
+        return drain_beat_shape(self.drain_width, self.tile_cols)[1]
+
+    def pipeline_dict(self) -> dict[str, int]:
+        """The ``[pipeline]`` keys and their values."""
+        return {key: getattr(self, key) for key in PIPELINE_RANGES}
 
     def book(self) -> Formatbook:
         """The configured formatbook."""
@@ -116,16 +155,19 @@ class Config:
         return asdict(self)
 
 
-def check_drain_width(width: int, rows: int, cols: int) -> None:
-    """A drain beat covers part of one tile row (``width`` divides ``cols``) or whole tile rows
-    (``width`` is a multiple of ``cols`` that divides rows·cols); ``ValueError`` naming
-    ``drain_width`` otherwise (also for a non-integer)."""
+def check_drain_width(width: int, rows: int, cols: int, acc_stages: int = 1) -> None:
+    """A drain beat covers part of one tile row (``width`` divides the tile's columns
+    T = cols·``acc_stages``) or whole tile rows (``width`` is a multiple of T that divides
+    rows·T); ``ValueError`` naming ``drain_width`` otherwise (also for a non-integer)."""
+    tile = cols * acc_stages
     ok = (isinstance(width, int) and not isinstance(width, bool) and width >= 1
-          and (cols % width == 0 or (width % cols == 0 and (rows * cols) % width == 0)))
+          and (tile % width == 0 or (width % tile == 0 and (rows * tile) % width == 0)))
     if not ok:
+        what = f"cols={cols}" if acc_stages == 1 else (
+            f"the tile's cols*acc_stages={tile} columns")
         raise ValueError(
-            f"drain_width: must divide cols={cols}, or be a multiple of cols that divides "
-            f"rows*cols={rows * cols}, got {width!r}"
+            f"drain_width: must divide {what}, or be a multiple of it that divides "
+            f"rows*{tile}={rows * tile}, got {width!r}"
         )
 
 
@@ -176,7 +218,8 @@ def load_config(path: str | Path) -> Config:
     sections = {"array": ("rows", "cols", "dataflow", "drain_width"),
                 "format": ("block", "formatbook", "select"),
                 "selector": ("formats_per_cycle",),
-                "frontend": ("lanes",)}
+                "frontend": ("lanes",),
+                "pipeline": tuple(PIPELINE_RANGES)}
     flat: dict[str, Any] = {"name": doc.pop("name", path.stem)}
     for sec, keys in sections.items():
         table = doc.pop(sec, {})

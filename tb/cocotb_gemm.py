@@ -258,7 +258,7 @@ def gemm_step(label: str, x16: np.ndarray, w_beats: list[int], n: int, want_y: n
     return Step(label, "gemm", m, n, kb, add,
                 {"cmd": [_command("gemm", m, n, kb, add)], "x": x, "w": w_beats,
                  "yin": yin or []},
-                rows, kbs, drain_order(m, n, CONFIG.rows, CONFIG.cols, DRAIN),
+                rows, kbs, drain_order(m, n, CONFIG.rows, CONFIG.tile_cols, DRAIN),
                 want_y, want_invalid, salient=flags, want_r=want_r)
 
 
@@ -332,7 +332,7 @@ def _add(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
     addend_invalid = rng.random((m, n)) < 0.2
     total = golden.DecomposedParts(main=addend, residual=product,
                                    salient=np.arange(m)).combine()  # RNE_fp32(addend + XW)
-    order = drain_order(m, n, CONFIG.rows, CONFIG.cols, DRAIN)
+    order = drain_order(m, n, CONFIG.rows, CONFIG.tile_cols, DRAIN)
     return gemm_step(f"{tag}: + addend", x, weight_beats(qw, m, CONFIG, LAYOUT["w"]), n,
                      np.asarray(total, np.float32).view(np.uint32), flags | addend_invalid,
                      masks=masks, add=1,
@@ -400,7 +400,7 @@ def _decompose(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
         f"{tag}: residual_expected disagrees with golden.decompose.residual")
     r16 = first.want_r[salient].view(np.float16)
     s = len(salient)
-    order = drain_order(s, n, CONFIG.rows, CONFIG.cols, DRAIN)
+    order = drain_order(s, n, CONFIG.rows, CONFIG.tile_cols, DRAIN)
     second = gemm_step(
         f"{tag}: residual GEMM + main", r16, weight_beats(qw, s, CONFIG, LAYOUT["w"]), n,
         final_bits[salient], no_flags[salient], add=1,

@@ -8,7 +8,13 @@ file receiving the number of problems and block pairs checked per kind), ``PE_CO
 
 The PEs (one per kind) run concurrently with own random valid/ready patterns; every output is
 compared bit for bit (FP32 pattern and ``invalid``) with golden, and ``o`` must hold still
-while stalled. A second test checks latency 3 and one pair per cycle with no stalls.
+while stalled. A second test checks the configuration's PE latency (``[pipeline]``: product +
+scale + accumulator stages) and one pair per cycle with no stalls.
+
+With a C-slow accumulator (d = ``acc_stages`` > 1) problem p runs in ring position p mod d:
+the driver counts the PE's enabled cycles (``i.ready`` high) to know whose turn it is, offers
+that position's next pair (or a bubble), and reads d results per ``o`` beat, in the order the
+problems' last pairs went in.
 """
 
 from __future__ import annotations
@@ -36,19 +42,38 @@ SUMMARY = os.environ.get("PE_SUMMARY")
 CORRUPT = os.environ.get("PE_CORRUPT") == "1"
 
 
+D = TOP.pes[next(iter(PE_PREFIXES))].acc_stages  # the same pipeline for every kind
+LATENCY = TOP.pes[next(iter(PE_PREFIXES))].latency
+
+
 def problems(prefix: str) -> list:
     kind = PEKind(PE_PREFIXES[prefix])
-    return pe_vectors(CONFIG if kind.has_dialects else kind, VECTORS, SEED)
+    probs = pe_vectors(CONFIG if kind.has_dialects else kind, -(-VECTORS // D) * D, SEED)
+    return probs[: len(probs) // D * D]  # whole groups of d outputs
 
 
 def beats(prefix: str, probs: list) -> list[int]:
     """Packed ``i.payload`` words of every block pair, ``last`` on each problem's final one."""
+    return [word for queue in slot_queues(prefix, probs) for word, _ in queue]
+
+
+def slot_queues(prefix: str, probs: list) -> list[list[tuple[int, int | None]]]:
+    """Per ring position s < d: (packed pair, problem index on its last pair else None) of
+    problems s, s + d, …"""
     layout = TOP.pes[prefix].signature.members["i"].signature.members["payload"].shape
-    out = []
-    for _, a_blocks, w_blocks, _, _ in probs:
+    queues: list[list[tuple[int, int | None]]] = [[] for _ in range(D)]
+    for index, (_, a_blocks, w_blocks, _, _) in enumerate(probs):
         for kb, (a, w) in enumerate(zip(a_blocks, w_blocks, strict=True)):
-            out.append(pack(layout, {"a": a, "w": w, "last": int(kb == len(a_blocks) - 1)}))
-    return out
+            last = kb == len(a_blocks) - 1
+            queues[index % D].append(
+                (pack(layout, {"a": a, "w": w, "last": int(last)}), index if last else None))
+    return queues
+
+
+def results(raw: int, off_v: int, off_i: int) -> list[tuple[int, int]]:
+    """The (value, invalid) pairs of one ``o`` payload (d of them, 33 bits apart)."""
+    return [((raw >> (off_v + 33 * k)) & 0xFFFF_FFFF, (raw >> (off_i + 33 * k)) & 1)
+            for k in range(D)]
 
 
 async def start(dut) -> None:
@@ -70,11 +95,10 @@ async def test_pe_random_stalls(dut) -> None:
     state = {}
     for prefix in PE_PREFIXES:
         probs = problems(prefix)
-        layout = TOP.pes[prefix].signature.members["o"].signature.members["payload"].shape
         state[prefix] = {
-            "probs": probs, "words": beats(prefix, probs), "sent": 0, "holding": False,
-            "got": [], "monitor": OutputMonitor(f"{prefix}o"),
-            "off_v": layout["value"].offset, "off_i": layout["invalid"].offset,
+            "probs": probs, "queues": slot_queues(prefix, probs), "position": 0,
+            "offered": False, "order": [], "words": beats(prefix, probs),
+            "got": [], "monitor": OutputMonitor(f"{prefix}o"), "off_v": 0, "off_i": 32,
             "i_valid": port(dut, f"{prefix}i.valid"), "i_ready": port(dut, f"{prefix}i.ready"),
             "i_payload": port(dut, f"{prefix}i.payload"),
             "o_valid": port(dut, f"{prefix}o.valid"), "o_ready": port(dut, f"{prefix}o.ready"),
@@ -86,26 +110,34 @@ async def test_pe_random_stalls(dut) -> None:
         await FallingEdge(dut.clk)
         ready = {}
         for s in state.values():
-            if not s["holding"] and s["sent"] < len(s["words"]) and rng.random() < 0.75:
-                s["i_payload"].value = s["words"][s["sent"]]
-                s["i_valid"].value = 1
-                s["holding"] = True
-            elif not s["holding"]:
-                s["i_valid"].value = 0
+            queue = s["queues"][s["position"] % D]
+            # a pair waits for its ring position's turn; with d = 1 an offered pair is held
+            # until it transfers (the stream rule)
+            keep = s["offered"] and D == 1
+            s["offered"] = keep or (bool(queue) and rng.random() < 0.75)
+            if s["offered"]:
+                s["i_payload"].value = queue[0][0]
+            s["i_valid"].value = int(s["offered"])
             ready[id(s)] = rng.random() < 0.7
             s["o_ready"].value = int(ready[id(s)])
         await readonly
         for s in state.values():
-            if s["holding"] and s["i_ready"].value:
-                s["sent"] += 1
-                s["holding"] = False
+            if s["i_ready"].value:
+                if s["offered"]:
+                    _, done = s["queues"][s["position"] % D].pop(0)
+                    if done is not None:
+                        s["order"].append(done)
+                    s["offered"] = False
+                s["position"] += 1
             raw = s["o_payload"].value.to_unsigned() if s["o_valid"].value else None
             if s["monitor"].transferred(cycle, raw, ready[id(s)]):
-                s["got"].append(((raw >> s["off_v"]) & 0xFFFF_FFFF, (raw >> s["off_i"]) & 1))
+                s["got"].extend(results(raw, s["off_v"], s["off_i"]))
         cycle += 1
         assert cycle < 20 * sum(len(s["words"]) for s in state.values()) + 100, "stuck"
     summary = {}
     for prefix, s in state.items():
+        got = dict(zip(s["order"], s["got"], strict=True))  # completion order → problem order
+        s["got"] = [got[k] for k in range(len(s["probs"]))]
         want = [(bits, inv) for _, _, _, bits, inv in s["probs"]]
         if CORRUPT:
             want[len(want) // 2] = (want[len(want) // 2][0] ^ 1, want[len(want) // 2][1])
@@ -125,43 +157,41 @@ async def test_pe_random_stalls(dut) -> None:
 
 @cocotb.test()
 async def test_pe_latency_throughput(dut) -> None:
-    """No stalls: one pair per cycle, each sum 3 cycles after its last pair."""
+    """No stalls: one pair per cycle (ring positions in turn), each ``o`` beat ``latency``
+    cycles after the last pair of its d-th output."""
     await start(dut)
     for prefix in PE_PREFIXES:
-        probs = problems(prefix)[:40]
-        words = beats(prefix, probs)
+        probs = problems(prefix)[: 40 // D * D]
+        queues = slot_queues(prefix, probs)
         i_valid, i_payload = port(dut, f"{prefix}i.valid"), port(dut, f"{prefix}i.payload")
         i_ready = port(dut, f"{prefix}i.ready")
         o_valid, o_payload = port(dut, f"{prefix}o.valid"), port(dut, f"{prefix}o.payload")
         port(dut, f"{prefix}o.ready").value = 1
-        lasts = []  # cycle of each problem's last pair
+        lasts = []  # (cycle, problem) of each problem's last pair, in issue order
         outs = []
         cycle = 0
-        sent = 0
-        index = 0
-        count = 0
-        while len(outs) < len(probs):
+        while len(outs) < len(probs) // D:
             await FallingEdge(dut.clk)
-            if sent < len(words):
-                i_payload.value = words[sent]
+            queue = queues[cycle % D]
+            if queue:
+                i_payload.value = queue[0][0]
                 i_valid.value = 1
             else:
                 i_valid.value = 0
             await ReadOnly()
-            if sent < len(words):
-                assert i_ready.value, "the PE must accept a pair every cycle"
-                count += 1
-                if count == len(probs[index][1]):
-                    lasts.append(cycle)
-                    index += 1
-                    count = 0
-                sent += 1
+            assert i_ready.value, "the PE must accept a pair every cycle"
+            if queue:
+                _, done = queue.pop(0)
+                if done is not None:
+                    lasts.append((cycle, done))
             if o_valid.value:
-                outs.append((cycle, o_payload.value.to_unsigned() & 0xFFFF_FFFF))
+                outs.append((cycle, results(o_payload.value.to_unsigned(), 0, 32)))
             cycle += 1
-            assert cycle < len(words) + 20
-        assert [c for c, _ in outs] == [c + 3 for c in lasts]
-        assert [v for _, v in outs] == [p[3] for p in probs]
+            assert cycle < sum(len(p[1]) for p in probs) + 20 * D + LATENCY
+        assert [c for c, _ in outs] == [lasts[(k + 1) * D - 1][0] + LATENCY
+                                        for k in range(len(outs))]
+        got = [v for _, group in outs for v, _ in group]
+        assert got == [probs[p][3] for _, p in lasts]
         await FallingEdge(dut.clk)
         i_valid.value = 0
         port(dut, f"{prefix}o.ready").value = 0

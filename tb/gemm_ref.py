@@ -14,10 +14,12 @@ T_n = ⌈N/cols⌉ column tiles of C_j columns, L = ``lanes``, D = ``drain_width
 
 * ``x`` / ``q`` (:func:`x_beat_rows`): ``for t: for g < ⌈R_t/L⌉: for kb < KB:`` one beat,
   lane l = block (row t·rows + g·L + l, k-block kb); lanes past M are padding.
-* ``w`` (:func:`weight_beats`): ``for t: for j: for kb:`` one beat of ``cols`` blocks.
-* ``y`` / ``yin`` (:func:`drain_order`): ``for t: for j: for br: for bc:`` one beat of D lanes,
-  g = max(1, D/cols) tile rows × c = min(D, cols) tile columns, lane i = Y[t·rows + br·g +
-  i // c, j·cols + bc·c + i mod c], inside the tile where ``mask`` bit i is set.
+* ``w`` (:func:`weight_beats`): ``for t: for j: for kb: for s < d:`` one beat of ``cols``
+  blocks (columns j·T + s·cols + c), T = cols·d tile columns, d = ``acc_stages``.
+* ``y`` / ``yin`` (:func:`drain_order` with T for ``cols``): ``for t: for j: for br: for bc:``
+  one beat of D lanes, g = max(1, D/T) tile rows × c = min(D, T) tile columns, lane i =
+  Y[t·rows + br·g + i // c, j·T + bc·c + i mod c], inside the tile where ``mask`` bit i is
+  set.
 * ``r``: one beat per quantized ``x`` beat with at least one salient lane, in ``x`` order.
 """
 
@@ -515,14 +517,17 @@ def weight_beats_from_fields(wt: QuantizedFields, m: int, cfg: Config,
                              layout: data.ArrayLayout) -> list[int]:
     """GemmCore ``w`` beats for an M-row GEMM from Wᵀ (N, K) given as hardware fields (e.g.
     a quantize command's ``q`` output, the run-time second operand): ``for t in
-    ⌈M/rows⌉ row tiles: for j: for kb:`` lane c = Wᵀ block (column j·cols + c, kb); lanes past
-    N are zero."""
+    ⌈M/rows⌉ row tiles: for j (tiles of cols·d columns): for kb: for s < d:`` lane c = Wᵀ
+    block (column j·cols·d + s·cols + c, kb), d = ``cfg.acc_stages``; lanes past N are zero
+    (a beat wholly past N is still sent: its group computes don't-care outputs)."""
     n, k = wt.codes.shape
-    b, rows, cols = cfg.block, cfg.rows, cfg.cols
+    b, rows, cols, d = cfg.block, cfg.rows, cfg.cols, cfg.acc_stages
     nb = k // b
-    tiles_n = -(-n // cols)
-    j_idx = np.repeat(np.arange(tiles_n), nb)  # beat order within one row tile: j, then kb
-    kb_idx = np.tile(np.arange(nb), tiles_n)
+    tiles_n = -(-n // (cols * d))
+    # beat order within one row tile: tile j, k-block kb, virtual column group s; beat (j,
+    # kb, s) is the column block group j·d + s (columns (j·d + s)·cols + c)
+    j_idx = np.repeat(np.arange(tiles_n), nb * d) * d + np.tile(np.arange(d), tiles_n * nb)
+    kb_idx = np.tile(np.repeat(np.arange(nb), d), tiles_n)
     blocks = wt.codes.reshape(n, nb, b)
     has_id = "dialect" in layout.elem_shape.members  # K = 1 stores no id
     fields: dict[str, np.ndarray] = {}

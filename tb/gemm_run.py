@@ -300,8 +300,9 @@ def run_job(top: CachedVerilog, module: str, env_var: str, work: Path, say: Prog
 def cycle_limit(cfg: Config, m: int, n: int, kb: int) -> int:
     """A generous bound on a GEMM's cycles without stalls (a deadlock guard, not a model):
     four times the quantizer's and the array's work, plus 10 000."""
-    tiles = math.ceil(m / cfg.rows) * math.ceil(n / cfg.cols)
-    work = m * kb * cfg.selector_cycles + tiles * (kb + cfg.rows * cfg.cols + 8)
+    tiles = math.ceil(m / cfg.rows) * math.ceil(n / cfg.tile_cols)
+    work = m * kb * cfg.selector_cycles + tiles * (kb * cfg.acc_stages + cfg.rows *
+                                                   cfg.tile_cols + 40)
     return 4 * work + 10_000
 
 

@@ -5,7 +5,8 @@ registry (:class:`semdialect.designs.PEKind`), each with its own ports (nothing 
 them), so one Verilator build covers every kind. The ports of kind ``k`` carry the prefix
 ``<k>_`` (:data:`PE_PREFIXES`): ``dialect_i``/``dialect_o`` for
 ``BlockPE(ElementKind.for_config(PEKind.DIALECT, cfg))`` (the configuration's book and B),
-``mxfp4_i``/``mxfp4_o``, ``mxint8_i``/``mxint8_o`` for the fixed-format kinds.
+``mxfp4_i``/``mxfp4_o``, ``mxint8_i``/``mxint8_o`` for the fixed-format kinds. Every PE has
+the configuration's ``[pipeline]`` stages (product, scale, accumulator).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from semdialect.config import Config
 from semdialect.designs import PEKind
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.pe import BlockPE
+from semdialect.rtl.timing import Pipeline
 
 __all__ = ["PE_PREFIXES", "PETestTop"]
 
@@ -31,7 +33,7 @@ class PETestTop(wiring.Component):
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.pes = {
-            prefix: BlockPE(ElementKind.for_config(kind, cfg))
+            prefix: BlockPE(ElementKind.for_config(kind, cfg), pipeline=Pipeline.of(cfg))
             for prefix, kind in PE_PREFIXES.items()
         }
         members = {}

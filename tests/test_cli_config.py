@@ -40,7 +40,8 @@ def test_unknown_config_lists_the_shipped_names() -> None:
 def test_config_is_parsed_once_at_the_edge(cmd: str) -> None:
     """The parser hands the commands a Config (default: the shipped `default`)."""
     args = build_parser().parse_args([cmd])
-    assert args.config == Config() and isinstance(args.config, Config)
+    assert isinstance(args.config, Config)
+    assert args.config == load_config(configs_dir() / "default.toml")
     assert build_parser().parse_args([cmd, "--config", "small"]).config.name == "small"
 
 
@@ -147,3 +148,49 @@ def test_drain_geometry_of_the_shipped_configs() -> None:
         cfg = resolve_config(name)
         assert cfg.drain_rows * cfg.drain_cols == cfg.drain_width
         assert cfg.rows % cfg.lanes == 0 and cfg.rows % cfg.drain_rows == 0
+
+
+@pytest.mark.parametrize("key, value", [
+    ("acc_stages", 0), ("acc_stages", 8), ("pe_product_stages", 0), ("pe_scale_stages", 4),
+    ("decoder_stages", -1), ("selector_stages", 7), ("acc_stages", "2"), ("acc_stages", True),
+])
+def test_bad_pipeline_key_is_one_line_exit_2(tmp_path, capsys, key: str, value: object) -> None:
+    """Every ``[pipeline]`` key is checked: exit 2, one line naming the key, nothing written."""
+    text = (configs_dir() / "small.toml").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"{key} ="))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(line, f"{key} = {value!r}".replace("'", '"').replace(
+        "True", "true")))
+    with pytest.raises(ValueError, match=key):
+        load_config(bad)
+    assert main(["verilog", "--config", str(bad), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and key in err, err
+    assert not (tmp_path / "v").exists()
+
+
+def test_omitted_pipeline_keys_are_the_unpipelined_design(tmp_path) -> None:
+    """A configuration without ``[pipeline]`` is the design before pipelining (latencies 3
+    and C + 2, one output per PE); the shipped ones set every key."""
+    from semdialect.config import PIPELINE_RANGES
+    from semdialect.rtl.timing import Pipeline
+
+    text = (configs_dir() / "small.toml").read_text().split("[pipeline]")[0]
+    mine = tmp_path / "mine.toml"
+    mine.write_text(text)
+    cfg = load_config(mine)
+    assert Pipeline.of(cfg) == Pipeline() and cfg.tile_cols == cfg.cols
+    for name in shipped_configs():
+        body = (configs_dir() / f"{name}.toml").read_text()
+        assert all(f"\n{key} =" in body for key in PIPELINE_RANGES), name
+
+
+def test_drain_width_must_fit_the_c_slow_tile(tmp_path) -> None:
+    """With d = acc_stages the tile is rows × cols·d: the drain width is checked against it
+    and the message names drain_width and acc_stages."""
+    text = (configs_dir() / "small.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("acc_stages = 2", "acc_stages = 3"))
+    with pytest.raises(ValueError, match=r"drain_width: must divide the tile's "
+                                         r"cols\*acc_stages=6 columns"):
+        load_config(bad)

@@ -33,7 +33,7 @@ from semdialect.rtl.layouts import pe_operands, quantized_block
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.pe import BlockPE
 from semdialect.rtl.tile_drain import TileDrain
-from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
+from semdialect.rtl.timing import BASE_PE_LATENCY, BASE_QUANTIZER_EXTRA, Pipeline
 from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
 from semdialect.tb.gemm_ref import (
     activation_words,
@@ -54,6 +54,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::semdialect.golden.FlushWarning"
 
 CONFIGS = REPO_ROOT / "configs"
 SMALL = load_config(CONFIGS / "small.toml")
+#: ``small`` without its ``[pipeline]`` (the dataclass defaults): the design before pipelining
+SMALL0 = replace(SMALL, name="small0", **{
+    key: getattr(Config(), key) for key in SMALL.pipeline_dict()})
 DEFAULT = load_config(CONFIGS / "default.toml")
 BLOCKDIALECT = load_config(CONFIGS / "blockdialect.toml")
 
@@ -136,42 +139,57 @@ def test_block_decoder_fields() -> None:
 
 
 def rtl_pe(kind: ElementKind, problems: list, seed: int, p_valid: float = 0.8,
-           p_ready: float = 0.7) -> list[tuple[int, int]]:
-    """Run ``problems`` through ``BlockPE(kind)`` with random valid/ready; (bits, invalid)."""
-    dut = BlockPE(kind)
+           p_ready: float = 0.7, pipeline: Pipeline | None = None) -> list[tuple[int, int]]:
+    """Run ``problems`` through ``BlockPE(kind, pipeline=...)`` with random valid/ready;
+    (bits, invalid) per problem, in the order of ``problems``. With d = acc_stages > 1
+    problem p runs in ring position p mod d (each position's problems in turn); the ring
+    position of a cycle is the count of enabled cycles (``i.ready``) since reset, mod d, and a
+    position whose pair is held back is a bubble."""
+    dut = BlockPE(kind, pipeline=pipeline)
+    d = dut.acc_stages
+    assert len(problems) % d == 0, "every group of d outputs must complete"
     layout = pe_operands(kind.encoded_layout)
-    words = []
-    for _, a_blocks, w_blocks, _, _ in problems:
+    queues: list[list[tuple[int, int | None]]] = [[] for _ in range(d)]
+    for index, (_, a_blocks, w_blocks, _, _) in enumerate(problems):
         for kb, (a, w) in enumerate(zip(a_blocks, w_blocks, strict=True)):
-            words.append(pack(layout, {"a": a, "w": w, "last": int(kb == len(a_blocks) - 1)}))
+            last = kb == len(a_blocks) - 1
+            queues[index % d].append((pack(layout, {"a": a, "w": w, "last": int(last)}),
+                                      index if last else None))
     rng = random.Random(seed)
+    completed: list[int] = []  # problem of every last pair, in issue order
     out: list[tuple[int, int]] = []
 
     async def testbench(ctx) -> None:
-        sent = 0
-        held = None
+        position = 0
         cycles = 0
+        total = sum(len(q) for q in queues)
         while len(out) < len(problems):
-            if held is None and sent < len(words) and rng.random() < p_valid:
-                held = words[sent]
-            ctx.set(dut.i.valid, held is not None)
-            if held is not None:
-                ctx.set(dut.i.payload.as_value(), held)
+            queue = queues[position % d]
+            offer = bool(queue) and rng.random() < p_valid
+            ctx.set(dut.i.valid, offer)
+            if offer:
+                ctx.set(dut.i.payload.as_value(), queue[0][0])
             ready = rng.random() < p_ready
             ctx.set(dut.o.ready, ready)
-            if held is not None and ctx.get(dut.i.ready):
-                sent += 1
-                held = None
+            if ctx.get(dut.i.ready):
+                if offer:
+                    _, done = queue.pop(0)
+                    if done is not None:
+                        completed.append(done)
+                position += 1
             if ready and ctx.get(dut.o.valid):
-                out.append((ctx.get(dut.o.payload.value), ctx.get(dut.o.payload.invalid)))
+                results = [ctx.get(dut.o.payload)] if d == 1 else [
+                    ctx.get(dut.o.payload[k]) for k in range(d)]
+                out.extend((r["value"], r["invalid"]) for r in results)
             await ctx.tick()
             cycles += 1
-            assert cycles < 10 * len(words) + 100, "PE stuck"
+            assert cycles < 20 * total + 100, "PE stuck"
 
     sim = clocked(dut)
     sim.add_testbench(testbench)
     sim.run()
-    return out
+    by_problem = dict(zip(completed, out, strict=True))
+    return [by_problem[k] for k in range(len(problems))]
 
 
 def _check_pe(kind: ElementKind, problems: list, got: list) -> None:
@@ -316,7 +334,7 @@ def check_gemm(cfg: Config, x: np.ndarray, w: np.ndarray, stall: bool = False,
     want, flags, qw = gemm_expected(x, w, cfg)
     out, cycles = rtl_gemm(cfg, x, qw, stall, seed)
     m, n = want.shape
-    order = drain_order(m, n, cfg.rows, cfg.cols, cfg.drain_width)
+    order = drain_order(m, n, cfg.rows, cfg.tile_cols, cfg.drain_width)
     assert len(out) == len(order)
     values = np.array([[lane["value"] for lane in beat["lanes"]] for beat in out], np.uint32)
     invalid = np.array([[lane["invalid"] for lane in beat["lanes"]] for beat in out], bool)
@@ -334,7 +352,7 @@ def check_gemm(cfg: Config, x: np.ndarray, w: np.ndarray, stall: bool = False,
 #: tiny configurations that cover every schedule regime: C_sel = 1 (two-stage), 2, 4, 16 and
 #: 32, 1×1 / 2×2 / 3×2 / 1×4 / 4×1 arrays
 SCHEDULE_CONFIGS = [
-    SMALL,
+    SMALL0,
     Config(name="ts3x2", rows=3, cols=2, block=16, formatbook="dfp4", select="two-stage",
            formats_per_cycle=16, lanes=3, drain_width=2),
     Config(name="sd1x4", rows=1, cols=4, block=16, formatbook="sd32", select="lut",
@@ -346,10 +364,23 @@ SCHEDULE_CONFIGS = [
     Config(name="d1_2x2", rows=2, cols=2, block=16, formatbook="dfp4", select="lut",
            formats_per_cycle=4, lanes=1, drain_width=1),
 ]
+#: pipelined variants: C-slow accumulators (d = 2, 3, 4: tiles of rows × cols·d, partial
+#: virtual column groups past N), extra product/scale/decoder/selector stages, drain beats of
+#: part of a tile row and of several rows, C_sel = 1 and 4
+PIPELINED_CONFIGS = [
+    replace(SMALL, name="small_p", decoder_stages=1, pe_product_stages=2, pe_scale_stages=2,
+            acc_stages=2, selector_stages=1),
+    Config(name="ts3x2_d3", rows=3, cols=2, block=16, formatbook="dfp4", select="two-stage",
+           formats_per_cycle=16, lanes=3, drain_width=2, pe_product_stages=3, acc_stages=3,
+           selector_stages=2),
+    Config(name="sd1x2_d4", rows=1, cols=2, block=16, formatbook="sd32", select="lut",
+           formats_per_cycle=8, lanes=1, drain_width=4, pe_scale_stages=3, acc_stages=4,
+           selector_stages=3, decoder_stages=2),
+]
 SHAPES = [(1, 1, 1), (7, 5, 3), (5, 6, 2), (9, 2, 5), (2, 9, 8), (8, 3, 1)]
 
 
-@pytest.mark.parametrize("cfg", SCHEDULE_CONFIGS, ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", SCHEDULE_CONFIGS + PIPELINED_CONFIGS, ids=lambda c: c.name)
 def test_gemm_core_cycles_match_formula(cfg: Config) -> None:
     """Bit-exact GEMMs with no stalls; the cycle count equals sim.cycles.gemm_cycles for
     shapes in every regime (quantizer-, compute- and drain-bound, edge tiles, K/B = 1..8)."""
@@ -361,25 +392,32 @@ def test_gemm_core_cycles_match_formula(cfg: Config) -> None:
         assert cycles == gemm_cycles(cfg, m, n, kb * cfg.block), (cfg.name, m, n, kb)
 
 
-def test_gemm_core_stalls_and_invalid_blocks() -> None:
-    """Random valid/ready on every stream; NaN/Inf blocks contribute +0.0 and flag the row."""
+@pytest.mark.parametrize("cfg", [SMALL, PIPELINED_CONFIGS[1]], ids=lambda c: c.name)
+def test_gemm_core_stalls_and_invalid_blocks(cfg: Config) -> None:
+    """Random valid/ready on every stream; NaN/Inf blocks contribute +0.0 and flag the row.
+    With C-slow accumulators (small: d = 2; ts3x2_d3: d = 3) a weight beat that is late
+    waits for its ring position (bubbles pass the accumulators unchanged), partial column
+    groups included (N = 5 on 2·3-column groups)."""
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((5, 3 * SMALL.block))
+    x = rng.standard_normal((5, 3 * cfg.block))
     x[1, 3] = np.nan
-    x[3, 2 * SMALL.block + 1] = -np.inf
-    w = rng.standard_normal((3 * SMALL.block, 3))
-    check_gemm(SMALL, x, w, stall=True, seed=3)
+    x[3, 2 * cfg.block + 1] = -np.inf
+    w = rng.standard_normal((3 * cfg.block, 5))
+    check_gemm(cfg, x, w, stall=True, seed=3)
 
 
 def test_gemm_cycles_formula_examples() -> None:
-    """Hand-derived values (small: 2×2, C_sel = 4, 2 lanes, whole-tile drain): M = N = KB = 1
-    → A_0 = 1, F_0 = 1 + 4 + 3 = 8, X = 8 + 1 + 2 = 11, its one beat at 12 → 13 cycles; each
-    extra column tile costs max(KB, 1 beat) = KB; with one output per beat (drain_width 1)
-    a drain-bound steady state adds rows·cols = 4 per column tile (no bubble)."""
-    assert (SMALL.lanes, SMALL.drain_width) == (2, 4)
-    assert gemm_cycles(SMALL, 1, 1, 16) == 13
-    assert gemm_cycles(SMALL, 2, 4, 16) - gemm_cycles(SMALL, 2, 2, 16) == 1
-    one = replace(SMALL, drain_width=1, lanes=1)
+    """Hand-derived values (small unpipelined: 2×2, C_sel = 4, 2 lanes, whole-tile drain):
+    M = N = KB = 1 → A_0 = 1, F_0 = 1 + 4 + 3 = 8, X = 8 + 1 + 2 = 11, its one beat at 12 → 13
+    cycles; each extra column tile costs max(KB, 1 beat) = KB; with one output per beat
+    (drain_width 1) a drain-bound steady state adds rows·cols = 4 per column tile (no
+    bubble). Pipelined small (d = 2, array latency 7): F_0 = 8, the two k-steps
+    at 8 and 9, X = 16, one beat (M = 1) → 18."""
+    assert (SMALL0.lanes, SMALL0.drain_width) == (2, 4)
+    assert gemm_cycles(SMALL0, 1, 1, 16) == 13
+    assert gemm_cycles(SMALL, 1, 1, 16) == 18
+    assert gemm_cycles(SMALL0, 2, 4, 16) - gemm_cycles(SMALL0, 2, 2, 16) == 1
+    one = replace(SMALL0, drain_width=1, lanes=1)
     assert gemm_cycles(one, 2, 4, 16) - gemm_cycles(one, 2, 2, 16) == 4
     # compute-bound: KB = 8 > 4 → 8 per extra column tile
     assert gemm_cycles(one, 2, 4, 128) - gemm_cycles(one, 2, 2, 128) == 8
@@ -389,19 +427,27 @@ def test_gemm_cycles_formula_examples() -> None:
     assert gemm_cycles_raw(8, 8, 4, 8, 8, 1, lanes=8, drain_width=32) == 1 + 4 + 3 + 1 + 2 + 2 + 1
 
 
-@pytest.mark.parametrize("cfg", [SMALL, DEFAULT, BLOCKDIALECT], ids=lambda c: c.name)
+@pytest.mark.parametrize("cfg", [SMALL, DEFAULT, BLOCKDIALECT, *PIPELINED_CONFIGS],
+                         ids=lambda c: c.name)
 def test_schedule_constants_match_rtl(cfg: Config) -> None:
-    """sim.cycles is pure Python; its latencies must be the components' own."""
+    """sim.cycles is pure Python; its latencies (rtl.timing.Pipeline of the configuration)
+    must be the components' own."""
+    pipe = Pipeline.of(cfg)
     with warnings.catch_warnings():  # the components are inspected, never elaborated
         warnings.simplefilter("ignore", UnusedElaboratable)
         quantizer = BlockQuantizer.from_config(cfg)
         core = GemmCore.from_config(cfg, max_kb=8)
-        array = MACArray(1, 1, ElementKind.for_design(PEKind.MXINT8))
+        kind = ElementKind.for_config(PEKind.DIALECT, cfg)
+        array = MACArray(1, 1, kind, pipeline=pipe)
+        pe = BlockPE(kind, pipeline=pipe)
         assert quantizer.initiation_interval == cfg.selector_cycles
-        assert quantizer.latency == cfg.selector_cycles + QUANTIZER_EXTRA
-        assert BlockPE.LATENCY == array.latency == PE_LATENCY
+        assert quantizer.latency == cfg.selector_cycles + pipe.quantizer_extra
+        assert pe.latency == pipe.pe_latency and array.latency == pipe.array_latency
+        assert pe.acc_stages == pipe.acc_stages and core.tile_cols == cfg.tile_cols
         assert core.selector_cycles == cfg.selector_cycles
-        del quantizer, core, array
+        assert BlockPE.LATENCY == BASE_PE_LATENCY == Pipeline().pe_latency
+        assert BASE_QUANTIZER_EXTRA == Pipeline().quantizer_extra
+        del quantizer, core, array, pe
         gc.collect()
 
 
@@ -478,3 +524,20 @@ def test_generate_small(tmp_path: Path) -> None:
     assert [w["rule"] for w in params["lint"]["waivers"]] == [w.rule for w in LINT_WAIVERS]
     assert params["limits"]["max_kb"] == 16
     assert params["derived"]["selector_cycles"] == SMALL.selector_cycles
+
+
+# -- pipelined PE (C-slow accumulator) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipe", [Pipeline(0, 2, 2, 2), Pipeline(0, 3, 3, 3),
+                                  Pipeline(0, 1, 1, 4), Pipeline(0, 5, 2, 7)],
+                         ids=lambda p: f"p{p.pe_product_stages}s{p.pe_scale_stages}"
+                                       f"d{p.acc_stages}")
+def test_pe_pipelined_vs_golden(pipe: Pipeline) -> None:
+    """Deeper PEs (product, scale and accumulator stages; d interleaved accumulations of
+    different lengths with random bubbles and stalls) stay bit-exact with golden."""
+    d = pipe.acc_stages
+    problems = pe_vectors(SMALL, 60, seed=9)
+    problems = problems[: len(problems) // d * d]
+    kind = ElementKind.for_config(PEKind.DIALECT, SMALL)
+    _check_pe(kind, problems, rtl_pe(kind, problems, seed=d, pipeline=pipe))

@@ -5,8 +5,12 @@
 A fixed seed (:data:`SEED`) draws :data:`N_CONFIGS` small configurations — rows, cols in 1..4,
 B ∈ {16, 32}, the ``dfp4`` (``lut`` or ``two-stage``) or ``sd32`` book, formats per cycle a
 divisor of K, lanes a divisor of rows, a drain width valid for the array
-(:func:`semdialect.config.check_drain_width`) — and for each :data:`GEMMS_PER_CONFIG` random
-GEMMs (M in 1..3·rows + 2, N in 1..3·cols + 2, K/B in 1..8, random or adversarial data: ties,
+(:func:`semdialect.config.check_drain_width`) — plus, from a second generator (so the first
+draw stays as it was), random ``[pipeline]`` depths: C-slow accumulators d = 1..3 (whichever
+keep the drain width valid for the rows × cols·d tile), product, scale, decoder and selector
+stages; configuration 0 stays unpipelined (the design before pipelining) — and for each
+:data:`GEMMS_PER_CONFIG` random GEMMs (M in 1..3·rows + 2, N in 1..3·cols + 2, K/B in 1..8,
+random or adversarial data: ties,
 ±0, ±65504, subnormals, NaN/Inf blocks) plus two quantize commands. Each configuration is one
 Verilator build (the test builds' limits, :data:`tb.gemm_run.TEST_LIMITS`) running only the
 no-stall test of ``tb/cocotb_gemm.py``; the shipped configurations' runs (stalls, back to
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -87,12 +92,30 @@ def draw_cases(rng: random.Random, cfg: Config) -> list[dict]:
     return cases
 
 
+def draw_pipeline(rng: random.Random, cfg: Config) -> Config:
+    """``cfg`` with random pipeline depths (see the module docstring)."""
+    accs = []
+    for d in (1, 2, 3):
+        try:
+            check_drain_width(cfg.drain_width, cfg.rows, cfg.cols, d)
+        except ValueError:
+            continue
+        accs.append(d)
+    return replace(cfg, acc_stages=rng.choice(accs), pe_product_stages=rng.randint(1, 3),
+                   pe_scale_stages=rng.randint(1, 3), decoder_stages=rng.randint(0, 2),
+                   selector_stages=rng.randint(0, 3))
+
+
 def _draw() -> list[tuple[Config, list[dict]]]:
     rng = random.Random(SEED)
+    pipes = random.Random(SEED + 1)
     out = []
     for index in range(N_CONFIGS):
         cfg = draw_config(rng, index)
-        out.append((cfg, draw_cases(rng, cfg)))
+        cases = draw_cases(rng, cfg)
+        if index:
+            cfg = draw_pipeline(pipes, cfg)
+        out.append((cfg, cases))
     return out
 
 
@@ -115,7 +138,11 @@ def test_draw_is_broad() -> None:
     assert any(cfg.rows == 4 for cfg in cfgs) and any(cfg.cols == 4 for cfg in cfgs)
     assert {1} < {cfg.selector_cycles for cfg in cfgs} and max(
         cfg.selector_cycles for cfg in cfgs) >= 8
-    beats = [cfg.rows * cfg.cols // cfg.drain_width for cfg in cfgs]  # drain beats per tile
+    assert cfgs[0].acc_stages == 1 and cfgs[0].pipeline_dict() == Config().pipeline_dict()
+    assert {cfg.acc_stages for cfg in cfgs} >= {1, 2, 3}
+    assert any(cfg.selector_stages for cfg in cfgs) and any(cfg.decoder_stages for cfg in cfgs)
+    # drain beats per tile
+    beats = [cfg.rows * cfg.tile_cols // cfg.drain_width for cfg in cfgs]
     assert any(b > c["kb"] for b, (_, cases) in zip(beats, DRAWN, strict=True) for c in cases)
     assert any(b < c["kb"] for b, (_, cases) in zip(beats, DRAWN, strict=True) for c in cases)
 
@@ -123,7 +150,9 @@ def test_draw_is_broad() -> None:
 @pytest.mark.parametrize("index", range(N_CONFIGS),
                          ids=[f"{cfg.name}-{cfg.rows}x{cfg.cols}-b{cfg.block}-{cfg.formatbook}-"
                               f"{cfg.select}-p{cfg.formats_per_cycle}-l{cfg.lanes}-"
-                              f"d{cfg.drain_width}" for cfg, _ in DRAWN])
+                              f"d{cfg.drain_width}-"
+                              + "".join(str(v) for v in cfg.pipeline_dict().values())
+                              for cfg, _ in DRAWN])
 def test_random_config_cycles(index: int, record_property) -> None:
     cfg, cases = DRAWN[index]
     run, gen_seconds, cycles_file = run_gemm(
