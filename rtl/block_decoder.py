@@ -18,10 +18,11 @@ mxint8      ``mx_block(32, 8)`` (int8 + E8M0)      int8 (8 bits)       e − 6 =
 nvfp4       ``nvfp4_block(16)`` (E2M1 + E4M3)      ±2·E2M1 = ±HU (5)   (not a power of two)
 ==========  =====================================  ==================  =======================
 
-NVFP4 (:meth:`ElementKind.nvfp4`, SPEC §8 hardware contract [ours]) is the exception: its block
-scale is an E4M3 number, not 2^x. The decoded ``exp`` field carries the E4M3 scale byte
-unchanged, and the PE computes the block contribution with
-:func:`rtl.scale.nvfp4_contribution` (P and both scale bytes) instead of adding exponents.
+NVFP4 (``ElementKind.for_design(PEKind.NVFP4)`` = :meth:`ElementKind.nvfp4`, SPEC §8 hardware
+contract [ours]) is the exception (``float_scaled``): its block scale is an E4M3 number, not
+2^x. The decoded ``exp`` field carries the E4M3 scale byte unchanged, and the PE computes the
+block contribution P · s_a · s_w / 4 with :mod:`rtl.scale` (:func:`~rtl.scale.e4m3_pair`,
+:func:`~rtl.scale.scaled_contribution`) instead of adding exponents.
 
 So a block pair contributes P · 2^(exp_a + exp_w): P · 2^(SE_a + SE_w − 2) for the dialect
 formats, P · 2^(e_a + e_w − 2) for MXFP4 and P · 2^(e_a + e_w − 12) for MXINT8, exactly the
@@ -43,7 +44,7 @@ from semdialect.config import Config
 from semdialect.designs import PEKind
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.golden.formatbook import Formatbook
-from semdialect.golden.formats import E2M1_HU, E8M0_BIAS, NVFP4, BlockFormat, resolve_format
+from semdialect.golden.formats import E2M1_HU, E8M0_BIAS
 from semdialect.rtl.decoder import DialectDecoder
 from semdialect.rtl.layouts import (
     E4M3_BITS,
@@ -56,8 +57,7 @@ from semdialect.rtl.layouts import (
 )
 from semdialect.rtl.selector import resolve_formatbook
 
-__all__ = ["NVFP4_PE", "BlockDecoder", "ElementKind", "NVFP4ElementKind", "StandInPEKind",
-           "e2m1_formatbook"]
+__all__ = ["BlockDecoder", "ElementKind", "NVFP4ElementKind", "e2m1_formatbook"]
 
 #: SE field = SE + 16 (SPEC §2); the per-operand exponent is SE − 1 (dequant = ±HU·2^(SE−1))
 _SE_FIELD_BIAS = 16
@@ -122,22 +122,25 @@ class ElementKind:
             return cls(kind, block, e2m1_formatbook(), E8M0_BIAS + 1)
         if kind is PEKind.MXINT8:  # value = int8 · 2^(e − 6)
             return cls(kind, block, None, E8M0_BIAS + 6)
+        if kind is PEKind.NVFP4:  # value = ±HU · s / 2, s the E4M3 byte's value (not 2^x)
+            if block != kind.block:
+                raise ValueError(f"block: {kind.value} needs B in ({kind.block},), got {block!r}")
+            return cls.nvfp4()
         raise ValueError(f"kind: {kind.value} has no RTL element decoder")
 
     @classmethod
-    def nvfp4(cls, pe: object = None) -> NVFP4ElementKind:
-        """The NVFP4 element kind (B = 16, E2M1 elements decoded to ±HU like MXFP4, E4M3 scale
-        byte in the decoded ``exp`` field; SPEC §8 hardware contract). ``pe``: the registry's
-        PE kind once it has an NVFP4 member; by default :data:`NVFP4_PE`, a stand-in with the
-        same fields, so no ``PEKind.NVFP4`` is needed."""
-        return NVFP4ElementKind(NVFP4_PE if pe is None else pe, 16,  # type: ignore[arg-type]
-                                e2m1_formatbook(), 0)
+    def nvfp4(cls) -> NVFP4ElementKind:
+        """The NVFP4 element kind of ``PEKind.NVFP4`` (B = 16, E2M1 elements decoded to ±HU
+        like MXFP4, E4M3 scale byte in the decoded ``exp`` field; SPEC §8 hardware contract);
+        the same as ``ElementKind.for_design(PEKind.NVFP4)``."""
+        return NVFP4ElementKind(PEKind.NVFP4, PEKind.NVFP4.block, e2m1_formatbook(), 0)
 
     @property
     def float_scaled(self) -> bool:
-        """True when the block scale is not a power of two (NVFP4's E4M3): the PE then takes
-        the contribution from :func:`rtl.scale.nvfp4_contribution`, not from ``exp``."""
-        return False
+        """True when the block scale is not a power of two (NVFP4's E4M3; the golden format's
+        ``pow2_scaled`` is False): the PE then takes the contribution from
+        :func:`rtl.scale.nvfp4_contribution`'s arithmetic, not from ``exp``."""
+        return not self.pe.pow2_scaled
 
     @classmethod
     def for_config(cls, pe: PEKind | str, cfg: Config) -> ElementKind:
@@ -192,31 +195,6 @@ class ElementKind:
         return (self.block * self.max_element**2).bit_length() + 1
 
 
-@dataclass(frozen=True)
-class StandInPEKind:
-    """The fields of a :class:`~semdialect.designs.PEKind` member for a PE kind that is not in
-    the registry yet (NVFP4): what :class:`ElementKind` reads of ``pe``."""
-
-    value: str
-    fmt: str
-    block: int
-    int_bits: int
-    decoder: str | None
-    multiplier: str
-
-    @property
-    def has_dialects(self) -> bool:
-        return False
-
-    def element_format(self, book: object = None, select: object = None) -> BlockFormat:
-        return resolve_format(self.fmt)
-
-
-#: NVFP4 as a PE kind: golden format ``nvfp4``, B = 16, ±HU elements (5 bits), the E2M1 map
-#: (as MXFP4) — the same field values a ``PEKind.NVFP4`` member would carry
-NVFP4_PE = StandInPEKind(NVFP4.name, NVFP4.name, 16, 5, "mux2_bit", "int_mul_e2m1")
-
-
 @dataclass(frozen=True, eq=False)
 class NVFP4ElementKind(ElementKind):
     """NVFP4 elements (:meth:`ElementKind.nvfp4`): payload :func:`rtl.layouts.nvfp4_block`
@@ -225,14 +203,10 @@ class NVFP4ElementKind(ElementKind):
     |P| ≤ 16·12² = 2304: ``product_bits`` 13."""
 
     def __post_init__(self) -> None:
-        if getattr(self.pe, "fmt", None) != NVFP4.name:
+        if self.pe is not PEKind.NVFP4:
             raise ValueError(f"kind: expected the NVFP4 PE kind, got {self.pe!r}")
-        if self.block != 16:
-            raise ValueError(f"block: nvfp4 needs B = 16, got {self.block!r}")
-
-    @property
-    def float_scaled(self) -> bool:
-        return True
+        if self.block != PEKind.NVFP4.block:
+            raise ValueError(f"block: nvfp4 needs B = {PEKind.NVFP4.block}, got {self.block!r}")
 
     @cached_property
     def encoded_layout(self) -> data.StructLayout:

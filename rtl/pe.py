@@ -1,9 +1,10 @@
-"""Block dot-product PE (SPEC §5 MAC contract, SPEC §8 MXFP4/MXINT8 GEMM contracts).
+"""Block dot-product PE (SPEC §5 MAC contract, SPEC §8 MXFP4/MXINT8/NVFP4 GEMM contracts).
 
-One generator, three element kinds (:class:`~rtl.block_decoder.ElementKind`): dialect
-formats, MXFP4 and MXINT8. Per block pair (a, w) of the same k-block the PE computes the exact
-signed integer P = Σ_i a_i · w_i, its exact FP32 value P · 2^(exp_a + exp_w) (P = 0 gives
-+0.0), and accumulates it with the FP32 round-to-nearest-even adder
+One generator, four element kinds (:class:`~rtl.block_decoder.ElementKind`): dialect
+formats, MXFP4, MXINT8 and NVFP4. Per block pair (a, w) of the same k-block the PE computes the
+exact signed integer P = Σ_i a_i · w_i, its exact FP32 value P · 2^(exp_a + exp_w) (P = 0 gives
++0.0; NVFP4: P · s_a · s_w / 4 with the E4M3 block scales, below), and accumulates it with the
+FP32 round-to-nearest-even adder
 (:func:`rtl.fp32_add.fp32_add`) in arrival order starting from +0.0. The caller sends the
 pairs of one output in ascending k-block order and flags the last one; the PE then presents
 the sum and restarts from +0.0 with the next pair.
@@ -33,6 +34,18 @@ scale bytes (e.g. hand-made E8M0 extremes near 0 or 254) the output is unspecifi
 subnormal or overflow handling is built. With FP16 inputs no FP32 subnormal or overflow can
 occur in the accumulator either (SPEC §5).
 
+**NVFP4** (``kind.float_scaled``, SPEC §8 NVFP4 hardware contract [ours]). The block scale
+is an E4M3 byte (decoded ``exp``), not 2^x. Beside the element multipliers the first product
+stage forms S_a·S_w (8 bits) and E'_a + E'_w (5 bits) (:func:`rtl.scale.e4m3_pair`), carried
+in place of the exponent sum; the register that ends the adder tree holds P as
+(P ⊕ sign, sign) (:func:`rtl.scale.ones_magnitude`, |P| ≤ 2304 in 12 bits). The scale stages
+compute c = |P|·S_a·S_w · 2^(E'_a + E'_w − 22) exactly (:func:`rtl.scale.scaled_contribution`:
+a carry-save multiplier and carry-select adder | leading-zero count and shift | pack; the
+scale cuts sit after the adder's halves and after the shift), c is normal or +0.0 for every
+scale byte 0x00..0x7E; the accumulator is the same. The FP32 tensor scales are not the PE's:
+the drain multiplies each output once (:class:`rtl.scale.FP32Mul`). Each output equals
+``golden.nvfp4_hw_accumulate``.
+
 **Signed zeros.** P = 0 always gives +0.0, whatever the element signs. The reference's
 running sum starts from +0.0 and x + (−0) = x for every x reachable from +0.0 (RNE), so the
 sign of a zero contribution never shows in any output bit.
@@ -50,6 +63,7 @@ from amaranth.lib.wiring import In, Out
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.fp32_add import FP32_PAIR, SEGMENTS, leading_zeros, segment_cuts
 from semdialect.rtl.layouts import FP32_RESULT, pe_operands
+from semdialect.rtl.scale import e4m3_pair, ones_magnitude, scaled_contribution
 from semdialect.rtl.timing import BASE_PE_LATENCY, Pipeline
 from semdialect.rtl.trees import Enables as _Enables
 from semdialect.rtl.trees import cut_levels, shift_left, tree_depth, tree_reduce
@@ -258,13 +272,24 @@ class BlockPE(wiring.Component):
         m.d.comb += self.i.ready.eq(en.get(_Enables.FANOUT))  # a copy of its own
 
         # products + adder tree, registers at ``cuts`` (position 1 = after the multipliers,
-        # 1 + l = after tree level l; the last one at the end: P and the exponent sum)
-        exp_sum = Signal(_FP32_EXP, name="exp_sum")  # exp_a + exp_w (biased), modulo 256
-        invalid_in = Signal(name="invalid_in")
-        m.d.comb += [exp_sum.eq(a.exp + w.exp), invalid_in.eq(a.invalid | w.invalid)]
+        # 1 + l = after tree level l; the last one at the end: P and the block scale)
+        if kind.float_scaled:
+            # NVFP4: the E4M3 pair's S_a·S_w and E'_a + E'_w (13 bits instead of the two
+            # bytes), a 4 × 4 multiply beside the element multipliers
+            invalid_in = Signal(name="invalid_in")
+            scale_sig, scale_exps = e4m3_pair(m, a.exp, w.exp)
+            m.d.comb += invalid_in.eq(a.invalid | w.invalid)
+            scale: dict[str, Value] = {"sig": scale_sig, "exps": scale_exps}
+        else:
+            exp_sum = Signal(_FP32_EXP, name="exp_sum")  # exp_a + exp_w (biased), modulo 256
+            invalid_in = Signal(name="invalid_in")
+            m.d.comb += [exp_sum.eq(a.exp + w.exp), invalid_in.eq(a.invalid | w.invalid)]
+            scale = {"exp": exp_sum}
         side: dict[str, Value] = {"valid": self.i.valid, "last": payload.last,
-                                  "invalid": invalid_in, "exp": exp_sum}
-        cuts = set(cut_levels(tree_depth(kind.block) + 1, pipe.pe_product_stages))
+                                  "invalid": invalid_in, **scale}
+        top = tree_depth(kind.block) + 1
+        cuts = set(cut_levels(top, pipe.pe_product_stages))
+        mag_bits = kind.product_bits - 1  # |P| ≤ B · max_element² < 2^(product_bits − 1)
 
         def stage_side(tag: str) -> None:
             for key in list(side):  # only ``valid`` needs a reset value
@@ -272,6 +297,8 @@ class BlockPE(wiring.Component):
                                       0 if key == "valid" else None)
 
         def product_stage(level: int, values: list) -> list:
+            if kind.float_scaled and level + 1 == top:  # P as (P ⊕ sign, sign): see scale
+                values = [ones_magnitude(values[0], mag_bits)]
             if level + 1 not in cuts:
                 return values
             stage_side(f"prod{level + 1}")
@@ -282,9 +309,9 @@ class BlockPE(wiring.Component):
         s1_p = Signal(signed(kind.product_bits), name="s1_p")
         m.d.comb += s1_p.eq(tree)
 
-        # exact conversion P · 2^exp → binary32, registers at the scale cuts
+        # exact conversion P · 2^exp (NVFP4: P · s_a · s_w / 4) → binary32, registers at the
+        # scale cuts
         scale_cuts = self._SCALE_CUTS[pipe.pe_scale_stages]
-        exp_reg = side.pop("exp")
 
         def scale_stage(k: int, values: dict[str, Value]) -> dict[str, Value]:
             if k not in scale_cuts:
@@ -292,7 +319,13 @@ class BlockPE(wiring.Component):
             stage_side(f"scale{k}")
             return {key: _register(m, en, v, f"scale{k}_{key}") for key, v in values.items()}
 
-        contribution = int_to_fp32(m, s1_p, exp_reg, 2 * kind.exp_offset, scale_stage)
+        if kind.float_scaled:
+            sig_reg, exps_reg = side.pop("sig"), side.pop("exps")
+            contribution = scaled_contribution(m, s1_p, sig_reg, exps_reg, mag_bits=mag_bits,
+                                               ones_form=True, stage=scale_stage)
+        else:
+            exp_reg = side.pop("exp")
+            contribution = int_to_fp32(m, s1_p, exp_reg, 2 * kind.exp_offset, scale_stage)
         # a bubble's addend is −0.0 (an exact identity), chosen before the register so the
         # accumulator loop does not carry that multiplexer
         addend = Signal(32, name="addend")

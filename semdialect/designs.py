@@ -27,12 +27,7 @@ from types import MappingProxyType
 
 from semdialect.config import Config
 from semdialect.golden.formatbook import BUILTIN_FORMATBOOKS, Formatbook, get_formatbook
-from semdialect.golden.formats import (
-    MX_BLOCK,
-    BlockFormat,
-    DialectFormat,
-    resolve_format,
-)
+from semdialect.golden.formats import MX_BLOCK, NVFP4, BlockFormat, DialectFormat, resolve_format
 
 __all__ = [
     "DESIGNS",
@@ -93,6 +88,10 @@ class PEKind(enum.Enum):
     MXFP4 = ("mxfp4", "mxfp4", MX_BLOCK, 5, "mux2_bit", "int_mul_e2m1")
     #: OCP MX INT8 element (its own integer, no decoder), E8M0 scale (SPEC §8)
     MXINT8 = ("mxint8", "mxint8", MX_BLOCK, 8, None, "int_mul_8b")
+    #: NVFP4 E2M1 element → ±2·E2M1 = ±HU (the MXFP4 map), E4M3 block scale: a float-scaled
+    #: kind (SPEC §8 NVFP4 hardware contract [ours]; its block contribution is
+    #: P·s_a·s_w/4, not P·2^exp, and the FP32 tensor scales are applied at the drain)
+    NVFP4 = ("nvfp4", NVFP4.name, 16, 5, "mux2_bit", "int_mul_e2m1")
 
     def __new__(cls, value: str, fmt: str | None, block: int | None, int_bits: int,
                 decoder: str | None, multiplier: str) -> PEKind:
@@ -123,6 +122,20 @@ class PEKind(enum.Enum):
         fixed-format kind."""
         return self.fmt is None
 
+    @property
+    def pow2_scaled(self) -> bool:
+        """True when a block's scale is a power of two (dialect SE, OCP MX E8M0): the PE's
+        block contribution is P·2^exp (SPEC §5). False for a float-scaled kind (NVFP4's E4M3
+        block scale and FP32 tensor scale, SPEC §8): the golden format says which."""
+        return self.fmt is None or _builtin_format(self.fmt, None).pow2_scaled
+
+    @property
+    def has_tensor_scale(self) -> bool:
+        """True when the kind's tensors carry a per-tensor FP32 scale (NVFP4): the drain
+        multiplies every output once by RNE_fp32(ts_a·ts_w) (SPEC §8). From the golden
+        format's per-tensor metadata bits."""
+        return self.fmt is not None and _builtin_format(self.fmt, None).tensor_bits() > 0
+
     def element_format(self, book: Formatbook | str | None = None,
                        select: str | None = None) -> BlockFormat:
         """The golden format of this kind's elements: ``book`` (required) with ``select`` for
@@ -150,8 +163,8 @@ class Design:
         select: dialect selection (``"lut"``/``"two-stage"``), ``None`` for baselines or for
             "the configuration's selection".
         pe: PE kind in the RTL, ``None`` when the format has no PE (accuracy baseline only).
-        block: fixed block size in elements of a design without a PE (NVFP4: 16); a PE
-            design's fixed block is its kind's (MX: 32); ``None`` = the configuration's B.
+        block: fixed block size in elements of a design without a PE; a PE design's fixed
+            block is its kind's (MX: 32, NVFP4: 16); ``None`` = the configuration's B.
         hardware: compared by the cycle, area and energy models (needs ``pe``).
         role: what the design stands for in the tables ("SemanticDialect", "BlockDialect"),
             appended to its row label; ``None`` for plain formats.
@@ -248,7 +261,7 @@ _ALL = (
     Design("blockdialect", "BlockDialect: DialectFP4 with two-stage selection", "dfp4",
            "two-stage", PEKind.DIALECT, hardware=True, role="BlockDialect"),
     Design("mxfp4", "OCP MXFP4", "mxfp4", None, PEKind.MXFP4, hardware=True),
-    Design("nvfp4", "NVFP4", "nvfp4", None, None, block=16),
+    Design("nvfp4", "NVFP4", "nvfp4", None, PEKind.NVFP4, hardware=True),
     Design("int4", "symmetric INT4, FP32 scale per block", "int4", None, None),
     Design("mxint8", "OCP MXINT8", "mxint8", None, PEKind.MXINT8, hardware=True),
 )

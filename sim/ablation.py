@@ -17,7 +17,8 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
 ``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P) [frontend]
 ``block``             B = 16 / 32 / 64 [frontend, PE core, block decoder]
 ``pe``                every PE kind of the registry (:class:`semdialect.designs.PEKind`):
-                      dialect (base) vs MXFP4 vs MXINT8 [PE core, block decoder, frontend]
+                      dialect (base) vs MXFP4 vs NVFP4 vs MXINT8 [PE core, block decoder,
+                      frontend]
 
 "frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
 code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
@@ -29,9 +30,13 @@ array decodes each broadcast block once at its edge) + one frontend lane (block 
 the SPEC §6 residual path) per configured lane + the tile drain + one FP32 addend adder per
 drain lane (the decomposition's second pass adds y and yin), per
 hardware design of the registry (:func:`semdialect.designs.hardware_designs`: SemanticDialect
-= the base, BlockDialect = dfp4 two-stage, MXFP4, MXINT8 — an MX design's frontend lane is its
-:class:`~rtl.mx_quantizer.MXQuantizer`, one block per cycle, module
-:func:`semdialect.rtl.components.frontend_module`). Module names per PE kind
+= the base, BlockDialect = dfp4 two-stage, MXFP4, NVFP4, MXINT8 — an MX design's frontend lane
+is its :class:`~rtl.mx_quantizer.MXQuantizer`, one block per cycle, NVFP4's its
+:class:`~rtl.nvfp4_quantizer.NVFP4Quantizer`, module
+:func:`semdialect.rtl.components.frontend_module`). A kind with a per-tensor FP32 scale
+(NVFP4, ``PEKind.has_tensor_scale``) also has one tensor-scale multiplier per drain lane
+(:data:`TENSOR_SCALE_MODULE`, :class:`~rtl.scale.FP32Mul`: SPEC §8's y = RNE_fp32(acc ·
+RNE_fp32(ts_a · ts_w)) as each output leaves the drain). Module names per PE kind
 come from :func:`semdialect.rtl.components.kind_module`. The
 activation buffer is SRAM (2 banks × max_kb × rows blocks), not logic: it is left out. The sum
 of separately synthesized modules ignores the GEMM core's small sequencing FSM.
@@ -64,6 +69,7 @@ from semdialect.sim.area import DEFAULT_DEVICE, NO_FIT_ERRORS, AreaReport, synth
 __all__ = [
     "ABLATION_AXES",
     "K1_FORMATBOOK",
+    "TENSOR_SCALE_MODULE",
     "AblationRow",
     "AreaRun",
     "ArrayPart",
@@ -89,6 +95,9 @@ ABLATION_AXES: dict[str, str] = {
 }
 
 _FRONTEND = "block_quantizer"
+#: one lane of the drain's tensor-scale multiply of a tensor-scaled kind (NVFP4, SPEC §8):
+#: :class:`~rtl.scale.FP32Mul` with :data:`~rtl.scale.TENSOR_SCALE_STAGES` register stages
+TENSOR_SCALE_MODULE = "tensor_scale_mul"
 #: the GEMM core's frontend lane: the block quantizer with the SPEC §6 residual path
 _FRONTEND_LANE = "block_quantizer_residual"
 
@@ -111,6 +120,7 @@ ROLES: dict[str, str] = {
     **{_decoder(k): "block decoder" for k in PEKind},
     **{frontend_module(k): "frontend" for k in PEKind if not k.has_dialects},
     "tile_drain": "tile drain",
+    TENSOR_SCALE_MODULE: "tensor-scale multipliers",
     "addend_adder": "addend adders",
 }
 
@@ -213,6 +223,11 @@ def array_parts(base: Config) -> list[ArrayPart]:
         parts.append(ArrayPart(d.name, "activation frontend", frontend_module(kind), cfg,
                                cfg.lanes))
         parts.append(ArrayPart(d.name, "tile drain", "tile_drain", cfg, 1))
+        if kind.has_tensor_scale:
+            # NVFP4: y = RNE_fp32(acc · RNE_fp32(ts_a · ts_w)) once per output as it leaves
+            # the drain (SPEC §8), one FP32 multiplier per drain lane
+            parts.append(ArrayPart(d.name, "tensor-scale multipliers", TENSOR_SCALE_MODULE,
+                                   cfg, cfg.drain_width))
         # the GEMM core's output adders (decomposition's second pass), one per drain lane
         parts.append(ArrayPart(d.name, "addend adders", "addend_adder", cfg, cfg.drain_width))
     return parts

@@ -18,7 +18,9 @@ Action counts are a dict: the key ``"macs"`` (M·N·K, the GEMM's multiply-accum
 ``selector``     dialect choice (SPEC §4: ERR lookups, cost adder trees, argmin; or two-stage);
 ``decoder``      4-bit code → ±HU (or E2M1 → 2·value) before the multipliers;
 ``multiplier``   element products; ``adder_tree``: the B-input sum of a block pair's products;
-``accumulator``  block product → FP32 (×2^(SE_a+SE_w−2)) and the FP32 accumulation (SPEC §5);
+``accumulator``  block product → FP32 (×2^(SE_a+SE_w−2); NVFP4: × the two E4M3 block scales),
+                 the FP32 accumulation (SPEC §5) and NVFP4's per-output FP32 tensor-scale
+                 multiply at the drain (SPEC §8);
 ``memory``       bytes moved to/from the on-chip buffer (SRAM) and DRAM.
 
 Not modelled: clock tree, pipeline/state registers, control, leakage and data-dependent
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from semdialect.designs import PEKind
+from semdialect.golden.formats import E2M1_HU
 from semdialect.paths import data_dir
 
 if TYPE_CHECKING:
@@ -222,6 +225,17 @@ _ERR_BITS = 8  # ERR ≤ 225 (SPEC §3)
 _IDX_BITS = 3  # magnitude index of a code
 _SHIFT_LEVELS = 3  # q = (m >> 6) >> (E_max − E_i), distance saturating at 5: 3 mux levels
 
+# NVFP4 (SPEC §8): the quantizer's operations per block and element, and rtl/scale.py
+_FP16_MAG_BITS = 15  # amax_b: a max tree over the 15-bit FP16 magnitudes
+#: SPEC §8's three exact RNE divisions per block, counted as restoring dividers'
+#: compare-subtract adder bits: ÷ts (25 quotient bits × a 25-bit compare-subtract), ÷6 as ÷3
+#: (28 steps of a 2-bit remainder), ÷s as ÷S (30 steps of a 5-bit compare-subtract, S ≤ 15).
+#: An upper estimate: a quantizer that precomputes per-tensor values (thresholds of ts, the
+#: eight inv_ts / S) does less per block.
+_NVFP4_DIVIDE_BITS = 25 * 25 + 28 * 2 + 30 * 5
+_E2M1_MIDPOINTS = 7  # E2M1 rounding: 4|v| (5-bit integer part) against 7 midpoints
+_E4M3_SIG_BITS = 4  # E4M3 integer significand S (1mmm / 0mmm) and exponent E' (4 bits)
+
 
 @dataclass(frozen=True)
 class _Widths:
@@ -243,14 +257,18 @@ class _Widths:
     ids: int
     prod: int
     decode: int
+    tensor: int = 0
 
 
 def _widths(cfg: Config, kind: PEKind) -> _Widths:
-    """The count formulas' widths of PE kind ``kind`` under ``cfg`` (see :class:`_Widths`)."""
+    """The count formulas' widths of PE kind ``kind`` under ``cfg`` (see :class:`_Widths`);
+    ``tensor`` = the golden format's per-tensor metadata bits (NVFP4: the FP32 tensor
+    scale)."""
     fmt = kind.config_format(cfg)
     return _Widths(elem=fmt.element_bits, meta=fmt.metadata_bits(), exp=fmt.scale_bits(),
                    ids=fmt.id_bits(), prod=2 * kind.int_bits,
-                   decode=kind.int_bits - 1 if kind.decoder else 0)
+                   decode=kind.int_bits - 1 if kind.decoder else 0,
+                   tensor=fmt.tensor_bits())
 
 
 def tree_add_bits(n: int, width: int) -> int:
@@ -316,6 +334,11 @@ def action_counts_for_gemm(
       distance); ``mux2_bit`` = ab·(B−1)·5 (max-tree selects) + ae·5·3 (3-level 5-bit shifter);
       code quantization: dialect kinds ``rom_read_bit`` += ae·3 (IDX lookup), fixed-format
       kinds ``int_add_bit`` += ae·elem (round-to-nearest-even increment: 4 MXFP4, 8 MXINT8).
+      NVFP4 (a float-scaled kind, SPEC §8's quantizer) instead: ``int_add_bit`` =
+      ab·((B−1)·15 + 25·25 + 28·2 + 30·5) + ae·7·5 (15-bit amax tree; the ÷ts, ÷6 and ÷s
+      divisions as restoring dividers' compare-subtract bits, an upper estimate; E2M1
+      rounding as 5-bit compares with 7 midpoints), ``mux2_bit`` = ab·(B−1)·15 (amax
+      selects), ``fp32_mul`` = ae (x_i · r, one binary32 RNE multiply per element).
     * selector, ``lut``: ``rom_read_bit`` = ab·B·F·8 (ERR word per element per dialect);
       ``int_add_bit`` = ab·(F·tree_add_bits(B, 8) + (F−1)·(8 + log2 B)) (cost trees, then F−1
       cost compares); ``mux2_bit`` = ab·(F−1)·(8 + log2 B + id_bits(F)) (argmin selects).
@@ -334,7 +357,13 @@ def action_counts_for_gemm(
       ``int_mul_e2m1`` / ``int_mul_8b``).
     * adder_tree: ``int_add_bit`` = pairs·tree_add_bits(B, prod) (prod = 10, 10, 16 bits).
     * accumulator: ``int_to_fp32`` = ``fp32_add`` = pairs; ``int_add_bit`` = pairs·exp
-      (scale-exponent adder: 5 bits, 8 for E8M0).
+      (scale-exponent adder: 5 bits, 8 for E8M0). NVFP4 (SPEC §8: c = P·s_a·s_w/4, then
+      y = RNE_fp32(acc · RNE_fp32(ts_a·ts_w)) at the drain): ``int_add_bit`` = pairs·(4·4 +
+      12·8 + 4 + 8) — the E4M3 significand product S_a·S_w (a 4 × 4 multiplier, counted as
+      its 16 adder cells like every multiplier here, whose 8 × 8 cost int_mul_8b ≈ 64
+      int_add_bit), |P|·S (12 × 8 cells: |P| ≤ 2304), E'_a + E'_w (4 bits) and the 8-bit
+      exponent field; ``int_to_fp32`` = ``fp32_add`` = pairs (normalisation, accumulation);
+      ``fp32_mul`` = M·N + 1 (one tensor-scale multiply per output, and ts_a·ts_w once).
     * memory: ``sram_byte`` / ``dram_byte`` = Σ ``bytes_moved["sram"|"dram"]`` over operands
       (e.g. from :func:`min_bytes_moved` or a cycle model).
 
@@ -348,7 +377,7 @@ def action_counts_for_gemm(
         ``{"sram": {operand: bytes}, "dram": {operand: bytes}}`` (either level may be absent).
     pe : semdialect.designs.PEKind | str
         The PE kind (or its name): a dialect kind uses the configured formatbook; a
-        fixed-block kind (MXFP4, MXINT8: 32) needs that B in ``cfg``.
+        fixed-block kind (MXFP4, MXINT8: 32; NVFP4: 16) needs that B in ``cfg``.
     decode_in_pe : bool
         Decoders inside every PE instead of at the array edges.
     requantize : bool
@@ -377,11 +406,17 @@ def action_counts_for_gemm(
             counts[key] = counts.get(key, 0) + value
 
     # preprocess (SPEC §2) and code quantization
-    add("preprocess.int_add_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS)
-    add("preprocess.mux2_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS * _SHIFT_LEVELS)
+    if not kind.pow2_scaled:  # NVFP4's quantizer (SPEC §8): FP32 divisions and multiplies
+        add("preprocess.int_add_bit", ab * ((block - 1) * _FP16_MAG_BITS + _NVFP4_DIVIDE_BITS)
+            + ae * _E2M1_MIDPOINTS * _Q_BITS)
+        add("preprocess.mux2_bit", ab * (block - 1) * _FP16_MAG_BITS)
+        add("preprocess.fp32_mul", ae)
+    else:
+        add("preprocess.int_add_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS)
+        add("preprocess.mux2_bit", ab * (block - 1) * _Q_BITS + ae * _Q_BITS * _SHIFT_LEVELS)
     if kind.has_dialects:
         add("preprocess.rom_read_bit", ae * _IDX_BITS)
-    else:
+    elif kind.pow2_scaled:
         add("preprocess.int_add_bit", ae * widths.elem)
 
     # selector (SPEC §4)
@@ -407,7 +442,15 @@ def action_counts_for_gemm(
     add("adder_tree.int_add_bit", pairs * tree_add_bits(block, widths.prod))
     add("accumulator.int_to_fp32", pairs)
     add("accumulator.fp32_add", pairs)
-    add("accumulator.int_add_bit", pairs * widths.exp)
+    if kind.pow2_scaled:
+        add("accumulator.int_add_bit", pairs * widths.exp)
+    else:  # NVFP4: the exact P·s_a·s_w/4 (rtl/scale.py), then the drain's tensor scales
+        mag_bits = (block * int(E2M1_HU.max()) ** 2).bit_length()  # |P| ≤ B·12² = 2304
+        add("accumulator.int_add_bit", pairs * (_E4M3_SIG_BITS * _E4M3_SIG_BITS
+                                                + mag_bits * 2 * _E4M3_SIG_BITS
+                                                + _E4M3_SIG_BITS + 8))
+    if widths.tensor:
+        add("accumulator.fp32_mul", M * N + 1)
 
     # memory
     for level in bytes_moved:
@@ -436,9 +479,10 @@ def min_bytes_moved(
     """A simple traffic model (bytes) for :func:`action_counts_for_gemm`, until a cycle model
     supplies measured traffic.
 
-    Quantized operand size q(rows) = rows·nb·(B·elem + meta)/8 bytes, widths from the golden
-    format (elem = 4 bits, 8 for MXINT8; meta = 5 + id_bits(F) bits of SE and dialect id, 8
-    for an E8M0 scale).
+    Quantized operand size q(rows) = rows·nb·(B·elem + meta)/8 + tensor/8 bytes, widths from
+    the golden format (elem = 4 bits, 8 for MXINT8; meta = 5 + id_bits(F) bits of SE and
+    dialect id, 8 for an E8M0 or E4M3 scale; tensor = 32 bits of NVFP4's FP32 tensor scale,
+    else 0).
     DRAM: X read once as FP16 (2·M·K), W read once pre-quantized (q(N)), Y written once as
     FP32 (4·M·N). SRAM: X codes written once and read once per column tile (q(M)·(1 + TN)),
     W written once and read once per row tile (q(N)·(1 + TM)), Y written once (4·M·N).
@@ -454,7 +498,7 @@ def min_bytes_moved(
     per_block = (block * widths.elem + widths.meta) / 8
 
     def quantized(rows: int) -> float:
-        return rows * nb * per_block
+        return rows * nb * per_block + widths.tensor / 8
 
     fp16_w = 2.0 * N * K
     return {

@@ -46,8 +46,9 @@ from semdialect.tb.ports import port
 
 __all__ = ["MX_KINDS", "MXQuantizerTestTop", "prefix"]
 
-#: the fixed-format (OCP MX) PE kinds of the registry, each with one quantizer in the top
-MX_KINDS = tuple(pe for pe in PEKind if not pe.has_dialects)
+#: the OCP MX PE kinds of the registry (fixed format, power-of-two E8M0 scale; NVFP4 has its
+#: own quantizer, tb/cocotb_nvfp4.py), each with one quantizer in the top
+MX_KINDS = tuple(pe for pe in PEKind if not pe.has_dialects and pe.pow2_scaled)
 
 
 def prefix(pe: PEKind) -> str:

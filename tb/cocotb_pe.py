@@ -1,5 +1,8 @@
-"""cocotb tests of :class:`rtl.pe.BlockPE` (every PE kind: dialect, MXFP4, MXINT8) on Verilator vs
-``golden.gemm`` on 1×K · K×1 problems (top: :class:`tb.pe_top.PETestTop`).
+"""cocotb tests of :class:`rtl.pe.BlockPE` (every PE kind of the registry) on Verilator vs golden
+on 1×K · K×1 problems (top: :class:`tb.pe_top.PETestTop`): ``golden.gemm`` for the
+power-of-two kinds (dialect, MXFP4, MXINT8), ``golden.nvfp4_hw_accumulate`` — the SPEC §8
+NVFP4 hardware contract's accumulator before the tensor scales — for NVFP4
+(:func:`tb.nvfp4_ref.nvfp4_pe_vectors`: adversarial and random block pairs).
 
 Settings (environment): ``PE_CONFIG`` (configuration TOML of the dialect PE, required),
 ``PE_VECTORS`` (problems per kind, default 400), ``PE_SEED`` (default 1), ``PE_SUMMARY`` (JSON
@@ -30,6 +33,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from semdialect.config import load_config
 from semdialect.designs import PEKind
 from semdialect.tb.gemm_ref import pack, pe_vectors
+from semdialect.tb.nvfp4_ref import nvfp4_pe_vectors
 from semdialect.tb.pe_top import PE_PREFIXES, PETestTop
 from semdialect.tb.ports import port
 from semdialect.tb.streams import OutputMonitor
@@ -48,7 +52,11 @@ LATENCY = TOP.pes[next(iter(PE_PREFIXES))].latency
 
 def problems(prefix: str) -> list:
     kind = PEKind(PE_PREFIXES[prefix])
-    probs = pe_vectors(CONFIG if kind.has_dialects else kind, -(-VECTORS // D) * D, SEED)
+    count = -(-VECTORS // D) * D
+    if not kind.pow2_scaled:  # NVFP4: golden.nvfp4_hw_accumulate (SPEC §8 hardware contract)
+        probs = nvfp4_pe_vectors(count, SEED)
+    else:
+        probs = pe_vectors(CONFIG if kind.has_dialects else kind, count, SEED)
     return probs[: len(probs) // D * D]  # whole groups of d outputs
 
 

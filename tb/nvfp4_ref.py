@@ -11,27 +11,37 @@ independent oracle); nothing here models the RTL's algorithm:
   SPEC §8 [ours]), with :func:`inject_nonfinite` making such blocks;
 * :func:`ref_contribution` — the block contribution of ``golden.gemm.nvfp4_hw_contributions``
   (P · s_a · s_w / 4 in float32, exact) for raw (P, scale bytes);
-* :func:`ref_fp32_mul` — ``float32(a) * float32(b)``.
+* :func:`ref_fp32_mul` — ``float32(a) * float32(b)``;
+* :func:`nvfp4_pe_vectors` — PE problems (block pairs of one output) with the accumulator of
+  ``golden.gemm.nvfp4_hw_accumulate`` as the expected value: golden-quantized random vectors
+  and hand-made adversarial blocks (extreme magnitudes, signed zeros, subnormal E4M3 scales
+  and scale 0, accumulation ties, cancellation), in the tuple form of ``tb.gemm_ref.pe_vectors``;
+  :func:`decoded_block` turns such a block into the PE core's decoded operand.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from semdialect.golden.formats import E4M3_GRID, NVFP4
-from semdialect.golden.gemm import nvfp4_hw_contributions
-from semdialect.golden.quantize import QTensor
+from semdialect.golden.formats import E2M1_HU, E4M3_GRID, NVFP4
+from semdialect.golden.gemm import nvfp4_hw_accumulate, nvfp4_hw_contributions
+from semdialect.golden.quantize import QTensor, quantize, quantize_weights
 
 __all__ = [
     "BLOCK",
     "NONFINITE_BITS",
     "adversarial_blocks",
     "contribution_via_golden",
+    "decoded_block",
     "f32_bits",
     "fp16_bits",
     "fp32_mul_vectors",
     "inject_nonfinite",
     "nonfinite_mask",
+    "nvfp4_pe_vectors",
+    "pe_expected_nvfp4",
     "random_tensor_blocks",
     "ref_contribution",
     "ref_fp32_mul",
@@ -232,3 +242,200 @@ def fp32_mul_vectors(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     tsp = _pack(0, rng.integers(56, 137, n), rng.integers(0, 1 << 23, n))
     out["drain"] = np.stack([acc, tsp], 1)
     return {k: v.astype(np.uint32) for k, v in out.items()}
+
+
+# -- PE problems (SPEC §8 NVFP4 hardware contract: the accumulator before the tensor scales) ----
+
+#: E4M3 bytes of the largest value (448), 1.0, the smallest normal (2^-6), the subnormals
+#: 2^-9 … 7·2^-9, and 0
+E4M3_MAX_BYTE, E4M3_ONE, E4M3_MIN_NORMAL = 0x7E, 0x38, 0x08
+E4M3_SUBNORMALS = tuple(range(1, 8))
+
+
+def _qtensor(codes: np.ndarray, scales: np.ndarray) -> QTensor:
+    """A one-row NVFP4 QTensor of raw ``codes`` (k,) and E4M3 ``scales`` (k/16,) bytes (the
+    tensor scale does not enter the accumulator)."""
+    codes = np.asarray(codes, np.uint8)[None]
+    return QTensor(format=_FORMAT.name, block=BLOCK, codes=codes,
+                   dequant=np.zeros(codes.shape, np.float32), bits_per_element=4.5,
+                   scale=np.asarray(scales, np.uint8)[None], tensor_scale=np.float32(1),
+                   tensor_bits=32, fmt=_FORMAT)
+
+
+def _blocks(codes: np.ndarray, scales: np.ndarray) -> list[dict[str, Any]]:
+    """The ``nvfp4_block`` field dicts of one row's k-blocks."""
+    codes = np.asarray(codes).reshape(-1, BLOCK)
+    return [{"codes": [int(c) for c in row], "scale": int(s)}
+            for row, s in zip(codes, np.asarray(scales).reshape(-1), strict=True)]
+
+
+def pe_expected_nvfp4(codes_a: np.ndarray, scales_a: np.ndarray, codes_w: np.ndarray,
+                      scales_w: np.ndarray) -> tuple[list, list, int]:
+    """One PE problem from raw operands (codes (k,), E4M3 bytes (k/16,)): (activation blocks,
+    weight blocks, binary32 bits of ``golden.nvfp4_hw_accumulate`` — golden's accumulator of
+    the 1×k · k×1 product)."""
+    acc = nvfp4_hw_accumulate(_qtensor(codes_a, scales_a), _qtensor(codes_w, scales_w))
+    bits = int(np.asarray(acc, np.float32).reshape(-1)[0].view(np.uint32))
+    return _blocks(codes_a, scales_a), _blocks(codes_w, scales_w), bits
+
+
+def _code(value: float) -> int:
+    """The E2M1 code of an exactly representable ±value (−0.0 gives 8)."""
+    hu = np.flatnonzero(E2M1_HU == round(abs(value) * 2))
+    assert hu.size == 1, value
+    return int(hu[0]) | (8 if np.signbit(value) else 0)
+
+
+def _single(value_a: float, value_w: float, lane: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a block pair whose only nonzero lane ``lane`` holds ``value_a``/``value_w``."""
+    a, w = np.zeros(BLOCK, np.uint8), np.zeros(BLOCK, np.uint8)
+    a[lane], w[lane] = _code(value_a), _code(value_w)
+    return a, w
+
+
+def _contribution(codes_a: np.ndarray, scale_a: int, codes_w: np.ndarray, scale_w: int
+                  ) -> np.float32:
+    c = nvfp4_hw_contributions(_qtensor(codes_a, [scale_a]), _qtensor(codes_w, [scale_w]))
+    return np.float32(c[0, 0, 0])
+
+
+def _power_of_two_block(power: int, sign: int) -> tuple[np.ndarray, int, np.ndarray, int] | None:
+    """A block pair whose contribution is exactly sign·2^power: one lane 0.5·0.5 (HU 1·1)
+    under two scales with S = 8, c = 2^(E'_a + E'_w − 16); None outside E' ∈ [1, 15]."""
+    exps = power + 16  # E'_a + E'_w
+    if not 2 <= exps <= 30:
+        return None
+    ea = min(15, exps - 1)
+    a, w = _single(0.5 * sign, 0.5)
+    return a, ea << 3, w, (exps - ea) << 3  # S = 8 (mantissa 0), E' = exponent field
+
+
+def _tie_problems(rng: np.random.Generator) -> list[tuple[str, Any]]:
+    """Accumulations whose last addition is an exact RNE tie: a large first contribution c0
+    (random codes, large scales; at most 20 significant bits, so an even significand), for
+    the odd case one ulp of it added next, then ±half an ulp of the running sum
+    (:func:`_power_of_two_block`) — ties to even that round down and up, for both signs.
+    Each case is checked to be a tie on float32/float64 arithmetic."""
+    out = []
+    for parity in (0, 1):
+        for sign in (1, -1):
+            for _ in range(2000):
+                ca = rng.integers(0, 16, BLOCK).astype(np.uint8)
+                cw = rng.integers(0, 16, BLOCK).astype(np.uint8)
+                sa, sw = (int(v) for v in rng.integers(0x60, 0x7F, 2))
+                c0 = _contribution(ca, sa, cw, sw)
+                if c0 == 0:
+                    continue
+                codes_a, scales_a, codes_w, scales_w = [ca], [sa], [cw], [sw]
+                partial = np.float32(0) + c0
+                if parity:  # one ulp more: a 24-bit significand with an odd last bit
+                    ulp = _power_of_two_block(int(np.log2(np.spacing(np.abs(partial)))),
+                                              1 if partial > 0 else -1)
+                    if ulp is None:
+                        continue
+                    codes_a.append(ulp[0])
+                    scales_a.append(ulp[1])
+                    codes_w.append(ulp[2])
+                    scales_w.append(ulp[3])
+                    partial = partial + _contribution(*ulp)
+                half = np.spacing(np.abs(partial)) / 2
+                last = _power_of_two_block(int(np.log2(half)), sign)
+                if last is None:
+                    continue
+                c2 = _contribution(*last)
+                exact = float(partial) + float(c2)  # exact in float64
+                if abs(float(partial + c2) - exact) != half or int(
+                        np.abs(partial).view(np.uint32) & 1) != parity:
+                    continue  # not a tie (a binade edge) or not the parity wanted
+                codes_a.append(last[0])
+                scales_a.append(last[1])
+                codes_w.append(last[2])
+                scales_w.append(last[3])
+                name = f"tie {'odd' if parity else 'even'} {'+' if sign > 0 else '-'}half"
+                out.append((name, (np.concatenate(codes_a), scales_a, np.concatenate(codes_w),
+                                   scales_w)))
+                break
+            else:
+                raise AssertionError(f"no tie found (parity {parity}, sign {sign})")
+    return out
+
+
+def _adversarial(rng: np.random.Generator) -> list[tuple[str, Any]]:
+    """Named raw problems (codes_a, scales_a, codes_w, scales_w) of the corner cases."""
+    z = np.zeros(BLOCK, np.uint8)
+    six = np.full(BLOCK, 7, np.uint8)  # +6.0 in every lane
+    neg_six = six | 8
+    neg_zero = np.full(BLOCK, 8, np.uint8)
+    rand = lambda k=1: rng.integers(0, 16, k * BLOCK).astype(np.uint8)  # noqa: E731
+    top = E4M3_MAX_BYTE
+    cases: list[tuple[str, Any]] = [
+        ("zero codes", (np.concatenate([z, z]), [top, 0], rand(2), [top, top])),
+        ("scale 0 a", (rand(2), [0, 0], rand(2), [top, E4M3_ONE])),
+        ("scale 0 w", (rand(2), [E4M3_ONE, top], rand(2), [0, 0])),
+        ("-0 codes", (np.concatenate([neg_zero, neg_zero]), [top, top], rand(2), [top, top])),
+        ("±0 mixed", (np.where(rng.random(BLOCK) < 0.5, 8, 0).astype(np.uint8), [top], rand(),
+                      [top])),
+        ("max 6·448 x max", (np.tile(six, 3), [top] * 3, np.tile(six, 3), [top] * 3)),
+        ("max x -max", (np.tile(six, 3), [top] * 3, np.tile(neg_six, 3), [top] * 3)),
+        ("max 8 blocks", (np.tile(six, 8), [top] * 8, np.tile(six, 8), [top] * 8)),
+        ("min 2^-20", (*_one_lane(0.5, 1), *_one_lane(0.5, 1))),
+        ("subnormal scales", (rand(7), list(E4M3_SUBNORMALS), rand(7),
+                              list(reversed(E4M3_SUBNORMALS)))),
+        ("subnormal x max", (rand(2), [1, 7], rand(2), [top, top])),
+        ("min normal", (rand(2), [E4M3_MIN_NORMAL] * 2, rand(2), [E4M3_MIN_NORMAL, 7])),
+        ("max then min", (np.concatenate([six, _one_lane(0.5, 1)[0]]), [top, 1],
+                          np.concatenate([six, _one_lane(0.5, 1)[0]]), [top, 1])),
+        ("min then max", (np.concatenate([_one_lane(-0.5, 1)[0], six]), [1, top],
+                          np.concatenate([_one_lane(0.5, 1)[0], six]), [1, top])),
+    ]
+    x, w = rand(), rand()
+    cases.append(("cancel", (np.concatenate([x, x ^ 8]), [0x55, 0x55],
+                             np.concatenate([w, w]), [0x43, 0x43])))
+    cases.append(("cancel max", (np.concatenate([six, neg_six]), [top, top],
+                                 np.concatenate([six, six]), [top, top])))
+    cases.append(("mixed scales", (rand(6), rng.integers(0, 0x7F, 6), rand(6),
+                                   rng.integers(0, 0x7F, 6))))
+    return cases + _tie_problems(rng)
+
+
+def _one_lane(value: float, scale: int) -> tuple[np.ndarray, list[int]]:
+    a, _ = _single(value, value)
+    return a, [scale]
+
+
+def _random_problem(rng: np.random.Generator, golden_quantized: bool) -> tuple[Any, ...]:
+    kb = int(rng.integers(1, 6))
+    if golden_quantized:  # golden's own NVFP4 quantization of random FP16 vectors
+        x = (rng.standard_t(3, kb * BLOCK) * 2.0 ** rng.integers(-12, 10)).astype(np.float16)
+        w = (rng.standard_normal(kb * BLOCK) * 2.0 ** rng.integers(-12, 6)).astype(np.float16)
+        qx, qw = quantize(x[None], _FORMAT), quantize_weights(w[:, None], _FORMAT)
+        return (qx.codes[0], qx.scale[0], qw.codes[0], qw.scale[0])
+    # raw operands: any code, any scale byte 0..0x7E (subnormal scales and 0 included)
+    return (rng.integers(0, 16, kb * BLOCK), rng.integers(0, 0x7F, kb),
+            rng.integers(0, 16, kb * BLOCK), rng.integers(0, 0x7F, kb))
+
+
+def nvfp4_pe_vectors(count: int, seed: int
+                     ) -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], int, int]]:
+    """``count`` (or more, when the adversarial ones exceed it) NVFP4 PE problems: (name,
+    activation blocks, weight blocks, expected accumulator bits, expected invalid 0) — first
+    the adversarial ones, then random ones with 1..5 k-blocks, alternately golden-quantized
+    FP16 vectors and raw codes with any scale byte."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, operands in _adversarial(rng):
+        a, w, bits = pe_expected_nvfp4(*operands)
+        out.append((name, a, w, bits, 0))
+    while len(out) < count:
+        operands = _random_problem(rng, golden_quantized=len(out) % 2 == 0)
+        a, w, bits = pe_expected_nvfp4(*operands)
+        out.append((f"random {len(out)}", a, w, bits, 0))
+    return out
+
+
+def decoded_block(block: dict[str, Any], invalid: int = 0) -> dict[str, Any]:
+    """The PE core's decoded operand (``decoded_block(16, 5, 8)``) of an ``nvfp4_block`` dict:
+    ``elems`` ±HU = ±2·E2M1 from golden's table (code 8, −0, gives 0), ``exp`` the E4M3
+    byte, ``invalid``."""
+    elems = [-int(E2M1_HU[c & 7]) if c & 8 else int(E2M1_HU[c & 7]) for c in block["codes"]]
+    return {"elems": elems, "exp": block["scale"], "invalid": invalid}

@@ -5,8 +5,9 @@ registry (:class:`semdialect.designs.PEKind`), each with its own ports (nothing 
 them), so one Verilator build covers every kind. The ports of kind ``k`` carry the prefix
 ``<k>_`` (:data:`PE_PREFIXES`): ``dialect_i``/``dialect_o`` for
 ``BlockPE(ElementKind.for_config(PEKind.DIALECT, cfg))`` (the configuration's book and B),
-``mxfp4_i``/``mxfp4_o``, ``mxint8_i``/``mxint8_o`` for the fixed-format kinds. Every PE has
-the configuration's ``[pipeline]`` stages (product, scale, accumulator).
+``mxfp4_i``/``mxfp4_o``, ``mxint8_i``/``mxint8_o``, ``nvfp4_i``/``nvfp4_o`` for the
+fixed-format kinds (each at its own B). Every PE has the configuration's ``[pipeline]``
+stages (product, scale, accumulator).
 """
 
 from __future__ import annotations

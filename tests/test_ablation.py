@@ -11,6 +11,7 @@ import pytest
 import semdialect.sim.ablation as ablation
 from semdialect.config import Config, load_config
 from semdialect.designs import PEKind, hardware_designs
+from semdialect.rtl.components import frontend_module
 from semdialect.sim.area import AreaReport, Ice40Stats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,9 +52,12 @@ def test_default_axes_cover_the_issue_points() -> None:
     pe = {m for v in vs if v.axis == "pe" for m in v.modules}
     assert {"pe_core", "pe_core_mxfp4", "pe_core_mxint8", "block_decoder",
             "block_decoder_mxfp4", "block_decoder_mxint8"} <= pe  # the shipped kinds
+    assert {"pe_core_nvfp4", "block_decoder_nvfp4", "nvfp4_quantizer", "mx_quantizer_mxfp4",
+            "mx_quantizer_mxint8"} <= pe
     assert pe == {"pe_core", "block_decoder", "block_quantizer"} | {  # one core, decoder
-        f"{base}_{k.value}" for k in PEKind if k is not PEKind.DIALECT  # and frontend per kind
-        for base in ("pe_core", "block_decoder", "mx_quantizer")}
+        f"{base}_{k.value}" for k in PEKind if k is not PEKind.DIALECT
+        for base in ("pe_core", "block_decoder")} | {  # and frontend per kind
+        frontend_module(k) for k in PEKind if k is not PEKind.DIALECT}
     assert all(m in ablation.ROLES for v in vs for m in v.modules)
     baseline = next(v for v in vs if v.axis == "formatbook" and v.baseline)
     assert baseline.cfg == DEFAULT
@@ -88,16 +92,25 @@ def test_user_formatbook_is_the_formatbook_baseline(tmp_path: Path) -> None:
     assert [v.cfg.formats_per_cycle for v in fb] == [2, 1, 2, 2]
 
 
-@pytest.mark.parametrize("rows, cols, lanes, drain", [(8, 8, 8, 32), (2, 3, 1, 3),
-                                                     (4, 4, 2, 16)])
+@pytest.mark.parametrize("rows, cols, lanes, drain", [(8, 8, 8, 56), (2, 3, 1, 3),
+                                                     (4, 4, 2, 28)])
 def test_array_parts_count_instances(rows: int, cols: int, lanes: int, drain: int) -> None:
     base = replace(DEFAULT, rows=rows, cols=cols, lanes=lanes, drain_width=drain)
     parts = ablation.array_parts(base)
     by = {(p.design, p.part): p for p in parts}
-    for name in ("semanticdialect", "blockdialect", "mxfp4", "mxint8"):
+    for name in ("semanticdialect", "blockdialect", "mxfp4", "nvfp4", "mxint8"):
         assert by[(name, "PE cores")].count == rows * cols
         assert by[(name, "block decoders")].count == rows + cols
         assert by[(name, "tile drain")].count == 1
+        # SPEC §8: only NVFP4 multiplies its outputs by the tensor scales, once per drain lane
+        scaled = by.get((name, "tensor-scale multipliers"))
+        assert (scaled is not None) == (name == "nvfp4"), name
+    assert by[("nvfp4", "tensor-scale multipliers")].count == drain
+    assert by[("nvfp4", "tensor-scale multipliers")].module == "tensor_scale_mul"
+    assert by[("nvfp4", "activation frontend")].module == "nvfp4_quantizer"
+    assert by[("nvfp4", "activation frontend")].count == lanes
+    assert by[("nvfp4", "PE cores")].module == "pe_core_nvfp4"
+    assert by[("nvfp4", "PE cores")].cfg.block == 16
     assert by[("semanticdialect", "activation frontend")].cfg == base
     assert by[("semanticdialect", "activation frontend")].count == lanes  # one per lane
     assert by[("semanticdialect", "activation frontend")].module == "block_quantizer_residual"

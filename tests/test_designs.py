@@ -116,13 +116,20 @@ def test_registry_invariants() -> None:
     assert list(DESIGNS) == ["semanticdialect", "dfp4-lut", "blockdialect", "mxfp4", "nvfp4",
                              "int4", "mxint8"]
     assert [d.name for d in hardware_designs()] == ["semanticdialect", "blockdialect", "mxfp4",
-                                                    "mxint8"]
+                                                    "nvfp4", "mxint8"]
     assert configured_design() is DESIGNS["semanticdialect"]
     assert all(d.pe is not None for d in hardware_designs())
     # every PE kind is compared in hardware; exactly one takes the configuration's formatbook
     assert {d.pe for d in hardware_designs()} == set(PEKind)
     assert [k for k in PEKind if k.has_dialects] == [PEKind.DIALECT]
     assert PEKind.of("mxint8") is PEKind.MXINT8 and PEKind.of(PEKind.MXFP4) is PEKind.MXFP4
+    # SPEC §8: NVFP4's block scale is E4M3 (not a power of two) and it has an FP32 tensor scale
+    assert [k for k in PEKind if not k.pow2_scaled] == [PEKind.NVFP4]
+    assert [k for k in PEKind if k.has_tensor_scale] == [PEKind.NVFP4]
+    assert (PEKind.NVFP4.fmt, PEKind.NVFP4.block, PEKind.NVFP4.int_bits) == ("nvfp4", 16, 5)
+    assert (PEKind.NVFP4.decoder, PEKind.NVFP4.multiplier) == (PEKind.MXFP4.decoder,
+                                                                PEKind.MXFP4.multiplier)
+    assert DESIGNS["nvfp4"].pe is PEKind.NVFP4 and DESIGNS["nvfp4"].fixed_block == 16
     with pytest.raises(ValueError, match="kind: unknown PE kind 'fp8'"):
         PEKind.of("fp8")
     with pytest.raises(ValueError, match="design: unknown 'fp8'"):
@@ -191,7 +198,7 @@ def test_every_pe_kind_has_rtl_and_energy(kind: PEKind) -> None:
     """Each PE kind: an RTL element kind whose layouts carry the golden widths, a PE, PE core
     and block decoder among the generated components, a port prefix in the PE test top, and
     an energy estimate whose actions are in the shipped table."""
-    cfg = SMALL if kind.has_dialects else replace(SMALL, block=32)
+    cfg = SMALL if kind.has_dialects else replace(SMALL, block=kind.block)
     ek = ElementKind.for_config(kind, cfg)
     fmt = kind.config_format(cfg)
     assert ek.block == cfg.block

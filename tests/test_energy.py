@@ -147,7 +147,7 @@ def test_count_options_and_formats() -> None:
     assert not any(k.startswith(("selector.", "decoder.")) for k in mx8)
     with pytest.raises(ValueError, match="pe: mxfp4 fixes the block size at 32"):
         action_counts_for_gemm(SMALL, 2, 2, 32, {}, pe="mxfp4")
-    with pytest.raises(ValueError, match="pe: must be one of dialect, mxfp4, mxint8"):
+    with pytest.raises(ValueError, match="pe: must be one of dialect, mxfp4, mxint8, nvfp4"):
         action_counts_for_gemm(SMALL, 2, 2, 32, {}, pe="fp8")
     with pytest.raises(ValueError, match="K: expected a positive integer"):
         action_counts_for_gemm(SMALL, 2, 2, 0, {})
@@ -166,8 +166,8 @@ def test_breakdown_sums_to_total_and_matches_hand_energy() -> None:
     assert e["memory"] == pytest.approx(2 * 243.75 / 10)
     assert e["accumulator"] == pytest.approx(0.45)
     assert e["selector"] == 0
-    cfg = Config()  # the shipped default: 8×8, B = 32, sd32, lut
     for pe in PEKind:  # every PE kind of the registry has an energy model
+        cfg = Config(block=pe.block or 32)  # the shipped default (8×8, sd32, lut), kind's B
         counts = action_counts_for_gemm(cfg, 64, 96, 512, min_bytes_moved(cfg, 64, 96, 512, pe=pe),
                                         pe=pe)
         e = energy_per_mac(counts, table)
@@ -233,6 +233,38 @@ def test_mxfp4_counts_by_hand() -> None:
         "accumulator.fp32_add": 4,
         "accumulator.int_add_bit": 4 * 8,
     }
+
+
+def test_nvfp4_counts_by_hand() -> None:
+    """NVFP4 on a 2×2 array, M = N = 2, K = 32 (two blocks of 16): every count written out
+    from the docstring's formulas (SPEC §8 hardware contract: E2M1 decoder as MXFP4, the
+    E4M3 pair product and |P|·S per block pair, one tensor-scale multiply per output plus
+    ts_a·ts_w; the quantizer's dividers and per-element FP32 multiply)."""
+    cfg = Config(block=16, formatbook="dfp4", formats_per_cycle=16, **TINY)
+    moved = min_bytes_moved(cfg, 2, 2, 32, pe=PEKind.NVFP4)
+    block_bytes = (16 * 4 + 8) / 8  # 9: E2M1 codes + the E4M3 byte
+    q = 2 * 2 * block_bytes + 4  # 2 rows × 2 blocks + the FP32 tensor scale
+    assert moved == {"dram": {"X": 2 * 32 * 2, "W": q, "Y": 2 * 2 * 4.0},
+                     "sram": {"X": q * 2, "W": q * 2, "Y": 16.0}}
+    counts = action_counts_for_gemm(cfg, 2, 2, 32, {}, pe=PEKind.NVFP4)
+    tree = 8 * 10 + 4 * 11 + 2 * 12 + 1 * 13  # 16 ten-bit products summed
+    pairs, blocks, elems = 2 * 2 * 2, 2 * 2, 2 * 32  # block pairs; X's blocks and elements
+    assert counts == {
+        "macs": 128,
+        # amax tree (15 bits), ÷ts 25 × 25, ÷3 28 × 2, ÷S 30 × 5; E2M1: 7 five-bit compares
+        "preprocess.int_add_bit": blocks * (15 * 15 + 625 + 56 + 150) + elems * 35,
+        "preprocess.mux2_bit": blocks * 15 * 15,
+        "preprocess.fp32_mul": elems,
+        "decoder.mux2_bit": (2 * 32 + 2 * 32) * 4,
+        "multiplier.int_mul_e2m1": 128,
+        "adder_tree.int_add_bit": pairs * tree,
+        "accumulator.int_to_fp32": pairs,
+        "accumulator.fp32_add": pairs,
+        "accumulator.int_add_bit": pairs * (16 + 12 * 8 + 4 + 8),  # S_a·S_w, |P|·S, exponents
+        "accumulator.fp32_mul": 2 * 2 + 1,  # y = acc · (ts_a·ts_w) per output, the product once
+    }
+    with pytest.raises(ValueError, match="nvfp4 fixes the block size at 16"):
+        action_counts_for_gemm(Config(block=32), 2, 2, 32, {}, pe=PEKind.NVFP4)
 
 
 def test_every_hardware_design_has_an_energy_model() -> None:

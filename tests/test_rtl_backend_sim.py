@@ -20,10 +20,12 @@ import pytest
 from amaranth.hdl import ClockDomain, Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
+from semdialect import golden
 from semdialect.config import Config, load_config
 from semdialect.designs import PEKind
 from semdialect.golden.formatbook import get_formatbook
 from semdialect.golden.formats import E2M1_HU
+from semdialect.golden.gemm import nvfp4_tensor_scale_product
 from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind, e2m1_formatbook
 from semdialect.rtl.block_quantizer import BlockQuantizer
@@ -32,6 +34,7 @@ from semdialect.rtl.gemm_core import GemmCore
 from semdialect.rtl.layouts import pe_operands, quantized_block
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.pe import BlockPE
+from semdialect.rtl.scale import TENSOR_SCALE_STAGES, FP32Mul
 from semdialect.rtl.tile_drain import TileDrain
 from semdialect.rtl.timing import BASE_PE_LATENCY, BASE_QUANTIZER_EXTRA, Pipeline
 from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
@@ -45,6 +48,7 @@ from semdialect.tb.gemm_ref import (
     weight_beats,
 )
 from semdialect.tb.generate import LINT_WAIVERS, generate
+from semdialect.tb.nvfp4_ref import decoded_block, nvfp4_pe_vectors, pe_expected_nvfp4
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,16 +143,18 @@ def test_block_decoder_fields() -> None:
 
 
 def rtl_pe(kind: ElementKind, problems: list, seed: int, p_valid: float = 0.8,
-           p_ready: float = 0.7, pipeline: Pipeline | None = None) -> list[tuple[int, int]]:
-    """Run ``problems`` through ``BlockPE(kind, pipeline=...)`` with random valid/ready;
-    (bits, invalid) per problem, in the order of ``problems``. With d = acc_stages > 1
-    problem p runs in ring position p mod d (each position's problems in turn); the ring
-    position of a cycle is the count of enabled cycles (``i.ready``) since reset, mod d, and a
-    position whose pair is held back is a bubble."""
-    dut = BlockPE(kind, pipeline=pipeline)
+           p_ready: float = 0.7, pipeline: Pipeline | None = None,
+           decode: bool = True) -> list[tuple[int, int]]:
+    """Run ``problems`` through ``BlockPE(kind, pipeline=..., decode=...)`` with random
+    valid/ready; (bits, invalid) per problem, in the order of ``problems`` (whose blocks are
+    ``kind.encoded_layout`` dicts, or ``decoded_layout`` ones with ``decode=False``). With
+    d = acc_stages > 1 problem p runs in ring position p mod d (each position's problems in
+    turn); the ring position of a cycle is the count of enabled cycles (``i.ready``) since
+    reset, mod d, and a position whose pair is held back is a bubble."""
+    dut = BlockPE(kind, pipeline=pipeline, decode=decode)
     d = dut.acc_stages
     assert len(problems) % d == 0, "every group of d outputs must complete"
-    layout = pe_operands(kind.encoded_layout)
+    layout = pe_operands(kind.encoded_layout if decode else kind.decoded_layout)
     queues: list[list[tuple[int, int | None]]] = [[] for _ in range(d)]
     for index, (_, a_blocks, w_blocks, _, _) in enumerate(problems):
         for kb, (a, w) in enumerate(zip(a_blocks, w_blocks, strict=True)):
@@ -211,7 +217,8 @@ def test_pe_dialect_vs_golden(cfg: Config) -> None:
     _check_pe(kind, problems, rtl_pe(kind, problems, seed=1))
 
 
-@pytest.mark.parametrize("fmt", [k.value for k in PEKind if not k.has_dialects])
+@pytest.mark.parametrize("fmt", [k.value for k in PEKind
+                                 if not k.has_dialects and k.pow2_scaled])
 def test_pe_mx_vs_golden(fmt: str) -> None:
     """MX baselines (SPEC §8): zero blocks (E8M0 0), FP16 max/min magnitudes, ±127 int8
     elements, E2M1 ties and saturation, random; 300 problems vs golden.gemm(..., fmt)."""
@@ -219,6 +226,168 @@ def test_pe_mx_vs_golden(fmt: str) -> None:
     kind = ElementKind.for_design(fmt, 32)
     _check_pe(kind, problems, rtl_pe(kind, problems, seed=2))
     assert any(p[0] == "zero x" for p in problems)
+
+
+# -- NVFP4 PE (SPEC §8 NVFP4 hardware contract: P·s_a·s_w/4, §5 accumulation) ---------------
+
+NVFP4 = ElementKind.for_design(PEKind.NVFP4)
+#: pipelines covering every product (1..5 at B = 16), scale (1..3) and accumulator stage
+#: count the NVFP4 PE is simulated with (d = 1 and d = 7 included; the default config's too)
+NVFP4_PIPELINES = [Pipeline(), Pipeline(0, 2, 2, 7), Pipeline.of(DEFAULT), Pipeline(0, 4, 3, 2),
+                   Pipeline(0, 5, 1, 5), Pipeline(0, 1, 3, 4)]
+
+
+def test_nvfp4_kind_is_the_registry_kind() -> None:
+    """``ElementKind.for_design(PEKind.NVFP4)`` is the NVFP4 element kind (B = 16 whatever
+    the configuration's B, E2M1 ±HU elements, E4M3 byte in ``exp``, 13-bit products)."""
+    assert NVFP4.float_scaled and NVFP4.pe is PEKind.NVFP4
+    assert (NVFP4.block, NVFP4.element_bits, NVFP4.exp_bits, NVFP4.product_bits) == (16, 5, 8, 13)
+    assert ElementKind.for_config(PEKind.NVFP4, DEFAULT).block == 16 != DEFAULT.block
+    assert ElementKind.for_design("nvfp4").encoded_layout == NVFP4.encoded_layout
+    assert not any(ElementKind.for_config(k, SMALL).float_scaled for k in PEKind
+                   if k is not PEKind.NVFP4)
+    with pytest.raises(ValueError, match="block"):
+        ElementKind.for_design(PEKind.NVFP4, 32)
+
+
+def test_nvfp4_pe_accepts_every_dialect_pipeline() -> None:
+    """Every PE stage count the dialect PE takes at B = 16 is accepted for NVFP4 (the ones
+    simulated below cover each value of each key); one more product stage is not."""
+    dialect = ElementKind.for_design(PEKind.DIALECT, 16, "dfp4")
+    for product in range(1, 6):
+        for scale in range(1, 4):
+            for acc in range(1, 8):
+                pipe = Pipeline(0, product, scale, acc)
+                assert BlockPE.check_pipeline(NVFP4, pipe) == BlockPE.check_pipeline(dialect,
+                                                                                    pipe)
+    covered = {key: {getattr(p, key) for p in NVFP4_PIPELINES}
+               for key in ("pe_product_stages", "pe_scale_stages", "acc_stages")}
+    assert covered["pe_product_stages"] == set(range(1, 6))
+    assert covered["pe_scale_stages"] == {1, 2, 3} and {1, 7} <= covered["acc_stages"]
+    for bad in (Pipeline(0, 6, 1, 1), Pipeline(0, 1, 4, 1), Pipeline(0, 1, 1, 8)):
+        with pytest.raises(ValueError, match="stages"):
+            BlockPE(NVFP4, pipeline=bad)
+
+
+@pytest.mark.parametrize("pipe", NVFP4_PIPELINES,
+                         ids=lambda p: f"p{p.pe_product_stages}s{p.pe_scale_stages}"
+                                       f"d{p.acc_stages}")
+def test_pe_nvfp4_vs_golden(pipe: Pipeline) -> None:
+    """Adversarial (zeros, −0 codes, 6·448 maxima, subnormal E4M3 scales and scale 0, the
+    smallest contribution 2^-20, RNE ties in the accumulation, cancellation) and random
+    (golden-quantized and raw codes/scales) block pairs under random valid/ready, bit-exact
+    with ``golden.nvfp4_hw_accumulate`` (the accumulator before the tensor scales)."""
+    d = pipe.acc_stages
+    problems = nvfp4_pe_vectors(70, seed=20 + d)
+    names = [p[0] for p in problems]
+    assert {"tie odd +half", "tie even -half", "subnormal scales", "max 8 blocks"} <= set(names)
+    problems = problems[: len(problems) // d * d]
+    got = rtl_pe(NVFP4, problems, seed=pipe.pe_product_stages, pipeline=pipe)
+    _check_pe(NVFP4, problems, got)
+
+
+def test_pe_nvfp4_invalid_blocks() -> None:
+    """The PE core (decoded operands, as the MAC array feeds it): a block flagged invalid (the
+    NVFP4 quantizer's NaN/Inf block: codes 0, scale 0, ``invalid`` 1, SPEC §8) contributes
+    +0.0 and flags its output; the outputs around it are unaffected (C-slow, d = 2)."""
+    rng = np.random.default_rng(5)
+    zero = {"codes": [0] * 16, "scale": 0}
+
+    def joined(blocks: list) -> tuple[np.ndarray, list[int]]:
+        return np.concatenate([b["codes"] for b in blocks]), [b["scale"] for b in blocks]
+
+    problems = []
+    for index, (name, a_blocks, w_blocks, bits, _) in enumerate(nvfp4_pe_vectors(24, seed=8)):
+        flags_a, flags_w = [0] * len(a_blocks), [0] * len(w_blocks)
+        if index % 3 == 1:  # one block (of a, or of w) is the quantizer's invalid block
+            kb = int(rng.integers(len(a_blocks)))
+            blocks, flags = (a_blocks, flags_a) if index % 2 else (w_blocks, flags_w)
+            blocks[kb], flags[kb] = zero, 1
+            _, _, bits = pe_expected_nvfp4(*joined(a_blocks), *joined(w_blocks))
+        a = [decoded_block(b, f) for b, f in zip(a_blocks, flags_a, strict=True)]
+        w = [decoded_block(b, f) for b, f in zip(w_blocks, flags_w, strict=True)]
+        problems.append((name, a, w, bits, int(any(flags_a) or any(flags_w))))
+    assert sum(p[4] for p in problems) == 8
+    got = rtl_pe(NVFP4, problems, seed=3, pipeline=Pipeline(0, 2, 2, 2), decode=False)
+    _check_pe(NVFP4, problems, got)
+
+
+def test_pe_nvfp4_latency_and_throughput() -> None:
+    """No stalls: one pair per cycle, each sum exactly ``pe_latency`` cycles after its last
+    pair (product 3 + scale 2 + accumulator 1)."""
+    pipe = Pipeline(0, 3, 2, 1)
+    problems = nvfp4_pe_vectors(30, seed=6)
+    dut = BlockPE(NVFP4, pipeline=pipe)
+    layout = pe_operands(NVFP4.encoded_layout)
+    lasts, outs = [], []
+
+    async def testbench(ctx) -> None:
+        ctx.set(dut.o.ready, 1)
+        cycle = 0
+        pending = [(a, w, kb == len(ab) - 1) for _, ab, wb, _, _ in problems
+                   for kb, (a, w) in enumerate(zip(ab, wb, strict=True))]
+        while len(outs) < len(problems):
+            if pending:
+                a, w, last = pending.pop(0)
+                ctx.set(dut.i.payload.as_value(), pack(layout, {"a": a, "w": w, "last": last}))
+                ctx.set(dut.i.valid, 1)
+                assert ctx.get(dut.i.ready)
+                if last:
+                    lasts.append(cycle)
+            else:
+                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.o.valid):
+                outs.append((cycle, ctx.get(dut.o.payload.value)))
+            await ctx.tick()
+            cycle += 1
+
+    sim = clocked(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert dut.latency == pipe.pe_latency == 6
+    assert [c for c, _ in outs] == [c + 6 for c in lasts]
+    assert [v for _, v in outs] == [p[3] for p in problems]
+
+
+def test_tensor_scale_lane_gives_golden_y() -> None:
+    """The drain's tensor-scale lane (``FP32Mul()``, :data:`TENSOR_SCALE_STAGES` registers):
+    golden's accumulators (what the NVFP4 PEs present) times RNE_fp32(ts_x · ts_w), one per
+    cycle, equal ``golden.nvfp4_hw_gemm_quantized``'s y bit for bit (SPEC §8), each exactly
+    ``latency`` cycles after its operands; an all-zero W (ts_w = 0) gives +0.0."""
+    rng = np.random.default_rng(12)
+    pairs, want = [], []
+    for scale_x, scale_w, zero_w in ((1.0, 1.0, False), (2.0**-14, 2.0**10, False),
+                                     (6e4, 3e-3, False), (1.0, 1.0, True)):
+        x = np.clip(rng.standard_t(3, (5, 64)) * scale_x, -65504, 65504).astype(np.float16)
+        w = np.zeros((64, 6)) if zero_w else rng.standard_normal((64, 6)) * scale_w
+        qx = golden.quantize(x, "nvfp4")
+        qw = golden.quantize_weights(w.astype(np.float16), "nvfp4")
+        acc = golden.nvfp4_hw_accumulate(qx, qw).astype(np.float32).reshape(-1)
+        tsp = nvfp4_tensor_scale_product(qx, qw)
+        y = np.asarray(golden.nvfp4_hw_gemm_quantized(qx, qw), np.float32).reshape(-1)
+        pairs += [(int(a), int(np.float32(tsp).view(np.uint32))) for a in acc.view(np.uint32)]
+        want += [int(v) for v in y.view(np.uint32)]
+    assert want[-30:] == [0] * 30 and len(set(want)) > 80
+    dut = FP32Mul()
+    assert dut.latency == TENSOR_SCALE_STAGES
+    got: list[tuple[int, int]] = []
+
+    async def testbench(ctx) -> None:
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(len(pairs) + dut.latency):
+            if cycle < len(pairs):
+                ctx.set(dut.i.payload, {"a": pairs[cycle][0], "b": pairs[cycle][1]})
+            ctx.set(dut.i.valid, cycle < len(pairs))
+            assert ctx.get(dut.i.ready)
+            if ctx.get(dut.o.valid):
+                got.append((cycle, ctx.get(dut.o.payload)))
+            await ctx.tick()
+
+    sim = clocked(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert [c for c, _ in got] == [k + dut.latency for k in range(len(pairs))]
+    assert [v for _, v in got] == want
 
 
 def test_pe_zero_is_positive() -> None:
