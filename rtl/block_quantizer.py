@@ -21,13 +21,29 @@ x::
     i ─► preprocess ─► selector ─► quantizer ─► residual ─► o
     (x, mask,  (comb)   (C + 1)      (1)         (comb)    (codes, se, dialect, invalid,
      salient)    x, salient ─► held ─► sel_out ─► qnt_out ─┘     residual, salient)
+
+**Pipelined** (``stages`` = ``selector_stages`` ≥ 1; timing closure at 180 nm, see
+docs/ARCHITECTURE.md "Pipeline"): the same latency C + 2 + stages and interval C, with no
+combinational path longer than a pipeline segment between the ports and the registers:
+
+* the preprocessor moves into the selector (:class:`~rtl.selector.FormatSelector` with
+  ``raw=True``): the selector's held register cuts it after the first log2 B − 1 levels of
+  the exponent max tree (:func:`~rtl.preprocess.preprocess_front`), and one of the
+  ``stages`` registers follows its back half (:func:`~rtl.preprocess.preprocess_back`); the
+  other stages − 1 cut the selector's evaluation (ERR ROMs, adder trees, argmin);
+* the residual is split around the quantizer's register (:mod:`rtl.residual_split`): H_i,
+  the difference m_i − d_i and its magnitude are computed in the quantizer's cycle from the
+  selector's output register and the carried x, the normalisation after the register;
+* x and salient wait in a FIFO whose output is a register (``SyncFIFOBuffered``).
+
+``stages`` = 0 is the unpipelined design above, unchanged.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from semdialect.config import Config
@@ -43,6 +59,7 @@ from semdialect.rtl.layouts import (
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.residual import block_residual, fp16_block_layout
+from semdialect.rtl.residual_split import residual_back, residual_front
 from semdialect.rtl.selector import FormatSelector, selector_parameters
 from semdialect.rtl.timing import Pipeline
 
@@ -52,11 +69,12 @@ __all__ = ["BlockQuantizer"]
 class BlockQuantizer(wiring.Component):
     """SPEC §2–4 block quantization, fully stream-handshaked.
 
-    With C = K / ``formats_per_cycle`` (``lut``) or 1 (``two-stage``): **latency C + 2**
-    cycles (a block accepted at ``i`` in cycle t leaves at ``o`` in cycle t + C + 2 when
-    ``o.ready`` is high) and **initiation interval C** (one block every C cycles; the
-    selector is the only multi-cycle stage). Up to two blocks are in flight behind the one
-    being selected (selector output register and quantizer register), so back-pressure at
+    With C = K / ``formats_per_cycle`` (``lut``) or 1 (``two-stage``): **latency C + 2 +
+    stages** cycles (a block accepted at ``i`` in cycle t leaves at ``o`` in cycle
+    t + C + 2 + stages when ``o.ready`` is high) and **initiation interval C** (one block
+    every C cycles; the selector is the only multi-cycle stage). Up to 2 + stages blocks are
+    in flight behind the one being selected (selector pipeline and output registers,
+    quantizer register), so back-pressure at
     ``o`` stalls the pipeline without losing or duplicating a block; ``o.valid``/``o.payload``
     are registers and hold still while ``o.ready`` is low; ``i.ready`` depends
     combinationally on ``o.ready``.
@@ -78,6 +96,9 @@ class BlockQuantizer(wiring.Component):
         :func:`~rtl.residual.block_residual` (a K·8 × 4 ROM with B read ports and B lanes of
         fixed-point subtract and normalise) after the quantizer register.
         False gives exactly the plain frontend (same ports, same logic).
+    stages : int
+        Keyword only, ``selector_stages`` 0..6 (default 0, the unpipelined frontend): pipeline
+        register stages, see the module docstring ("Pipelined").
 
     Members
     -------
@@ -158,13 +179,15 @@ class BlockQuantizer(wiring.Component):
 
     @property
     def stages(self) -> int:
-        """The selector's extra register stages (``selector_stages``)."""
+        """The lane's extra register stages (``selector_stages``): one after the
+        preprocessor, the rest in the selector's evaluation (when ≥ 1)."""
         return self._stages
 
     @property
     def latency(self) -> int:
         """Cycles from accepting a block to presenting it at ``o``: C + 2 + stages
-        (preprocessor 0, selector C + 1 + stages, quantizer 1)."""
+        (preprocessor 0 — inside the selector when stages ≥ 1 —, selector C + 1 + stages,
+        quantizer 1)."""
         return Pipeline(selector_stages=self._stages).quantizer_latency(self._params.cycles)
 
     @property
@@ -175,23 +198,40 @@ class BlockQuantizer(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         block, book, mode, per_cycle = self._params
-        m.submodules.preprocessor = pre = BlockPreprocessor(block)
-        m.submodules.selector = sel = FormatSelector(block, book, mode, per_cycle,
-                                                     stages=self._stages)
+        staged = self._stages > 0
+        if staged:
+            # pipelined: the preprocessor moves into the selector (``raw``), split by the
+            # selector's held register, with one of the stages after its back half (the
+            # selector's evaluation gets the others); the latency stays C + 2 + stages
+            m.submodules.selector = sel = FormatSelector(block, book, mode, per_cycle,
+                                                         stages=self._stages, raw=True)
+            m.d.comb += [
+                sel.i.payload.x.eq(self.i.payload.x),
+                sel.i.payload.mask.eq(self.i.payload.mask),
+                sel.i.valid.eq(self.i.valid),
+                self.i.ready.eq(sel.i.ready),
+            ]
+            pre_latency = 0
+        else:
+            m.submodules.preprocessor = pre = BlockPreprocessor(block)
+            m.submodules.selector = sel = FormatSelector(block, book, mode, per_cycle)
+            # the mask bypasses the preprocessor without a register
+            assert pre.latency == 0
+            m.d.comb += [
+                pre.i.payload.x.eq(self.i.payload.x),
+                pre.i.valid.eq(self.i.valid),
+                self.i.ready.eq(pre.i.ready),
+                sel.i.payload.block.eq(pre.o.payload),
+                sel.i.payload.mask.eq(self.i.payload.mask),
+                sel.i.valid.eq(pre.o.valid),
+                pre.o.ready.eq(sel.i.ready),
+            ]
+            pre_latency = pre.latency
         m.submodules.quantizer = qnt = CodeQuantizer(block, book)
-        # the mask bypasses the preprocessor without a register
-        assert pre.latency == 0
-        assert pre.latency + sel.latency + qnt.latency == self.latency
+        assert pre_latency + sel.latency + qnt.latency == self.latency
         assert max(sel.initiation_interval, qnt.initiation_interval) == self.initiation_interval
 
         m.d.comb += [
-            pre.i.payload.x.eq(self.i.payload.x),
-            pre.i.valid.eq(self.i.valid),
-            self.i.ready.eq(pre.i.ready),
-            sel.i.payload.block.eq(pre.o.payload),
-            sel.i.payload.mask.eq(self.i.payload.mask),
-            sel.i.valid.eq(pre.o.valid),
-            pre.o.ready.eq(sel.i.ready),
             qnt.i.payload.block.eq(sel.o.payload.block),
             *dialect_id_eq(qnt.i.payload, dialect_id(sel.o.payload)),
             qnt.i.valid.eq(sel.o.valid),
@@ -201,8 +241,8 @@ class BlockQuantizer(wiring.Component):
             wiring.connect(m, qnt.o, wiring.flipped(self.o))
             return m
 
-        # Residual path: x and salient in one shadow register per block slot, so that each
-        # holds its slot's block whenever that slot is valid:
+        # Residual path (unpipelined): x and salient in one shadow register per block slot,
+        # so that each holds its slot's block whenever that slot is valid:
         #   held    ← i        on an i transfer (exactly when the selector latches its held
         #                      block);
         #   sel_out ← held     whenever the selector's output register may load, i.e. it is
@@ -214,25 +254,40 @@ class BlockQuantizer(wiring.Component):
         #   qnt_out ← sel_out  exactly when the quantizer loads (``qnt.i.ready``, its load
         #                      enable, valid or not).
         carried = data.StructLayout({"x": fp16_block_layout(block), "salient": 1})
-        if self._stages:
-            # a pipelined selector holds up to stages + 2 blocks (held, stages, output
-            # register; one more for a write while full and read): x and salient wait in a
-            # FIFO of depth stages + 3, written when the
-            # selector takes a block and read when the quantizer takes one from it
-            fifo = SyncFIFO(width=carried.size, depth=self._stages + 3)
+        quantized = qnt.o.payload
+        if staged:
+            # the pipelined lane holds up to stages + 2 blocks between its input and the
+            # selector's output (held block, stages registers, output register; one more
+            # for a write while full and read): x and salient wait in a FIFO of depth
+            # stages + 3, written when the lane takes a block and read when the quantizer
+            # takes one from the selector. The FIFO's output is a register
+            # (SyncFIFOBuffered: an entry reaches it two cycles after its write, before its
+            # block can leave the selector, C + 1 + stages >= 3 cycles), and the residual's
+            # front half (rtl.residual_split) is computed from it and the selector's output
+            # register, then registered beside the quantizer's output
+            fifo = SyncFIFOBuffered(width=carried.size, depth=self._stages + 3)
             m.submodules.carried = fifo
-            qnt_out = Signal(carried, name="carried_qnt_out", reset_less=True)
+            head = data.View(carried, fifo.r_data)
+            take = Signal()
             m.d.comb += [
                 fifo.w_data.eq(Cat(self.i.payload.x, self.i.payload.salient)),
                 fifo.w_en.eq(self.i.valid & self.i.ready),
-                fifo.r_en.eq(sel.o.valid & sel.o.ready),
+                take.eq(sel.o.valid & sel.o.ready),
+                fifo.r_en.eq(take),
             ]
-            with m.If(sel.o.valid & sel.o.ready):
-                m.d.sync += Value.cast(qnt_out).eq(fifo.r_data)
+            front = residual_front(m, head.x, sel.o.payload.block.se, sel.o.payload.block.q,
+                                   dialect_id(sel.o.payload), book)
+            qnt_out = Signal(carried, name="carried_qnt_out", reset_less=True)
+            front_out = Signal(front.shape(), name="residual_front_qnt_out", reset_less=True)
+            with m.If(take):
+                m.d.sync += [
+                    Value.cast(qnt_out).eq(fifo.r_data),
+                    front_out.eq(front),
+                ]
+            residual = residual_back(m, qnt_out.x, front_out, quantized.invalid)
         else:
             qnt_out = self._shadow_chain(m, carried, sel, qnt)
-        quantized = qnt.o.payload
-        residual = block_residual(m, qnt_out.x, quantized, book)
+            residual = block_residual(m, qnt_out.x, quantized, book)
         m.d.comb += [
             self.o.valid.eq(qnt.o.valid),
             qnt.o.ready.eq(self.o.ready),

@@ -16,21 +16,30 @@ E_i = max(e_i, 1) and the significand m_i = {e_i ≠ 0, f_i} (11 bits), every fi
 * sign_i = s_i (−0.0 keeps sign 1, SPEC §2).
 * invalid = some e_i = 31 (NaN or ±Inf; SPEC §2). Then ``se``, ``q`` and ``sign`` are
   unspecified (downstream forces codes 0, SE field 0, dialect 0).
+
+**Split around a register** (:func:`preprocess_front`, :func:`preprocess_back`; what a
+pipelined :class:`~rtl.selector.FormatSelector` with ``raw=True`` uses, its held register
+sitting between the halves): the front is the first log2 B − 1 levels of the exponent max
+tree (the two partial maxima) with each lane's sign, E_i and top five significand bits and the
+block's ``invalid`` (:func:`partial_block`, 11·B + 11 bits); the back is the last max level,
+E_max, the distances and the shifts. At 180 nm the whole preprocessor is 5.6 ns at B = 32,
+the front four compare–mux levels (≈ 3 ns).
 """
 
 from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.rtl.layouts import SE_BITS, fp16_block, preprocessed_block
-from semdialect.rtl.trees import tree_max
+from semdialect.rtl.trees import tree_depth, tree_max, tree_reduce
 
-__all__ = ["BlockPreprocessor", "check_block"]
+__all__ = ["BlockPreprocessor", "check_block", "partial_block", "preprocess_back",
+           "preprocess_front"]
 
 _FRAC_BITS = 10
 _EXP_BITS = 5
@@ -121,3 +130,75 @@ class BlockPreprocessor(wiring.Component):
         ]
         return m
 
+
+# -- the preprocessor split around a register --------------------------------------------------
+
+#: partial maxima the front hands over: the max tree's values after level log2 B − 1
+_PARTIALS = 2
+_LANE_SIG = 5  # {normal, fraction[9:6]}
+
+
+def partial_block(block: int) -> data.StructLayout:
+    """What :func:`preprocess_front` produces for a block of B lanes: ``e_max`` (2 × 5, the
+    partial maxima of the exponent fields), ``invalid`` (1) and per lane ``sig`` (5, the top
+    five significand bits {normal, fraction[9:6]}), ``e_eff`` (5, E_i = max(e_i, 1)) and
+    ``sign`` (1)."""
+    check_block(block)
+    lane = data.StructLayout({"sig": _LANE_SIG, "e_eff": _EXP_BITS, "sign": 1})
+    return data.StructLayout({
+        "e_max": data.ArrayLayout(_EXP_BITS, _PARTIALS),
+        "invalid": 1,
+        "lanes": data.ArrayLayout(lane, block),
+    })
+
+
+def _max(a: Value, b: Value) -> Value:
+    return Mux(b > a, b, a)
+
+
+def preprocess_front(x: Value, block: int) -> Value:
+    """The front half of the preprocessor for the FP16 lanes ``x`` (``fp16_block(B).x``):
+    a ``partial_block(B)`` value (combinational; the caller registers it)."""
+    exps = [x[i][_FRAC_BITS : _FRAC_BITS + _EXP_BITS] for i in range(block)]
+    cut = tree_depth(block) - 1
+    partial: list[Value] = []
+
+    def stage(level: int, values: list[Value]) -> list[Value]:
+        if level == cut:
+            partial.extend(values)
+        return values
+
+    tree_reduce(exps, _max, stage=stage)
+    assert len(partial) == _PARTIALS  # B is a power of two, at least 16
+    lanes = []
+    for i in range(block):
+        normal = exps[i].any()
+        lanes.append(Cat(x[i][_Q_SHIFT:_FRAC_BITS], normal, Mux(normal, exps[i], 1),
+                         x[i][_SIGN_BIT]))
+    value = Cat(*partial, Cat(e.all() for e in exps).any(), *lanes)
+    assert len(value) == partial_block(block).size
+    return value
+
+
+def preprocess_back(m: Module, partial: data.View, name: str = "pre") -> data.View:
+    """The back half: the preprocessed block (``preprocessed_block(B)``, combinational) of a
+    ``partial_block(B)`` view; equal to :class:`BlockPreprocessor`'s output for the same x."""
+    block = len(partial.lanes)
+    out = Signal(preprocessed_block(block), name=name)
+    e_max = Signal(_EXP_BITS, name=f"{name}_e_max")
+    e_max_eff = Signal(_EXP_BITS, name=f"{name}_e_max_eff")  # E_max = max(e_max, 1)
+    m.d.comb += [
+        e_max.eq(_max(partial.e_max[0], partial.e_max[1])),
+        e_max_eff.eq(Mux(e_max.any(), e_max, 1)),
+        out.se.eq((e_max_eff - 1)[:SE_BITS]),
+        out.invalid.eq(partial.invalid),
+    ]
+    for i in range(block):
+        lane = partial.lanes[i]
+        distance = Signal(_EXP_BITS, name=f"{name}_distance{i}")  # E_max - E_i, 0..29
+        m.d.comb += [
+            distance.eq(e_max_eff - lane.e_eff),
+            out.q[i].eq(lane.sig >> distance),
+            out.sign[i].eq(lane.sign),
+        ]
+    return out

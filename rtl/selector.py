@@ -43,11 +43,17 @@ from semdialect.rtl.layouts import (
     Q_BITS,
     dialect_id_eq,
     id_bits,
+    masked_fp16_block,
     masked_preprocessed_block,
     preprocessed_block,
     selected_block,
 )
-from semdialect.rtl.preprocess import check_block
+from semdialect.rtl.preprocess import (
+    check_block,
+    partial_block,
+    preprocess_back,
+    preprocess_front,
+)
 from semdialect.rtl.trees import (
     Enables,
     cut_levels,
@@ -173,12 +179,24 @@ class FormatSelector(wiring.Component):
     formats_per_cycle : int | None
         P, a divisor of K (default K: one cycle per block). Validated in both modes like
         :class:`semdialect.config.Config`, used only by ``lut``.
+    stages : int
+        Keyword only, ``selector_stages`` 0..6 (default 0): extra register stages in the
+        evaluation (see :meth:`_elaborate_pipelined`); latency C + 1 + stages.
+    raw : bool
+        Keyword only, default False; True needs ``stages`` ≥ 1. The input is the FP16 block
+        (``masked_fp16_block(B, K)``) and the SPEC §2 preprocessing happens inside, split by
+        the held register (:func:`~rtl.preprocess.preprocess_front` before it,
+        :func:`~rtl.preprocess.preprocess_back` after it, followed by one of the ``stages``
+        registers); ``o`` is unchanged (the preprocessed block, dialect, cost). Latency and
+        initiation interval are those of a :class:`~rtl.preprocess.BlockPreprocessor` in
+        front of this selector without ``raw``, plus nothing: C + 1 + stages.
 
     Members
     -------
     i : ``In(stream.Signature(masked_preprocessed_block(B, K)))``
         ``block`` (se 5, q B×5, sign B×1, invalid 1) and ``mask`` (K; bit f = dialect f
-        allowed; all zeros = all ones).
+        allowed; all zeros = all ones). With ``raw``: ``masked_fp16_block(B, K)`` (``x``,
+        B FP16 lanes, and ``mask``).
     o : ``Out(stream.Signature(selected_block(B, K, cost_bits)))``
         ``block`` (passed along unchanged), ``dialect`` (id_bits(K)), ``cost``
         (``cost_bits`` = bit length of B · max ERR; the chosen dialect's LUT cost, 0 in
@@ -196,11 +214,15 @@ class FormatSelector(wiring.Component):
         formats_per_cycle: int | None = None,
         *,
         stages: int = 0,
+        raw: bool = False,
     ) -> None:
         self._params = selector_parameters(block, formatbook, mode, formats_per_cycle)
         if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages <= 6:
             raise ValueError(f"selector_stages: must be an integer in 0..6, got {stages!r}")
+        if not isinstance(raw, bool) or (raw and not stages):
+            raise ValueError(f"raw: expected a bool, True only with stages >= 1, got {raw!r}")
         self._stages = stages
+        self._raw = raw
         self._block = self._params.block
         self._book = self._params.formatbook
         self._mode = self._params.mode
@@ -211,8 +233,9 @@ class FormatSelector(wiring.Component):
         max_err = int(self._luts.err.max())
         self._err_bits = max(1, max_err.bit_length())
         self._cost_bits = max(1, (max_err * self._block).bit_length())
+        layout = masked_fp16_block if raw else masked_preprocessed_block
         super().__init__({
-            "i": In(stream.Signature(masked_preprocessed_block(self._block, k))),
+            "i": In(stream.Signature(layout(self._block, k))),
             "o": Out(stream.Signature(selected_block(self._block, k, self._cost_bits))),
         })
 
@@ -248,6 +271,11 @@ class FormatSelector(wiring.Component):
     def stages(self) -> int:
         """Extra register stages in the evaluation (``selector_stages``)."""
         return self._stages
+
+    @property
+    def raw(self) -> bool:
+        """True when the input is the FP16 block (the preprocessor inside, split)."""
+        return self._raw
 
     @property
     def latency(self) -> int:
@@ -317,10 +345,18 @@ class FormatSelector(wiring.Component):
 
     def _elaborate_pipelined(self) -> Module:
         """``stages`` > 0: the group evaluation (ERR ROM reads, B-input adder trees, P-input
-        argmin tree; two-stage: the whole evaluation) is cut by ``stages`` registers (the
-        last after the argmin), carrying the block, the group's place and the mask bits with
-        it; the running best and the output register follow. One stall enable for all
-        (``en = ~o.valid | o.ready``); the front takes a block every C enabled cycles."""
+        argmin tree) is cut by ``stages`` registers spread over its levels, the last after
+        the argmin (:meth:`_lut_cuts`); two-stage: ``stages`` registers after the whole
+        evaluation. The registers carry the block, the group's place and the mask bits with
+        it. One stall enable for all (``en = ~o.valid | o.ready``); the front takes a block
+        every C enabled cycles.
+
+        ``raw``: the held register (one copy) holds the preprocessor's front half; its back
+        half follows, then the first of the ``stages`` registers (the block's replicas, one
+        per ``_LANES_PER_COPY`` ROM lanes, with the group's place and mask bits): the one
+        that would sit after the argmin (lut), or the first after the evaluation
+        (two-stage). The argmin's last levels then feed the output register (and for C > 1
+        the merge with the running best) directly."""
         m = Module()
         c = self.cycles
         k = self._book.size
@@ -355,50 +391,76 @@ class FormatSelector(wiring.Component):
                     given = self.i.payload.mask
                     m.d.sync += mask.eq(Mux(given.any(), given, Const((1 << k) - 1, k)))
         # the held block, one replica per ``_LANES_PER_COPY`` ROM lanes (each element's q
-        # addresses P ROMs: the replicas split that fanout)
+        # addresses P ROMs: the replicas split that fanout); raw: one held front half of the
+        # preprocessor, the replicas made by the register after the back half
         copies = max(1, p // self._LANES_PER_COPY) if self._mode == "lut" else 1
+        if self._raw:
+            layout, source = partial_block(self._block), preprocess_front(self.i.payload.x,
+                                                                           self._block)
+        else:
+            layout, source = preprocessed_block(self._block), self.i.payload.block
         helds = []
-        for index in range(copies):
-            held = Signal(preprocessed_block(self._block), name=f"held{index}",
-                          reset_less=True)
-            raw, src = Value.cast(held), Value.cast(self.i.payload.block)
-            for low in range(0, len(raw), Enables.FANOUT):
-                high = min(low + Enables.FANOUT, len(raw))
+        for index in range(1 if self._raw else copies):
+            held = Signal(layout, name=f"held{index}", reset_less=True)
+            bits, src = Value.cast(held), Value.cast(source)
+            for low in range(0, len(bits), Enables.FANOUT):
+                high = min(low + Enables.FANOUT, len(bits))
                 with m.If(en.get(high - low) & take):
-                    m.d.sync += raw[low:high].eq(src[low:high])
+                    m.d.sync += bits[low:high].eq(src[low:high])
             helds.append(held)
+        if self._raw:
+            helds = [preprocess_back(m, helds[0])] * copies
         held = helds[0]
 
         side: dict[str, Value] = {"valid": busy, "first": Const(1) if count is None else
-                                  ~count.any(), "last": last, "block": held}
+                                  ~count.any(), "last": last}
         if count is not None:
             side["count"] = count
+        if mask is not None:
+            side["mask"] = mask[:p]
 
         def register(tag: str, values: dict[str, Value]) -> dict[str, Value]:
             return {key: pipeline_register(m, en, Value.cast(value), f"{tag}_{key}",
                                            0 if key == "valid" else None)
                     for key, value in values.items()}
 
+        if self._raw:
+            # the preprocessor's stage: after its back half, the block's replicas (and the
+            # side values) are registered
+            pre_side = side
+            side = register("pre", side)
+            helds = [data.View(preprocessed_block(self._block),
+                               pipeline_register(m, en, Value.cast(held), f"held{index}_pre"))
+                     for index in range(copies)]
+            held = helds[0]
+        else:
+            pre_side = None
+        side["block"] = held
+
         if self._mode == "lut":
-            levels = 1 + tree_depth(self._block) + tree_depth(p)
-            cuts = set(cut_levels(levels, self._stages))
-            side["mask"] = mask[:p]
+            cuts = self._lut_cuts()
+            assert cuts.pop(0, 0) == int(self._raw)  # the raw register is built above
             state = {"side": side}
+            if pre_side is not None:
+                state["pre_tail"] = pre_side
 
             def stage(level: int, values: list) -> list:
-                if level not in cuts:
-                    return values
-                state["pre_tail"] = state["side"]  # what the last register loads
-                state["side"] = register(f"sel{level}", state["side"])
-                flat = register(f"sel{level}v", {str(i): Value.cast(v) if not isinstance(
-                    v, _Candidate) else Cat(v.ok, v.cost, v.index) for i, v in enumerate(values)})
-                if values and isinstance(values[0], _Candidate):
-                    return [_Candidate(flat[str(i)][0], flat[str(i)][1:1 + len(v.cost)],
-                                       flat[str(i)][1 + len(v.cost):])
-                            for i, v in enumerate(values)]
-                return [flat[str(i)] for i in range(len(values))]
+                for copy in range(cuts.get(level, 0)):
+                    tag = f"sel{level}" + (f"_{copy}" if copy else "")
+                    state["pre_tail"] = state["side"]  # what the last register loads
+                    state["side"] = register(tag, state["side"])
+                    flat = register(f"{tag}v", {str(i): Value.cast(v) if not isinstance(
+                        v, _Candidate) else Cat(v.ok, v.cost, v.index)
+                        for i, v in enumerate(values)})
+                    if values and isinstance(values[0], _Candidate):
+                        values = [_Candidate(flat[str(i)][0], flat[str(i)][1:1 + len(v.cost)],
+                                             flat[str(i)][1 + len(v.cost):])
+                                  for i, v in enumerate(values)]
+                    else:
+                        values = [flat[str(i)] for i in range(len(values))]
+                return values
 
-            group = self._lut_group(m, helds, count, stage, state, base_level=1,
+            group = self._lut_group(m, helds, side.get("count"), stage, state, base_level=1,
                                     argmin_base=1 + tree_depth(self._block))
             tail = state["side"]
             pre_tail = state["pre_tail"]
@@ -406,7 +468,8 @@ class FormatSelector(wiring.Component):
             result = _Candidate(Const(1), Const(0, 1), self._two_stage(m, held))
             side["dialect"] = result.index
             tail = side
-            for stage_index in range(self._stages):
+            pre_tail = pre_side
+            for stage_index in range(self._stages - int(self._raw)):
                 pre_tail = tail
                 tail = register(f"sel{stage_index}", tail)
             group = _Candidate(Const(1), Const(0, 1), tail["dialect"])
@@ -449,6 +512,29 @@ class FormatSelector(wiring.Component):
                                                          "o_payload_reg"))
         en.finish(tail["valid"] & tail["last"])  # after the last copy is handed out
         return m
+
+    def _lut_cuts(self) -> dict[int, int]:
+        """Pipelined ``lut`` mode: evaluation level → number of stage registers after it.
+
+        The evaluation has ``levels`` = 1 (ERR ROM reads) + log2 B (adder tree) + log2 P
+        (argmin) logic levels; the ``stages`` registers go where
+        :func:`~rtl.trees.cut_levels` puts them, the last after the final level (with more
+        registers than levels, the surplus stacks there too). ``raw``: that last register
+        would stand right before the output register (for C = 1 a pure delay), so it moves
+        in front of the evaluation instead, after the preprocessor's back half (level 0)."""
+        levels = 1 + tree_depth(self._block) + tree_depth(self._per_cycle)
+        fit = min(self._stages, levels)
+        cuts: dict[int, int] = {}
+        for level in cut_levels(levels, fit):
+            cuts[level] = cuts.get(level, 0) + 1
+        cuts[levels] += self._stages - fit
+        if self._raw:
+            cuts[levels] -= 1
+            if not cuts[levels]:
+                del cuts[levels]
+            cuts[0] = 1
+        assert sum(cuts.values()) == self._stages
+        return cuts
 
     def _lut_group(self, m: Module, helds: list, count: Signal | None, stage,
                    state: dict, base_level: int, argmin_base: int) -> _Candidate:
