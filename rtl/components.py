@@ -6,6 +6,12 @@ Every PE kind of the registry (:class:`semdialect.designs.PEKind`) gets a PE (``
 array cell without decoders (``pe_core``) and a block decoder (``block_decoder``); their
 module names come from :func:`kind_module` (the dialect kind, built on the configuration's
 formatbook and B, keeps the plain name; another kind appends its name: ``pe_core_mxfp4``).
+Every component is built with the configuration's register stages (``[pipeline]``,
+:class:`~semdialect.rtl.timing.Pipeline`): every kind's PE and MAC array with its PE, decoder
+and accumulator stages (so every design's PE core is timed with the same pipeline), the
+selector and both block quantizers with ``selector_stages``, the tile drain on the tile's
+rows × cols·d outputs, and ``addend_adder`` (one lane of the GEMM core's output adder) with
+``addend_stages``.
 """
 
 from __future__ import annotations
@@ -17,18 +23,20 @@ from amaranth.lib import wiring
 from semdialect.config import Config
 from semdialect.designs import PEKind
 from semdialect.rtl.act_buffer import ActivationBuffer
+from semdialect.rtl.addend_adder import AddendAdder
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.decoder import DialectDecoder
-from semdialect.rtl.fp32_add import FP32Add
 from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N, GemmCore
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.mx_quantizer import MXQuantizer
+from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer
 from semdialect.rtl.pe import BlockPE
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.selector import FormatSelector
 from semdialect.rtl.tile_drain import TileDrain
+from semdialect.rtl.timing import Pipeline
 
 __all__ = ["KIND_MODULES", "components", "frontend_module", "kind_module"]
 
@@ -47,9 +55,12 @@ def kind_module(base: str, pe: PEKind) -> str:
 def frontend_module(pe: PEKind) -> str:
     """Module name of the activation quantizer (one frontend lane) of PE kind ``pe``: the
     dialect kind's :class:`~rtl.block_quantizer.BlockQuantizer` with the SPEC §6 residual path
-    (``block_quantizer_residual``, the GEMM core's lane), ``mx_quantizer_<kind>``
-    (:class:`~rtl.mx_quantizer.MXQuantizer`) for an MX kind."""
-    return "block_quantizer_residual" if pe.has_dialects else f"mx_quantizer_{pe.value}"
+    (``block_quantizer_residual``, the GEMM core's lane), ``nvfp4_quantizer``
+    (:class:`~rtl.nvfp4_quantizer.NVFP4Quantizer`) for the tensor-scaled NVFP4 kind,
+    ``mx_quantizer_<kind>`` (:class:`~rtl.mx_quantizer.MXQuantizer`) for an MX kind."""
+    if pe.has_dialects:
+        return "block_quantizer_residual"
+    return f"{pe.value}_quantizer" if pe.has_tensor_scale else f"mx_quantizer_{pe.value}"
 
 
 def components(
@@ -58,29 +69,35 @@ def components(
 ) -> dict[str, Callable[[], wiring.Component]]:
     """Module name → constructor of every component :func:`generate` emits (top first)."""
     book = cfg.book()
+    pipe = Pipeline.of(cfg)
+    stages = cfg.selector_stages
     kind = ElementKind.for_config(PEKind.DIALECT, cfg)
     per_kind: dict[str, Callable[[], wiring.Component]] = {}
     for pe in PEKind:
         k = ElementKind.for_config(pe, cfg)
-        per_kind[kind_module("pe", pe)] = lambda k=k: BlockPE(k)
-        per_kind[kind_module("pe_core", pe)] = lambda k=k: BlockPE(k, decode=False)
+        per_kind[kind_module("pe", pe)] = lambda k=k: BlockPE(k, pipeline=pipe)
+        per_kind[kind_module("pe_core", pe)] = lambda k=k: BlockPE(k, decode=False,
+                                                                   pipeline=pipe)
         per_kind[kind_module("block_decoder", pe)] = lambda k=k: BlockDecoder(k)
-        if not pe.has_dialects:
+        if pe.has_tensor_scale:
+            per_kind[frontend_module(pe)] = NVFP4Quantizer
+        elif not pe.has_dialects:
             per_kind[frontend_module(pe)] = lambda k=k: MXQuantizer(k)
     return {
         "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
         "block_quantizer": lambda: BlockQuantizer.from_config(cfg),
         "block_quantizer_residual": lambda: BlockQuantizer(
-            cfg.block, book, cfg.select, cfg.formats_per_cycle, residual=True),
+            cfg.block, book, cfg.select, cfg.formats_per_cycle, residual=True, stages=stages),
         "block_preprocessor": lambda: BlockPreprocessor(cfg.block),
         "format_selector": lambda: FormatSelector(cfg.block, book, cfg.select,
-                                                  cfg.formats_per_cycle),
+                                                  cfg.formats_per_cycle, stages=stages),
         "code_quantizer": lambda: CodeQuantizer(cfg.block, book),
         "dialect_decoder": lambda: DialectDecoder(book),
         **per_kind,
-        "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind),
+        "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind, pipeline=pipe),
         "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb, cfg.lanes),
-        "tile_drain": lambda: TileDrain(cfg.rows, cfg.cols, cfg.drain_width),
-        # one lane of the output adder (decomposition's second pass: y + yin, combinational)
-        "addend_adder": lambda: FP32Add(latency=0),
+        "tile_drain": lambda: TileDrain(cfg.rows, cfg.tile_cols, cfg.drain_width),
+        # one lane of the GEMM core's output adder (y + yin, the decomposition's second pass;
+        # every y beat passes it), with the core's addend_stages registers
+        "addend_adder": lambda: AddendAdder(1, cfg.addend_stages),
     }

@@ -6,7 +6,8 @@ Parts (composed in :meth:`GemmCore.elaborate`)::
     x (L blocks) ─► L × BlockQuantizer ─► writer ─► ActivationBuffer (2 banks × rows × max_kb)
                      (residual path)        └─► q (quantize) / r (residuals)
                                                          │ rows blocks / cycle
-    w (cols blocks) ─► sequencer ─► MACArray (rows × cols BlockPE) ─► TileDrain ─► (+ yin) ─► y
+    w (cols blocks) ─► sequencer ─► MACArray (rows × cols BlockPE) ─► TileDrain
+                                         ─► AddendAdder (+ yin, ``addend_stages`` registers) ─► y
     cmd (M, N, KB, op, add) ─► controller (counters, bank flags)
 
 **Dataflow** (output-stationary, see :class:`~rtl.mac_array.MACArray`): a *tile* is
@@ -30,7 +31,10 @@ j·T + s·cols + c); ``y`` beats carry D = ``drain_width`` outputs of one tile
 row-beat major, a ``mask`` marking the lanes inside the tile). A quantize command (``op``)
 sends the quantized ``x`` beats out on ``q`` instead of computing; a GEMM emits the residual
 of every ``salient`` block on ``r`` (SPEC §6) and, with ``add``, adds each ``y`` lane to the
-matching ``yin`` lane (the decomposition's second pass).
+matching ``yin`` lane (the decomposition's second pass): :class:`~rtl.addend_adder.AddendAdder`,
+``addend_stages`` register stages that every ``y`` beat passes (without ``add`` its lanes are
+added to −0.0, an exact identity), so a GEMM's outputs reach ``y`` that many cycles after they
+leave the drain, with or without ``add``.
 
 **Schedule**: every lane's quantizer takes one block every C_sel cycles (C_sel =
 K_book/formats per cycle for ``lut``, 1 for ``two-stage``), so a row tile enters in
@@ -56,9 +60,9 @@ from semdialect.config import Config, check_drain_width, check_lanes
 from semdialect.designs import PEKind
 from semdialect.golden.formatbook import Formatbook
 from semdialect.rtl.act_buffer import ActivationBuffer
+from semdialect.rtl.addend_adder import AddendAdder
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.block_quantizer import BlockQuantizer
-from semdialect.rtl.fp32_add import fp32_add
 from semdialect.rtl.layouts import (
     FP32_RESULT,
     OP_QUANTIZE,
@@ -95,7 +99,9 @@ class GemmCore(wiring.Component):
     Latency/throughput: :func:`sim.cycles.gemm_cycles` cycles per GEMM without stalls
     (command accepted → last output accepted, inclusive); commands back to back. Storage:
     the :class:`~rtl.block_quantizer.BlockQuantizer`, rows × 2·max_kb quantized blocks
-    (4B + 6 + id_bits(K) bits each), rows × cols PEs, rows × cols × 33 drain registers.
+    (4B + 6 + id_bits(K) bits each), rows × cols PEs (each with d = ``acc_stages``
+    accumulators), rows × cols·d × 33 drain registers, the output adder's ``addend_stages``
+    register stages of ``drain_width`` lanes.
 
     Parameters
     ----------
@@ -113,6 +119,11 @@ class GemmCore(wiring.Component):
         Largest M and N (set the command field and counter widths).
     max_kb : int
         Largest K/B, a power of two (activation buffer depth per bank).
+    lanes, drain_width : int
+        Frontend quantizer lanes (a divisor of rows) and outputs per drain beat (a divisor of
+        the tile's cols·d columns, or a multiple of them dividing rows·cols·d).
+    pipeline : Pipeline | None
+        Register stages (:class:`~rtl.timing.Pipeline`; None: unpipelined).
 
     Members
     -------
@@ -167,6 +178,7 @@ class GemmCore(wiring.Component):
         self._array = MACArray(rows, cols, self._kind, pipeline=pipeline)
         self._buffer = ActivationBuffer(rows, self._kind.encoded_layout, max_kb, lanes)
         self._drain = TileDrain(rows, cols * d, drain_width)
+        self._adder = AddendAdder(drain_width, pipeline.addend_stages, side=drain_width + 1)
         self._rows = rows
         self._cols = cols
         self._lanes = lanes
@@ -223,6 +235,12 @@ class GemmCore(wiring.Component):
     @property
     def pipeline(self) -> Pipeline:
         return self._pipeline
+
+    @property
+    def output_latency(self) -> int:
+        """Cycles from a drain beat leaving the tile drain to the ``y`` port: the output
+        adder's ``addend_stages`` (:attr:`rtl.timing.Pipeline.output_latency`)."""
+        return self._adder.latency
 
     @property
     def tile_cols(self) -> int:
@@ -455,27 +473,30 @@ class GemmCore(wiring.Component):
         c_cols.advance(m, capture, wrap=True)
         c_rows.advance(m, capture & c_cols.last)
 
-        # -- output: drain beats, each lane added to the addend in a decomposition pass --------
+        # -- output: drain beats through the output adder (``addend_stages`` registers), each
+        # lane added to the addend in a decomposition pass (else to −0.0: unchanged) ---------
+        adder = self._adder
+        m.submodules.adder = adder
+        width = self._drain_width
         gemm_last = Signal()
         addend_ok = Signal()
         m.d.comb += [
             gemm_last.eq(final & drain.o.payload.last),
             addend_ok.eq(~add | self.yin.valid),
-            self.y.payload.mask.eq(drain.o.payload.mask),
-            self.y.payload.last.eq(gemm_last),
-            self.y.valid.eq(drain.o.valid & addend_ok),
-            drain.o.ready.eq(self.y.ready & addend_ok),
-            self.yin.ready.eq(add & self.y.ready & drain.o.valid),
+            adder.i.valid.eq(drain.o.valid & addend_ok),
+            drain.o.ready.eq(adder.i.ready & addend_ok),
+            self.yin.ready.eq(add & adder.i.ready & drain.o.valid),
+            adder.i.payload.lanes.eq(drain.o.payload.lanes),
+            adder.i.payload.addends.eq(self.yin.payload),
+            adder.i.payload.add.eq(add),
+            adder.i.payload.side.eq(Cat(drain.o.payload.mask, gemm_last)),
+            self.y.valid.eq(adder.o.valid),
+            adder.o.ready.eq(self.y.ready),
+            self.y.payload.lanes.eq(adder.o.payload.lanes),
+            self.y.payload.mask.eq(adder.o.payload.side[:width]),
+            self.y.payload.last.eq(adder.o.payload.side[width]),
         ]
-        for lane in range(self._drain_width):
-            got = drain.o.payload.lanes[lane]
-            addend = self.yin.payload[lane]
-            total = fp32_add(m, got.value, addend.value)
-            m.d.comb += [
-                self.y.payload.lanes[lane].value.eq(Mux(add, total, got.value)),
-                self.y.payload.lanes[lane].invalid.eq(got.invalid | (add & addend.invalid)),
-            ]
-        with m.If(self.y.valid & self.y.ready & gemm_last):
+        with m.If(self.y.valid & self.y.ready & self.y.payload.last):
             m.d.sync += busy.eq(0)
         return m
 

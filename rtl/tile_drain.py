@@ -35,7 +35,8 @@ class TileDrain(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        Array size, 1..64.
+        Tile size: the array's rows (1..64) × the tile's columns (cols·acc_stages of the
+        array, 1..448).
     width : int
         Outputs per beat: a divisor of ``cols``, or a multiple of ``cols`` dividing rows·cols.
 
@@ -47,10 +48,14 @@ class TileDrain(wiring.Component):
         ``lanes`` (``width`` FP32 results), ``mask`` and ``last`` (the tile's last beat).
     """
 
+    #: largest array (rows) and tile (columns: cols·d of a C-slow array, 64 · 7) sizes
+    MAX_ROWS = 64
+    MAX_COLS = 64 * 7
+
     def __init__(self, rows: int, cols: int, width: int = 1) -> None:
-        for name, val in (("rows", rows), ("cols", cols)):
-            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
-                raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
+        for name, val, top in (("rows", rows, self.MAX_ROWS), ("cols", cols, self.MAX_COLS)):
+            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= top:
+                raise ValueError(f"{name}: must be an integer in 1..{top}, got {val!r}")
         check_drain_width(width, rows, cols)
         self._rows = rows
         self._cols = cols

@@ -10,9 +10,12 @@ register stages (:data:`semdialect.config.PIPELINE_RANGES`), held in a :class:`P
   :class:`~semdialect.rtl.pe.BlockPE`);
 * MACArray: ``decoder_stages`` (registers after the array-edge block decoders) + the PE's;
 * BlockQuantizer: C (selector evaluation cycles) + 1 (selector output register) +
-  ``selector_stages`` + 1 (code quantizer).
+  ``selector_stages`` + 1 (code quantizer);
+* GemmCore output: ``addend_stages`` (the output adder y + yin,
+  :class:`~semdialect.rtl.addend_adder.AddendAdder`, that every ``y`` beat passes, with or
+  without ``add``) cycles from a drain beat leaving the tile drain to the ``y`` port.
 
-``Pipeline()`` is the unpipelined design (latencies 3 and C + 2, one output per PE).
+``Pipeline()`` is the unpipelined design (latencies 3, C + 2 and 0, one output per PE).
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "PE_LATENCY", "QUANTIZER_EXTRA",
-           "Pipeline"]
+__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "Pipeline"]
 
 #: The unpipelined :class:`~semdialect.rtl.pe.BlockPE` latency (one register per part: block
 #: product, scale, FP32 accumulator) = ``Pipeline().pe_latency``.
@@ -30,9 +32,6 @@ BASE_PE_LATENCY = 3
 #: selector's C cycles: the selector's output register (+1) and the code quantizer (+1) =
 #: ``Pipeline().quantizer_extra``.
 BASE_QUANTIZER_EXTRA = 2
-#: Deprecated aliases of the unpipelined values (use :class:`Pipeline` of the configuration).
-PE_LATENCY = BASE_PE_LATENCY
-QUANTIZER_EXTRA = BASE_QUANTIZER_EXTRA
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class Pipeline:
     pe_scale_stages: int = 1
     acc_stages: int = 1
     selector_stages: int = 0
+    addend_stages: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -79,6 +79,12 @@ class Pipeline:
     def quantizer_latency(self, sel_cycles: int) -> int:
         """BlockQuantizer latency with C = ``sel_cycles``: C + 2 + selector_stages."""
         return sel_cycles + self.quantizer_extra
+
+    @property
+    def output_latency(self) -> int:
+        """GemmCore: a drain beat leaving the tile drain in cycle t → on ``y`` in cycle
+        t + this (the output adder's register stages)."""
+        return self.addend_stages
 
     def selector_latency(self, sel_cycles: int) -> int:
         """FormatSelector latency with C = ``sel_cycles``: C + 1 + selector_stages."""

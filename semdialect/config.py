@@ -7,8 +7,9 @@ Loaded from ``configs/*.toml``::
     rows = 8            # PE rows (activation rows in flight)
     cols = 8            # PE columns (weight columns in flight)
     dataflow = "output-stationary"
-    drain_width = 32    # FP32 outputs the tile drain emits per cycle (a divisor of cols, or
-                        # a multiple of cols that divides rows*cols)
+    drain_width = 32    # FP32 outputs the tile drain emits per cycle (a divisor of the
+                        # tile's columns T = cols*acc_stages, or a multiple of T dividing
+                        # rows*T)
     [format]
     block = 32          # B, elements per block along K
     formatbook = "sd32" # builtin name or a formatbook .toml (relative to the config file)
@@ -24,6 +25,7 @@ Loaded from ``configs/*.toml``::
     acc_stages = 1          # d: FP32 accumulator loop, 1..7; each PE interleaves d outputs
                             # (C-slow), a tile is rows × (cols·d)
     selector_stages = 0     # extra stages in the LUT selector's cost/argmin trees, 0..6
+    addend_stages = 0       # GEMM core output adder (y + yin, SPEC §6 second pass), 0..8
 
 Omitted ``[pipeline]`` keys take the unpipelined values above (the dataclass defaults: the
 design before pipelining, exactly); the shipped TOMLs set them all.
@@ -59,6 +61,7 @@ PIPELINE_RANGES: dict[str, tuple[int, int]] = {
     "pe_scale_stages": (1, 3),
     "acc_stages": (1, 7),
     "selector_stages": (0, 6),
+    "addend_stages": (0, 8),
 }
 #: a configuration name: ASCII letters, digits, '_' and '-', not starting with '-' (it becomes
 #: a folder and a Verilog module suffix, so no separators, dots, spaces or empty names)
@@ -84,6 +87,7 @@ class Config:
     pe_scale_stages: int = 1
     acc_stages: int = 1
     selector_stages: int = 0
+    addend_stages: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):

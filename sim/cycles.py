@@ -14,9 +14,10 @@ d = ``acc_stages`` every PE interleaves d accumulations (C-slow), so a *tile* is
 outputs, T = cols·d (in everything above and below, "cols" of a tile means T: T_n = ⌈N/T⌉,
 C_j ≤ T, g = max(1, D/T), c = min(D, T)), and the array spends S = KB·d cycles on it (one
 k-step of one virtual column group per cycle). L = ``array_latency`` = decoder + product +
-scale + accumulator stages (3 unpipelined) and E_q = ``quantizer_extra`` = 2 +
-``selector_stages``. ``Pipeline()`` (d = 1, L = 3, E_q = 2) is the design before pipelining,
-with exactly its cycle counts. "Without stalls" means every input always
+scale + accumulator stages (3 unpipelined), E_q = ``quantizer_extra`` = 2 +
+``selector_stages`` and E_y = ``output_latency`` = ``addend_stages`` (the output adder).
+``Pipeline()`` (d = 1, L = 3, E_q = 2, E_y = 0) is the design before pipelining, with exactly
+its cycle counts. "Without stalls" means every input always
 valid and every output always ready. Cycle 0 is the cycle the command is accepted; ``cycles``
 counts the cycles from it through the cycle the last output is accepted, both included (a
 back-to-back command is accepted in cycle ``cycles``: it is also the command period).
@@ -40,9 +41,11 @@ Events of a GEMM command (cycle numbers), derived from the RTL's handshakes in
   (compute-bound: S cycles per tile; drain-bound: b beats per tile, the whole array
   stalled meanwhile). So X_t = X_{t,T_n−1} = X_{t,0} + (T_n − 1) · max(S, b(R_t, T)).
 * The drain emits tile (t, j) in cycles X_{t,j} + 1 … X_{t,j} + b_{t,j}.
+* Every drain beat passes the output adder (``addend_stages`` = E_y registers, with or
+  without ``add``) and is on ``y`` E_y cycles after it left the drain.
 
-**cycles = X_{T_m−1} + b_{T_m−1,T_n−1} + 1.** A GEMM with an addend (decomposition's second
-pass: each output beat is added to a beat read back) takes the same cycles.
+**cycles = X_{T_m−1} + b_{T_m−1,T_n−1} + E_y + 1.** A GEMM with an addend (decomposition's
+second pass: each output beat is added to a beat read back) takes the same cycles.
 
 A **quantize command** (M rows of KB blocks through the frontend, the quantized blocks out:
 a run-time second operand's Wᵀ, M = N) accepts ⌈M/L⌉·KB beats, one every C_sel cycles from
@@ -202,7 +205,7 @@ def gemm_cycles_raw(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: i
         quant_prev, n_prev = q, b_last
     for t in range(2 + middle, t_m):
         tile(t)
-    return cap_prev + n_prev + 1
+    return cap_prev + n_prev + 1 + pipe.output_latency
 
 
 def _kb(cfg: Config, k: int) -> int:

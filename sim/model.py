@@ -8,7 +8,10 @@ commands). :meth:`Design.of` builds a design's model from its registry entry and
 configuration:
 
 * every design runs on the configuration's array with its frontend (``lanes`` quantizer
-  lanes) and tile drain (``drain_width`` FP32 outputs per cycle);
+  lanes), tile drain (``drain_width`` FP32 outputs per cycle) and register stages
+  (``[pipeline]``, :class:`semdialect.rtl.timing.Pipeline`: every design's array is timed with
+  the same pipeline; with d = ``acc_stages`` a tile is rows × cols·d outputs and takes KB·d
+  array cycles, :mod:`sim.cycles`);
 * a dialect design (``semanticdialect`` — the configuration as given; ``blockdialect`` — dfp4
   with two-stage selection) runs its selector: K / formats_per_cycle cycles per activation
   block with ``lut``, 1 with ``two-stage``;
@@ -29,8 +32,9 @@ Cycles of one GEMM of a workload row (all from :mod:`sim.cycles`, exact RTL cycl
 
 **Where the cycles go** (:class:`CycleBreakdown`, exact: the parts sum to the total). With
 T the GEMM command's cycles, T_d the same command with an unbounded drain (drain_width =
-rows·cols: one beat per tile) and T_f with an unbounded drain and an unbounded frontend
-(lanes = rows, C_sel = 1: a row tile enters in KB cycles), counterfactually:
+rows·cols·d, the whole tile: one beat per tile) and T_f with an unbounded drain and an
+unbounded frontend (lanes = rows, C_sel = 1: a row tile enters in KB cycles),
+counterfactually:
 
 * ``compute`` = useful MACs / (rows·cols·B) (M·K·N real MACs; fractional): the cycles of a
   perfectly used array;
@@ -39,10 +43,11 @@ rows·cols: one beat per tile) and T_f with an unbounded drain and an unbounded 
   block) is slower than the array;
 * ``quantize`` = the run-time quantize command of a ``static = none`` operand;
 * ``fill`` = T_f − compute, the rest, itself split exactly into ``idle_rows`` (M not a
-  multiple of rows: M < rows is a GEMV), ``idle_cols`` (N not a multiple of cols),
-  ``k_padding`` (K zero-padded to KB·B) — the idle PE slots of the T_m·T_n·KB k-step cycles —
-  and ``latency`` = T_f − T_m·T_n·KB (pipeline latency, the first row tile's frontend fill,
-  row-tile start bubbles, the last tile's drain);
+  multiple of rows: M < rows is a GEMV), ``idle_cols`` (N not a multiple of the tile's
+  cols·d columns), ``k_padding`` (K zero-padded to KB·B) — the idle PE slots of the
+  T_m·T_n·KB·d k-step cycles (T_n = ⌈N/(cols·d)⌉) — and ``latency`` = T_f − T_m·T_n·KB·d
+  (pipeline latency, the first row tile's frontend fill, row-tile start bubbles, the last
+  tile's drain);
 * ``residual`` = the decomposition's second pass (0 without ρ).
 
 The attribution is counterfactual and ordered (drain first, then frontend): a GEMM bounded by
@@ -74,6 +79,7 @@ from pathlib import Path
 from semdialect import designs
 from semdialect.config import Config
 from semdialect.designs import PEKind
+from semdialect.rtl.timing import Pipeline
 from semdialect.sim.cycles import gemm_cycles_raw, quantize_cycles_raw
 from semdialect.sim.workloads import Gemm
 
@@ -108,6 +114,12 @@ class Design:
     @property
     def label(self) -> str:
         return self.name + (f"+decomposition(rho={float(self.rho):g})" if self.rho else "")
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The register stages of this design's configuration (every design's array is
+        timed with the configuration's ``[pipeline]``)."""
+        return Pipeline.of(self.cfg)
 
     @property
     def peak_macs_per_cycle(self) -> int:
@@ -150,19 +162,21 @@ class Design:
 
     def gemm_cycles(self, m: int, n: int, kb: int, *, unbounded_drain: bool = False,
                     unbounded_frontend: bool = False) -> int:
-        """Exact cycles of one GEMM command (M×N, KB k-blocks) on this design; the
-        counterfactuals of :class:`CycleBreakdown` widen the drain to one beat per tile
-        (drain_width = rows·cols) and the frontend to one k-step of a row tile per cycle
-        (lanes = rows, C_sel = 1)."""
+        """Exact cycles of one GEMM command (M×N, KB k-blocks) on this design, with its
+        configuration's register stages (:attr:`pipeline`); the counterfactuals of
+        :class:`CycleBreakdown` widen the drain to one beat per tile (drain_width = rows·T,
+        T = :attr:`~semdialect.config.Config.tile_cols`) and the frontend to one k-step of a
+        row tile per cycle (lanes = rows, C_sel = 1)."""
         cfg = self.cfg
-        drain = cfg.rows * cfg.cols if unbounded_drain else cfg.drain_width
+        drain = cfg.rows * cfg.tile_cols if unbounded_drain else cfg.drain_width
         lanes, sel = (cfg.rows, 1) if unbounded_frontend else (cfg.lanes, self.sel_cycles)
         return gemm_cycles_raw(cfg.rows, cfg.cols, sel, m, n, kb, lanes=lanes,
-                               drain_width=drain)
+                               drain_width=drain, pipeline=self.pipeline)
 
     def quantize_cycles(self, m: int, kb: int) -> int:
         """Exact cycles of a quantize command of ``m`` rows × ``kb`` blocks on this design."""
-        return quantize_cycles_raw(self.cfg.rows, self.sel_cycles, m, kb, lanes=self.cfg.lanes)
+        return quantize_cycles_raw(self.cfg.rows, self.sel_cycles, m, kb, lanes=self.cfg.lanes,
+                                   pipeline=self.pipeline)
 
 
 def model_designs(cfg: Config) -> list[Design]:
@@ -200,24 +214,27 @@ class CycleBreakdown:
 def cycle_breakdown(d: Design, g: Gemm, *, quantize: int = 0, residual: int = 0
                     ) -> CycleBreakdown:
     """:class:`CycleBreakdown` of ``g`` on ``d``; ``quantize`` and ``residual`` are the cycles
-    of the run-time quantize command and of the decomposition's second pass."""
+    of the run-time quantize command and of the decomposition's second pass. A tile is
+    rows × cols·d outputs (d = ``acc_stages``) and takes KB·d array cycles, so the array's
+    k-step cycles are T_m·T_n·KB·d (T_n = ⌈N/(cols·d)⌉)."""
     cfg = d.cfg
-    rows, cols, block = cfg.rows, cfg.cols, cfg.block
+    rows, cols, block, steps = cfg.rows, cfg.cols, cfg.block, cfg.acc_stages
+    tile = cfg.tile_cols
     kb = -(-g.k // block)
     full = d.gemm_cycles(g.m, g.n, kb)
     wide_drain = d.gemm_cycles(g.m, g.n, kb, unbounded_drain=True)
     ideal = d.gemm_cycles(g.m, g.n, kb, unbounded_drain=True, unbounded_frontend=True)
-    t_m, t_n = -(-g.m // rows), -(-g.n // cols)
+    t_m, t_n = -(-g.m // rows), -(-g.n // tile)
     compute = Fraction(g.m * g.k * g.n, d.peak_macs_per_cycle)
-    # idle PE slots of the t_m·t_n·kb k-step cycles: (a + M)(b + N)(c + K) expanded
-    idle_rows = Fraction((t_m * rows - g.m) * t_n * kb, rows)
-    idle_cols = Fraction(g.m * (t_n * cols - g.n) * kb, rows * cols)
+    # idle PE slots of the t_m·t_n·kb·d array cycles: (a + M)(b + N)(c + K) expanded
+    idle_rows = Fraction((t_m * rows - g.m) * t_n * kb * steps, rows)
+    idle_cols = Fraction(g.m * (t_n * tile - g.n) * kb, rows * cols)
     k_padding = Fraction(g.m * g.n * (kb * block - g.k), d.peak_macs_per_cycle)
     return CycleBreakdown(
         compute=float(compute), drain=full - wide_drain, selector=wide_drain - ideal,
         quantize=quantize, fill=float(ideal - compute), residual=residual,
         idle_rows=float(idle_rows), idle_cols=float(idle_cols), k_padding=float(k_padding),
-        latency=ideal - t_m * t_n * kb)
+        latency=ideal - t_m * t_n * kb * steps)
 
 
 @dataclass(frozen=True)
@@ -320,31 +337,40 @@ def _count(n: int, word: str) -> str:
 
 def layer_reason(d: Design, g: Gemm, b: CycleBreakdown) -> str:
     """The physical reasons a layer's utilization is low, from its breakdown: every cause
-    taking at least :data:`REASON_SHARE` of the cycles, largest first, joined by "; "."""
+    taking at least :data:`REASON_SHARE` of the cycles, largest first, joined by "; ".
+    Column counts are the tile's T = cols·d (d = ``acc_stages``), cycle counts the array's
+    KB·d cycles per tile; with d = 1 the texts name cols and KB."""
     cfg = d.cfg
-    rows, cols, block, lanes, drain = cfg.rows, cfg.cols, cfg.block, cfg.lanes, cfg.drain_width
+    rows, block, lanes, drain = cfg.rows, cfg.block, cfg.lanes, cfg.drain_width
+    tile, steps = cfg.tile_cols, cfg.acc_stages
     kb = -(-g.k // block)
-    t_n = -(-g.n // cols)
-    r0, c0 = min(rows, g.m), min(cols, g.n)
+    per_tile = kb * steps  # array cycles of one tile
+    cycles_text = f"KB={kb}" if steps == 1 else f"KB·d={kb}·{steps}={per_tile}"
+    cols_word = "PE columns" if steps == 1 else f"tile columns (cols·d = {cfg.cols}·{steps})"
+    cols_name = "cols" if steps == 1 else "T"
+    t_n = -(-g.n // tile)
+    r0, c0 = min(rows, g.m), min(tile, g.n)
     if g.m < rows:
         gemv = "GEMV, " if g.m == 1 else ""
         rows_text = f"M={g.m} < rows={rows}: {gemv}{rows - g.m} of {rows} PE rows idle"
     else:
         rows_text = (f"M={g.m} not a multiple of rows={rows}: the last row tile fills "
                      f"{g.m % rows} of {rows} PE rows")
-    if g.n < cols:
-        cols_text = f"N={g.n} < cols={cols}: {cols - g.n} of {cols} PE columns idle"
+    if g.n < tile:
+        cols_text = (f"N={g.n} < {cols_name}={tile}: {tile - g.n} of {tile} {cols_word} "
+                     "idle")
     else:
-        cols_text = (f"N={g.n} not a multiple of cols={cols}: the last column tile fills "
-                     f"{g.n % cols} of {cols} PE columns")
+        cols_text = (f"N={g.n} not a multiple of {cols_name}={tile}: the last column tile "
+                     f"fills {g.n % tile} of {tile} {cols_word}")
     q_row = -(-r0 // lanes) * kb * d.sel_cycles
+    compute_text = (f"{t_n}·{kb}" if steps == 1 else f"{t_n}·{kb}·{steps}")
     causes = {
-        "drain": f"drain-bound: needs {r0 * c0 / kb:.4g} outputs/cycle (a {r0}×{c0} tile "
-                 f"every KB={kb} cycles), drain_width={drain}",
+        "drain": f"drain-bound: needs {r0 * c0 / per_tile:.4g} outputs/cycle (a {r0}×{c0} "
+                 f"tile every {cycles_text} cycles), drain_width={drain}",
         "selector": f"selector-bound: a row tile enters the frontend in ⌈{r0}/{lanes}⌉·"
                     f"{kb}·{d.sel_cycles} = {q_row} cycles (lanes={lanes}, "
-                    f"C_sel={d.sel_cycles}) but computes in {t_n}·{kb} = {t_n * kb} "
-                    f"(N={g.n}: {_count(t_n, 'column tile')})",
+                    f"C_sel={d.sel_cycles}) but computes in {compute_text} = "
+                    f"{t_n * per_tile} (N={g.n}: {_count(t_n, 'column tile')})",
         "quantize": f"run-time quantization of the second operand (static=none): "
                     f"{_count(g.n, 'row')} × {_count(kb, 'block')} through "
                     f"{_count(lanes, 'lane')}",
@@ -353,7 +379,7 @@ def layer_reason(d: Design, g: Gemm, b: CycleBreakdown) -> str:
         "idle_cols": cols_text,
         "k_padding": f"K={g.k} padded to {kb * block} ({_count(kb, 'block')} of {block})",
         "latency": f"pipeline latency and row-tile start bubbles: {b.latency} cycles against "
-                   f"{-(-g.m // rows) * t_n * kb} k-step cycles (KB={kb})",
+                   f"{-(-g.m // rows) * t_n * per_tile} k-step cycles ({cycles_text})",
     }
     total = b.total
     found = sorted(((getattr(b, key), key) for key in causes), reverse=True)

@@ -111,7 +111,7 @@ async def test_gemm_job(dut: Any) -> None:
     cmd = LayoutCodec(CORE.cmd_layout).pack(1, m=[m], n=[n], kb=[kb])
     xs = activation_words(x_bits)
     ws = weight_words(codes, se, dialect, m)
-    order = drain_order(m, n, CFG.rows, CFG.cols, CFG.drain_width)
+    order = drain_order(m, n, CFG.rows, CFG.tile_cols, CFG.drain_width)
     dut._log.info("GEMM %dx%d . %dx%d: %d x beats, %d w beats, %d y beats", m, kb * CFG.block,
                   kb * CFG.block, n, len(xs), len(ws), len(order))
 
@@ -141,7 +141,7 @@ async def test_gemm_job(dut: Any) -> None:
             "r beat masks differ from the salient lanes")
         resid = resid[salient]
         s = len(salient)
-        order2 = drain_order(s, n, CFG.rows, CFG.cols, CFG.drain_width)
+        order2 = drain_order(s, n, CFG.rows, CFG.tile_cols, CFG.drain_width)
         cmd2 = LayoutCodec(CORE.cmd_layout).pack(1, m=[s], n=[n], kb=[kb], add=[1])
         out2 = await h.run({
             "cmd": cmd2,

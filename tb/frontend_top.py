@@ -14,7 +14,8 @@ ports         instance                                     what the cocotb tests
 ============  ===========================================  ==================================
 
 The instances are the same generator classes with the same parameters as inside
-:class:`BlockQuantizer`, so their Verilog is the same logic.
+:class:`BlockQuantizer` (the selector with the configuration's ``selector_stages``), so their
+Verilog is the same logic.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class FrontendTestTop(wiring.Component):
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.quantizer = BlockQuantizer.from_config(cfg)
-        self.selector = FormatSelector(cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle)
+        self.selector = FormatSelector(cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle,
+                                       stages=cfg.selector_stages)
         self.preprocessor = BlockPreprocessor(cfg.block)
         members = {}
         for prefix, part in (("", self.quantizer), ("sel_", self.selector),

@@ -297,6 +297,18 @@ def run_job(top: CachedVerilog, module: str, env_var: str, work: Path, say: Prog
     return run, result
 
 
+def build_time_estimate(cfg: Config) -> str:
+    """A rough Verilator build time of ``cfg``'s GemmCore on a 2-core machine, said before a
+    build (measured under load: the 2×2 ``small`` 41 s, a 3×2 d = 7 array 2 min, the 8×8
+    d = 7 ``default`` 12 min)."""
+    work = cfg.rows * cfg.cols * cfg.acc_stages
+    if work <= 8:
+        return "0.5-2 min"
+    if work <= 64:
+        return "2-5 min"
+    return "10-15 min"
+
+
 def cycle_limit(cfg: Config, m: int, n: int, kb: int) -> int:
     """A generous bound on a GEMM's cycles without stalls (a deadlock guard, not a model):
     four times the quantizer's and the array's work, plus 10 000."""
@@ -367,7 +379,7 @@ def run_gemm_arrays(
 
     run, result = run_job(top, "semdialect.tb.cocotb_gemm_job", "GEMM_JOB", work, say,
                           progress, unit="output beats", what=f"{m}x{k} . {k}x{n}",
-                          build_time="0.5-2 min")
+                          build_time=build_time_estimate(cfg))
     y_bits = np.load(work / "y.npy")
     invalid = np.load(work / "invalid.npy")
     if y_bits.shape != (m, n) or y_bits.dtype != np.uint32 or invalid.shape != (m, n):

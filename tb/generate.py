@@ -8,6 +8,8 @@ file                 module (top of the file)
 ===================  =========================================================================
 gemm_core.v          :class:`~rtl.gemm_core.GemmCore` — **the top** for this configuration
 block_quantizer.v    :class:`~rtl.block_quantizer.BlockQuantizer` (the activation frontend)
+block_quantizer_     the same with the SPEC §6 residual path: one lane of the GEMM core's
+residual.v           frontend
 block_preprocessor.v :class:`~rtl.preprocess.BlockPreprocessor`
 format_selector.v    :class:`~rtl.selector.FormatSelector`
 code_quantizer.v     :class:`~rtl.quantizer.CodeQuantizer`
@@ -18,12 +20,17 @@ pe_core.v            :class:`~rtl.pe.BlockPE` without decoders (``decode=False``
                      :class:`~rtl.mac_array.MACArray` instantiates rows × cols times
 pe_<k>.v …           for every other PE kind ``<k>`` of :class:`semdialect.designs.PEKind`
                      (the baselines, e.g. ``mxfp4``): ``pe_<k>.v``, ``pe_core_<k>.v`` and
-                     ``block_decoder_<k>.v``, the same three modules for that kind
+                     ``block_decoder_<k>.v``, the same three modules for that kind, and
+                     ``mx_quantizer_<k>.v`` (:class:`~rtl.mx_quantizer.MXQuantizer`, its
+                     frontend lane)
 mac_array.v          :class:`~rtl.mac_array.MACArray`
 act_buffer.v         :class:`~rtl.act_buffer.ActivationBuffer`
-tile_drain.v         :class:`~rtl.tile_drain.TileDrain`
-params.json          configuration, generator limits, derived timing, files (sha256), lint
-                     waivers and tool versions
+tile_drain.v         :class:`~rtl.tile_drain.TileDrain` (rows × cols·acc_stages tile)
+addend_adder.v       :class:`~rtl.addend_adder.AddendAdder`, one lane of the core's output
+                     adder (``addend_stages`` registers)
+params.json          configuration, generator limits, derived timing (latencies of the
+                     ``[pipeline]`` stages, :class:`~rtl.timing.Pipeline`; tile and drain beat
+                     shape), files (sha256), lint waivers and tool versions
 ===================  =========================================================================
 
 The components come from :func:`semdialect.rtl.components.components`. Each file is
@@ -51,7 +58,7 @@ from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.components import components
 from semdialect.rtl.emit import cached_verilog
 from semdialect.rtl.gemm_core import DEFAULT_MAX_KB, DEFAULT_MAX_M, DEFAULT_MAX_N
-from semdialect.rtl.timing import PE_LATENCY, QUANTIZER_EXTRA
+from semdialect.rtl.timing import Pipeline
 from semdialect.tb.verilator import Waiver, lint
 
 __all__ = ["LINT_WAIVERS", "TOOLS", "generate"]
@@ -153,6 +160,7 @@ def generate(
             entry["lint"] = "not run"
 
     kind = ElementKind.for_config(PEKind.DIALECT, cfg)
+    pipe = Pipeline.of(cfg)
     params = {
         "config": cfg.to_dict(),
         "formatbook": {"name": cfg.book().name, "size": cfg.book().size,
@@ -161,8 +169,12 @@ def generate(
         "limits": {"max_m": max_m, "max_n": max_n, "max_kb": max_kb},
         "derived": {
             "selector_cycles": cfg.selector_cycles,
-            "quantizer_latency": cfg.selector_cycles + QUANTIZER_EXTRA,
-            "pe_latency": PE_LATENCY,
+            "quantizer_latency": pipe.quantizer_latency(cfg.selector_cycles),
+            "pe_latency": pipe.pe_latency,
+            "array_latency": pipe.array_latency,
+            "output_latency": pipe.output_latency,
+            "tile": [cfg.rows, cfg.tile_cols],
+            "drain_beat": [cfg.drain_rows, cfg.drain_cols],
             "product_bits": kind.product_bits,
             "cmd_layout": {name: width for name, (_offset, width)
                            in ports["gemm_core"]["cmd__payload"]["fields"].items()},

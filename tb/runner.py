@@ -48,8 +48,16 @@ _STAMP = "build.json"
 #: * ``--no-public-flat-rw --public-depth 1``: cocotb's runner passes ``--public-flat-rw``,
 #:   which keeps every one of the thousands of Amaranth debug wires alive and public; the
 #:   tests only touch top-level ports, and this cuts a build from ~70 s to ~15 s.
-#: * ``-CFLAGS -O0``: the C++ compile dominates the build while the simulation is dominated
-#:   by the Python testbench.
+#: * ``-CFLAGS -O0``: the simulation is dominated by the Python testbench, not the model.
+#:
+#: Measured on the 8×8 d = 7 ``default`` GemmCore (51 MB of Verilog: Amaranth emits each of
+#: the 64 PEs, 8 selector lanes and 56 output adder lanes as its own module) on this 2-core
+#: machine under load: verilation 273–497 s wall (160–290 s CPU, single-threaded) dominates;
+#: the -O0 C++ compile of the 130 MB model takes 219 s wall (about 115 s CPU). Splitting it
+#: (``--output-split 20000 --output-split-cfuncs 20000``, built with ``make -j 2`` and the
+#: PCH flag fixed through ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``) compiled in 227 s: no
+#: gain, so the single file stays. ``--verilate-jobs 2``, ``-fno-dfg`` and Verilator's
+#: ``-O0`` did not shorten verilation (measured on the 3×2 d = 7 core: 62–65 s each).
 FAST_BUILD_ARGS = (
     "--output-split", "0", "--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O0",
 )

@@ -92,7 +92,8 @@ def fan_v(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_verilog(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("small-v")
     comps = components(resolve_config("small"))
-    names = (*CROSS_CHECK, "addend_adder")  # the adder: the combinational-module tests
+    # the adder (small: addend_stages = 0, combinational): the combinational-module tests
+    names = (*CROSS_CHECK, "addend_adder")
     for name in names:
         generate_verilog(comps[name](), name, out)
     return {name: out / f"{name}.v" for name in names}

@@ -153,6 +153,7 @@ def test_drain_geometry_of_the_shipped_configs() -> None:
 @pytest.mark.parametrize("key, value", [
     ("acc_stages", 0), ("acc_stages", 8), ("pe_product_stages", 0), ("pe_scale_stages", 4),
     ("decoder_stages", -1), ("selector_stages", 7), ("acc_stages", "2"), ("acc_stages", True),
+    ("addend_stages", -1), ("addend_stages", 9),
 ])
 def test_bad_pipeline_key_is_one_line_exit_2(tmp_path, capsys, key: str, value: object) -> None:
     """Every ``[pipeline]`` key is checked: exit 2, one line naming the key, nothing written."""
@@ -170,8 +171,9 @@ def test_bad_pipeline_key_is_one_line_exit_2(tmp_path, capsys, key: str, value: 
 
 
 def test_omitted_pipeline_keys_are_the_unpipelined_design(tmp_path) -> None:
-    """A configuration without ``[pipeline]`` is the design before pipelining (latencies 3
-    and C + 2, one output per PE); the shipped ones set every key."""
+    """A configuration without ``[pipeline]`` is the design before pipelining (latencies 3,
+    C + 2 and 0 — the combinational output adder —, one output per PE); the shipped ones
+    set every key."""
     from semdialect.config import PIPELINE_RANGES
     from semdialect.rtl.timing import Pipeline
 
@@ -180,6 +182,7 @@ def test_omitted_pipeline_keys_are_the_unpipelined_design(tmp_path) -> None:
     mine.write_text(text)
     cfg = load_config(mine)
     assert Pipeline.of(cfg) == Pipeline() and cfg.tile_cols == cfg.cols
+    assert cfg.addend_stages == Pipeline().output_latency == 0
     for name in shipped_configs():
         body = (configs_dir() / f"{name}.toml").read_text()
         assert all(f"\n{key} =" in body for key in PIPELINE_RANGES), name

@@ -334,3 +334,27 @@ def test_report_rebuild_replaces_its_files(tmp_path: Path, sim_out: Path) -> Non
     assert (out / "COMPUTE_REPORT.csv").read_bytes() == (sim_out / "COMPUTE_REPORT.csv"
                                                          ).read_bytes()
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_tested_cycle_rows_read_the_recorded_configuration(tmp_path: Path, capsys) -> None:
+    """``semdialect sim``'s model-vs-RTL rows from the Verilator tests' cycle files: the
+    model is recomputed for the configuration each file records (a reduced array included);
+    a file in the older format (a bare list, without its configuration: possibly cycles of an
+    older RTL) is skipped and named."""
+    import json
+
+    from semdialect.config import resolve_config
+    from semdialect.tb.gemm_run import config_env
+
+    default = resolve_config("default")
+    (tmp_path / "default.json").write_text(json.dumps({
+        "config": json.loads(config_env(default)),
+        # one 8 × 56 tile of N = 8 columns, K = 32, by hand (tests/test_utilization.py): 42
+        "gemms": [{"M": 8, "N": 8, "K": 32, "cycles": 42},
+                  {"M": 8, "N": 8, "K": 32, "cycles": 41}]}))
+    (tmp_path / "old.json").write_text(json.dumps([{"M": 8, "N": 8, "K": 32, "cycles": 37}]))
+    rows = mainjob.tested_cycle_rows(tmp_path)
+    assert [(r["config"], r["rtl_cycles"], r["model_cycles"]) for r in rows] == [
+        ("default", 42, 42), ("default", 41, 42)]
+    out = capsys.readouterr().out
+    assert "skipped" in out and "old.json" in out

@@ -7,6 +7,7 @@ import itertools
 import random
 import time
 import tracemalloc
+from dataclasses import replace
 from math import ceil
 
 import pytest
@@ -33,10 +34,12 @@ def reference_cycles(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: 
                      lanes: int = 1, drain: int = 1, pipe: Pipeline | None = None) -> int:
     """The recurrence of the module docstring, one row tile at a time. With a pipeline of
     d = acc_stages: tiles of rows × cols·d, KB·d array cycles per tile, the array latency L
-    and the quantizer's extra latency E_q in place of 3 and 2."""
+    and the quantizer's extra latency E_q in place of 3 and 2, the output adder's stages
+    after the last drain beat."""
     pipe = pipe or Pipeline()
     d = pipe.acc_stages
     latency, q_extra = pipe.array_latency, pipe.quantizer_extra
+    out_stages = pipe.addend_stages  # every y beat passes the output adder's registers
     cols, steps = cols * d, kb * d
     t_m = ceil(m / rows)
     t_n = ceil(n / cols)
@@ -63,7 +66,7 @@ def reference_cycles(rows: int, cols: int, sel_cycles: int, m: int, n: int, kb: 
         capture[t] = first + (t_n - 1) * max(steps, beats(r_t, cols, cols, drain))
         n_prev = beats(r_t, c_last, cols, drain)
         accept_prev, quant_prev = accept, q_t
-    return capture[-1] + n_prev + 1
+    return capture[-1] + n_prev + out_stages + 1
 
 
 def _drains(rows: int, cols: int) -> list[int]:
@@ -160,7 +163,7 @@ def test_huge_m_is_fast_and_small(rows: int) -> None:
 def _random_pipeline(rng: random.Random) -> Pipeline:
     return Pipeline(decoder_stages=rng.randint(0, 2), pe_product_stages=rng.randint(1, 4),
                     pe_scale_stages=rng.randint(1, 3), acc_stages=rng.randint(1, 7),
-                    selector_stages=rng.randint(0, 6))
+                    selector_stages=rng.randint(0, 6), addend_stages=rng.randint(0, 8))
 
 
 def test_unpipelined_is_the_old_model() -> None:
@@ -169,6 +172,7 @@ def test_unpipelined_is_the_old_model() -> None:
     pipe = Pipeline()
     assert (pipe.pe_latency, pipe.array_latency, pipe.quantizer_extra) == (
         BASE_PE_LATENCY, BASE_PE_LATENCY, BASE_QUANTIZER_EXTRA) == (3, 3, 2)
+    assert pipe.output_latency == 0  # the combinational output adder
     rng = random.Random(3)
     for _ in range(300):
         rows, cols = rng.randint(1, 8), rng.randint(1, 8)
@@ -213,6 +217,15 @@ def test_pipelined_hand_example() -> None:
     assert gemm_cycles_raw(2, 2, 4, 2, 8, 1, lanes=2, drain_width=4, pipeline=pipe) == 22
     # N = 1: the second virtual column group is all padding, the tile costs the same
     assert gemm_cycles_raw(2, 2, 4, 2, 1, 1, lanes=2, drain_width=4, pipeline=pipe) == 20
+    # a 5-stage output adder: the last beat (19) reaches y 5 cycles later, at 24 → 25
+    # cycles; the drain still emits one beat per cycle, so N = 8 costs 2 more again
+    deep = replace(pipe, addend_stages=5)
+    assert deep.output_latency == 5
+    assert gemm_cycles_raw(2, 2, 4, 2, 4, 1, lanes=2, drain_width=4, pipeline=deep) == 25
+    assert gemm_cycles_raw(2, 2, 4, 2, 8, 1, lanes=2, drain_width=4, pipeline=deep) == 27
+    # a quantize command does not use y: the output adder adds nothing
+    assert quantize_cycles_raw(2, 4, 2, 1, lanes=2, pipeline=deep) == quantize_cycles_raw(
+        2, 4, 2, 1, lanes=2, pipeline=pipe)
 
 
 def test_gemm_cycles_reads_the_config_pipeline() -> None:
@@ -221,3 +234,5 @@ def test_gemm_cycles_reads_the_config_pipeline() -> None:
                  pe_scale_stages=2, acc_stages=2, selector_stages=1)
     assert gemm_cycles(cfg, 2, 4, 16) == 20
     assert Pipeline.of(cfg).acc_stages == 2 and cfg.tile_cols == 4
+    assert gemm_cycles(replace(cfg, addend_stages=3), 2, 4, 16) == 23
+    assert Pipeline.of(replace(cfg, addend_stages=3)).addend_stages == 3

@@ -10,6 +10,7 @@ import pytest
 
 from semdialect.config import load_config
 from semdialect.designs import DESIGNS, PEKind, hardware_designs
+from semdialect.rtl.timing import Pipeline
 from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw, quantize_cycles_raw
 from semdialect.sim.model import Design, layer_result, model_designs, model_workload, step_cycles
 from semdialect.sim.workloads import Gemm, load_workload, workload_path
@@ -20,9 +21,9 @@ ARRAY = {"lanes": CFG.lanes, "drain_width": CFG.drain_width}
 
 
 def raw(sel: int, m: int, n: int, kb: int, cfg=CFG) -> int:
-    """gemm_cycles_raw on ``cfg``'s array, lanes and drain."""
+    """gemm_cycles_raw on ``cfg``'s array, lanes, drain and register stages."""
     return gemm_cycles_raw(cfg.rows, cfg.cols, sel, m, n, kb, lanes=cfg.lanes,
-                           drain_width=cfg.drain_width)
+                           drain_width=cfg.drain_width, pipeline=Pipeline.of(cfg))
 
 
 def test_layer_result_counts() -> None:
@@ -64,8 +65,8 @@ def test_designs_differ_where_they_should() -> None:
     assert dec.macs == sd.macs and dec.utilization < sd.utilization
     with pytest.raises(ValueError, match="design: unknown 'fp8'"):
         Design.of("fp8", CFG)
-    with pytest.raises(ValueError, match="design: nvfp4 has no PE"):
-        Design.of(DESIGNS["nvfp4"], CFG)
+    with pytest.raises(ValueError, match="design: int4 has no PE"):
+        Design.of(DESIGNS["int4"], CFG)
     padded = layer_result(Design.of("mxfp4", CFG), Gemm("odd", 4, 68, 4))  # K padded to 96
     assert padded.cycles == raw(1, 4, 4, 3)
     assert padded.macs == 4 * 68 * 4
@@ -77,7 +78,8 @@ def test_whole_workload_step() -> None:
     assert len(rs) == len(gemms)
     sel = CFG.selector_cycles
     want = sum((raw(sel, g.m, g.n, -(-g.k // 32))
-                + (quantize_cycles_raw(8, sel, g.n, -(-g.k // 32), lanes=CFG.lanes)
+                + (quantize_cycles_raw(8, sel, g.n, -(-g.k // 32), lanes=CFG.lanes,
+                                       pipeline=Pipeline.of(CFG))
                    if g.static == "none" else 0)) * g.count for g in gemms)
     assert step_cycles(rs) == want
     assert all(0 < r.utilization <= 1 for r in rs)
@@ -127,10 +129,10 @@ def test_every_design_uses_the_configured_lanes_and_drain() -> None:
     for d in model_designs(narrow):
         assert (d.cfg.lanes, d.cfg.drain_width) == (1, 1), d.name
         r = layer_result(d, g)
-        assert r.cycles == raw(d.sel_cycles, 24, 20, 256 // 32, cfg=d.cfg), d.name
+        assert r.cycles == raw(d.sel_cycles, 24, 20, 256 // d.cfg.block, cfg=d.cfg), d.name
         assert r.cycles > layer_result(Design.of(d.name, CFG), g).cycles, d.name
         assert r.peak_drain_bytes_per_cycle == 4
-        assert r.peak_frontend_bytes_per_cycle == 32 * 2 / d.sel_cycles
+        assert r.peak_frontend_bytes_per_cycle == d.cfg.block * 2 / d.sel_cycles
     assert Design.of("semanticdialect", narrow).sel_cycles == 4
     assert Design.of("mxfp4", narrow).sel_cycles == 1
 
@@ -144,7 +146,8 @@ def test_runtime_second_operand_costs_a_quantize_command() -> None:
             w = layer_result(d, Gemm("qk", m, k, n, static="W"))
             a = layer_result(d, Gemm("qk", m, k, n, static="none"))
             kb = -(-k // 32)
-            quant = quantize_cycles_raw(8, d.sel_cycles, n, kb, lanes=d.cfg.lanes)
+            quant = quantize_cycles_raw(8, d.sel_cycles, n, kb, lanes=d.cfg.lanes,
+                                        pipeline=Pipeline.of(d.cfg))
             assert a.cycles == w.cycles + quant
             assert a.breakdown.quantize == quant
             assert {**a.breakdown.parts(), "quantize": 0} == w.breakdown.parts()

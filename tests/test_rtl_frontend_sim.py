@@ -27,6 +27,7 @@ from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.selector import FormatSelector
+from semdialect.rtl.timing import Pipeline
 from semdialect.tb.frontend_ref import (
     Expected,
     exhaustive_q_vectors,
@@ -392,20 +393,23 @@ def test_block_quantizer_backpressure(mode: str, per_cycle: int) -> None:
         assert_equal(name, got[name], getattr(want, name), labels)
 
 
-@pytest.mark.parametrize("config", ["small", "blockdialect"])
+@pytest.mark.parametrize("config", ["small", "default", "blockdialect"])
 def test_block_quantizer_latency_and_interval(config: str) -> None:
-    """Always valid and ready: a block every C cycles, each out C + 2 cycles after it went in."""
+    """Always valid and ready: a block every C cycles, each out C + 2 + selector_stages cycles
+    after it went in (rtl.timing.Pipeline.quantizer_latency; default: 4 selector stages)."""
     cfg = load_config(REPO_ROOT / "configs" / f"{config}.toml")
     dut = BlockQuantizer.from_config(cfg)
     c = cfg.selector_cycles
-    assert (dut.latency, dut.initiation_interval) == (c + 2, c)
+    latency = Pipeline.of(cfg).quantizer_latency(c)
+    assert latency == c + 2 + cfg.selector_stages
+    assert (dut.latency, dut.initiation_interval) == (latency, c)
     b = cfg.block
     rng = np.random.default_rng(0)
     bits = np.array([to_bits(rng.standard_normal(b)) for _ in range(12)])
     masks = random_masks(cfg.book(), len(bits), rng)
     got, put_at, got_at = rtl_block_quantize(dut, bits, masks, p_idle=0.0, seed=0)
     assert np.diff(put_at).tolist() == [c] * (len(bits) - 1)
-    assert [g - p for p, g in zip(put_at, got_at, strict=True)] == [c + 2] * len(bits)
+    assert [g - p for p, g in zip(put_at, got_at, strict=True)] == [latency] * len(bits)
     want = ref_frontend(bits, masks, cfg.book(), cfg.select)
     assert got["dialect"].tolist() == want.dialect.tolist()
     assert got["codes"].tolist() == want.codes.tolist()
@@ -444,5 +448,6 @@ def test_from_config(config: str) -> None:
     dut = BlockQuantizer.from_config(cfg)
     assert (dut.block, dut.formatbook.name, dut.mode) == (cfg.block, cfg.formatbook, cfg.select)
     assert dut.initiation_interval == cfg.selector_cycles
-    assert dut.latency == cfg.selector_cycles + 2
+    assert dut.latency == cfg.selector_cycles + 2 + cfg.selector_stages
+    assert dut.latency == Pipeline.of(cfg).quantizer_latency(cfg.selector_cycles)
     Fragment.get(dut, None)  # every shipped configuration elaborates

@@ -21,6 +21,7 @@ from semdialect.golden.luts import Q_LEVELS
 from semdialect.paths import build_dir
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.emit import cached_verilog
+from semdialect.rtl.timing import Pipeline
 from semdialect.tb.frontend_top import FrontendTestTop
 from semdialect.tb.generate import LINT_WAIVERS
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, CocotbRun, run_cocotb
@@ -110,7 +111,8 @@ def test_frontend_verilator(name: str, record_property) -> None:
         assert min(masks.values()) > 0, masks
     rnd = tests["test_random_backpressure"]
     assert rnd["blocks"] >= n_random and rnd["invalid_blocks"] >= 28
-    assert summary["latency"] == cfg.selector_cycles + 2
+    assert summary["latency"] == Pipeline.of(cfg).quantizer_latency(cfg.selector_cycles)
+    assert summary["latency"] == cfg.selector_cycles + 2 + cfg.selector_stages
     assert summary["initiation_interval"] == cfg.selector_cycles
     line = ", ".join(
         f"{test}: {info.get('blocks')} blocks" for test, info in sorted(tests.items())

@@ -10,8 +10,9 @@
   == :func:`sim.cycles.gemm_cycles` / :func:`sim.cycles.quantize_cycles`), all commands back
   to back (command periods == the same formulas), and every case with random valid/ready
   stalls on all seven streams. The measured no-stall GEMM cycles are written to
-  ``build/cycles/<config>.json``, a JSON list of ``{"M", "N", "K", "cycles"}`` (K in
-  elements; read by ``semdialect sim``).
+  ``build/cycles/<config>.json``: ``{"config": <the Config fields>, "gemms": [{"M", "N",
+  "K", "cycles"}, ...]}`` (K in elements; read by ``semdialect sim``, which recomputes the
+  model for that configuration).
 * ``test_gemm_verilator_reports_failure``: a wrong expected Y, or a wrong expected quantized
   block, fails the run (the testbench's self-test).
 * ``test_pe_verilator``: the dialect, MXFP4 and MXINT8 PEs (``tb/cocotb_pe.py``) vs
@@ -19,13 +20,17 @@
 
 Simulators are cached under ``build/sim/`` by :func:`tb.runner.run_cocotb`; ``WAVES=1`` dumps
 waveforms. Build and run times are printed (``pytest -s``) and recorded as test properties.
-The shipped 8×8 ``default`` (sd32, B = 32, lut 32/cycle, 8 lanes, C-slow d = 7: 8 × 56 tiles,
-drain 56) and ``blockdialect`` (dfp4, B = 32, two-stage) cores run at full size (Verilog
-generation plus Verilator build: about 10 minutes each on a cold cache);
-``SEMDIALECT_REDUCED_ARRAYS=1`` runs them on 3×2 / 2×3 arrays instead (other lanes and drain
-widths, same book, B and selector).
-The shipped ``large`` core runs only with ``SEMDIALECT_LARGE_ARRAYS=1`` (see ``LARGE``); the
-``xlarge`` core is not run.
+The shipped ``small`` core runs as shipped (2×2, d = 2: 2 × 4 tiles; combinational output
+adder). The shipped ``default`` (sd32, B = 32, lut 32/cycle, C-slow d = 7, 1 decoder, 3
+product, 2 scale, 4 selector and 5 output-adder stages) and ``blockdialect`` (dfp4, B = 32,
+two-stage, the same array pipeline) run on reduced arrays with every pipeline stage of the
+shipped configuration: ``default-3x2`` (3 × 14 tiles, 3 lanes, drain 7 = half a tile row per
+beat) and ``blockdialect-2x3`` (2 × 21 tiles, 1 lane, drain 42 = the whole tile in one beat).
+A full 8×8 d = 7 core takes 5.5–12 min of Verilog generation and 6–12 min of Verilator
+build on this 2-core machine (``semdialect sim``
+builds it); ``SEMDIALECT_FULL_ARRAYS=1`` runs the shipped 8×8 ``default`` and
+``blockdialect`` cores here too. The shipped ``large`` core runs only with
+``SEMDIALECT_LARGE_ARRAYS=1`` (see ``LARGE``); the ``xlarge`` core is not run.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from semdialect.tb.gemm_run import (
     TEST_LIMITS,
     GemmLimits,
     case,
+    config_env,
     run_gemm,
     verilog_dir,
 )
@@ -63,21 +69,22 @@ PE_MODULE = "semdialect.tb.cocotb_pe"
 CYCLES_DIR = build_dir() / "cycles"  # read by semdialect sim (model_vs_rtl.csv)
 CONFIGS = REPO_ROOT / "configs"
 
-#: ``SEMDIALECT_REDUCED_ARRAYS=1``: run default/blockdialect on 3×2 / 2×3 arrays (same book, B
-#: and selector) instead of the shipped 8×8 (quicker local iterations)
-REDUCED = os.environ.get("SEMDIALECT_REDUCED_ARRAYS") == "1"
+#: ``SEMDIALECT_FULL_ARRAYS=1``: also run the shipped 8×8 default/blockdialect cores (6–12
+#: minutes of Verilator build each); by default they run on reduced arrays with the same
+#: book, B, selector and every ``[pipeline]`` stage
+FULL = os.environ.get("SEMDIALECT_FULL_ARRAYS") == "1"
 
-#: ``SEMDIALECT_LARGE_ARRAYS=1`` (and no ``SEMDIALECT_REDUCED_ARRAYS``): also run the shipped
-#: 16×16 ``large`` core (16 lanes, drain 128). Off by default: with the current RTL its Verilog
-#: generation plus Verilator build take about 11 minutes and 6.4 GB on one core (the 32×32
-#: ``xlarge`` far more), beyond the test suite's budget; the random configurations of
+#: ``SEMDIALECT_LARGE_ARRAYS=1``: also run the shipped 16×16 ``large`` core (16 lanes, drain
+#: 112). Off by default: its Verilog generation plus Verilator build take far longer than the
+#: test suite's budget (the 32×32 ``xlarge`` more still); the random configurations of
 #: ``test_rtl_random_cycles.py`` cover the same cycle formula on small arrays.
 LARGE = os.environ.get("SEMDIALECT_LARGE_ARRAYS") == "1"
 
+
 def _reduced(name: str, rows: int, cols: int, lanes: int, drain_width: int) -> Config:
-    """The shipped config ``name`` on a rows × cols array (same book, B, selector) with
-    ``lanes`` quantizer lanes and ``drain_width`` outputs per drain beat, named
-    ``<name>-<rows>x<cols>``."""
+    """The shipped config ``name`` on a rows × cols array (same book, B, selector and
+    ``[pipeline]`` stages: tiles of rows × cols·acc_stages) with ``lanes`` quantizer lanes and
+    ``drain_width`` outputs per drain beat, named ``<name>-<rows>x<cols>``."""
     cfg = load_config(CONFIGS / f"{name}.toml")
     return replace(cfg, name=f"{cfg.name}-{rows}x{cols}", rows=rows, cols=cols, lanes=lanes,
                    drain_width=drain_width)
@@ -108,15 +115,20 @@ SMALL_CASES = [
     case(7, 5, 3, "nan", 29, kind="add"), case(4, 9, 2, "max", 30, kind="add"),
     case(5, 3, 1, "seda", 31, kind="add"),
 ]
+#: the reduced B = 32 cores (tiles of 3 × 14 and 2 × 21: d = 7): N inside one column group,
+#: one whole tile, one tile plus a column (the next tile's groups past N are padding) and
+#: three tiles; M over one to three row tiles; K/B 1 to 8
 B32_CASES = [
     case(3, 5, 2, seed=20), case(5, 3, 3, "adversarial", 21), case(4, 4, 1, "nan", 22),
     case(2, 2, 2, "max", 23), case(5, 6, 4, "seda", 24), case(1, 3, 8, "random", 25),
+    case(3, 14, 2, "random", 33), case(6, 15, 1, "adversarial", 34),
+    case(7, 43, 2, "random", 35), case(2, 22, 5, "zeros", 36),
     case(7, 4, 2, "nan", 26, salient=[0, 3, 6]),
     case(7, 2, 3, "seda", 27, kind="quantize"), case(4, 1, 1, "nan", 28, kind="quantize"),
-    case(4, 7, 2, "adversarial", 29, kind="dynamic"),
+    case(4, 17, 2, "adversarial", 29, kind="dynamic"),
     case(8, 5, 2, "random", 30, kind="decompose", salient={"attention": "0.25"}),
-    case(5, 3, 3, "adversarial", 31, kind="decompose", salient={"random": 2}),
-    case(5, 4, 2, "nan", 32, kind="add"),
+    case(5, 16, 3, "adversarial", 31, kind="decompose", salient={"random": 2}),
+    case(5, 4, 2, "nan", 32, kind="add"), case(4, 23, 1, "max", 37, kind="add"),
 ]
 FULL_CASES = [
     case(13, 11, 3, seed=30), case(8, 8, 1, "adversarial", 31), case(9, 17, 2, "nan", 32),
@@ -127,6 +139,7 @@ FULL_CASES = [
     case(18, 9, 2, "random", 41, kind="decompose", salient={"attention": "0.2"}),
     case(9, 8, 3, "adversarial", 42, kind="decompose", salient={"random": 9}),
     case(12, 9, 2, "nan", 43, kind="add"),
+    case(8, 56, 1, "random", 44), case(9, 60, 2, "adversarial", 45, kind="add"),
 ]
 
 
@@ -147,17 +160,16 @@ def _lut_only(cases: list[dict]) -> list[dict]:
 
 
 def _runs() -> dict[str, tuple[Config, list[dict]]]:
-    runs = {"small": (load_config(CONFIGS / "small.toml"), SMALL_CASES)}
-    if REDUCED:
-        runs["default-3x2"] = (_reduced("default", 3, 2, lanes=3, drain_width=2), B32_CASES)
-        runs["blockdialect-2x3"] = (_reduced("blockdialect", 2, 3, lanes=1, drain_width=3),
-                                    _lut_only(B32_CASES))
-    else:
+    runs = {"small": (load_config(CONFIGS / "small.toml"), SMALL_CASES),
+            "default-3x2": (_reduced("default", 3, 2, lanes=3, drain_width=7), B32_CASES),
+            "blockdialect-2x3": (_reduced("blockdialect", 2, 3, lanes=1, drain_width=42),
+                                 _lut_only(B32_CASES))}
+    if FULL:
         runs["default"] = (load_config(CONFIGS / "default.toml"), FULL_CASES)
         runs["blockdialect"] = (load_config(CONFIGS / "blockdialect.toml"),
                                 _lut_only(FULL_CASES))
-        if LARGE:
-            runs["large"] = (load_config(CONFIGS / "large.toml"), FULL_CASES + LARGE_CASES)
+    if LARGE:
+        runs["large"] = (load_config(CONFIGS / "large.toml"), FULL_CASES + LARGE_CASES)
     return runs
 
 
@@ -188,9 +200,10 @@ def test_gemm_verilator(name: str, record_property) -> None:
     records = json.loads(cycles_tmp.read_text())
     check_cycle_records(cfg, cases, records)
     CYCLES_DIR.mkdir(parents=True, exist_ok=True)
-    (CYCLES_DIR / f"{cfg.name}.json").write_text(json.dumps(
-        [{"M": r["M"], "N": r["N"], "K": r["K"], "cycles": r["cycles"]} for r in records
-         if r["op"] == "gemm"], indent=1) + "\n")
+    (CYCLES_DIR / f"{cfg.name}.json").write_text(json.dumps({
+        "config": json.loads(config_env(cfg)),
+        "gemms": [{"M": r["M"], "N": r["N"], "K": r["K"], "cycles": r["cycles"]}
+                  for r in records if r["op"] == "gemm"]}, indent=1) + "\n")
     timing = {"generate_s": round(gen_seconds, 1), "build_s": round(run.build_seconds, 1),
               "run_s": round(run.test_seconds, 1), "built": run.built}
     for key, value in timing.items():

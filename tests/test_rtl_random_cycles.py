@@ -8,7 +8,8 @@ divisor of K, lanes a divisor of rows, a drain width valid for the array
 (:func:`semdialect.config.check_drain_width`) — plus, from a second generator (so the first
 draw stays as it was), random ``[pipeline]`` depths: C-slow accumulators d = 1..3 (whichever
 keep the drain width valid for the rows × cols·d tile), product, scale, decoder and selector
-stages; configuration 0 stays unpipelined (the design before pipelining) — and for each
+stages, and from a third the output adder's stages (``addend_stages`` 0..8); configuration 0
+stays unpipelined (the design before pipelining) — and for each
 :data:`GEMMS_PER_CONFIG` random GEMMs (M in 1..3·rows + 2, N in 1..3·cols + 2, K/B in 1..8,
 random or adversarial data: ties,
 ±0, ±65504, subnormals, NaN/Inf blocks) plus two quantize commands. Each configuration is one
@@ -109,12 +110,15 @@ def draw_pipeline(rng: random.Random, cfg: Config) -> Config:
 def _draw() -> list[tuple[Config, list[dict]]]:
     rng = random.Random(SEED)
     pipes = random.Random(SEED + 1)
+    # its own generator (the other draws stay as they were), seeded to cover 0, 1 (the output
+    # register only), the default's 5 and deeper
+    adders = random.Random(SEED + 32)
     out = []
     for index in range(N_CONFIGS):
         cfg = draw_config(rng, index)
         cases = draw_cases(rng, cfg)
         if index:
-            cfg = draw_pipeline(pipes, cfg)
+            cfg = replace(draw_pipeline(pipes, cfg), addend_stages=adders.randint(0, 8))
         out.append((cfg, cases))
     return out
 
@@ -141,6 +145,7 @@ def test_draw_is_broad() -> None:
     assert cfgs[0].acc_stages == 1 and cfgs[0].pipeline_dict() == Config().pipeline_dict()
     assert {cfg.acc_stages for cfg in cfgs} >= {1, 2, 3}
     assert any(cfg.selector_stages for cfg in cfgs) and any(cfg.decoder_stages for cfg in cfgs)
+    assert {0, 1, 5} < {cfg.addend_stages for cfg in cfgs}
     # drain beats per tile
     beats = [cfg.rows * cfg.tile_cols // cfg.drain_width for cfg in cfgs]
     assert any(b > c["kb"] for b, (_, cases) in zip(beats, DRAWN, strict=True) for c in cases)

@@ -42,7 +42,7 @@ from semdialect.designs import DESIGNS, configured_design
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import quantize
 from semdialect.outdir import check_out_dir, staged_dir
-from semdialect.paths import build_dir, configs_dir
+from semdialect.paths import build_dir
 from semdialect.sim.cycles import gemm_cycles
 from semdialect.sim.model import (
     ASSUMED_CLOCK_MHZ,
@@ -147,12 +147,13 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     """One GEMM tile through the RTL on Verilator; model-vs-RTL rows for every measured GEMM."""
     from semdialect.tb.gemm_run import case, run_gemm
 
-    r, c = cfg.rows, cfg.cols
+    # a tile is rows × cols·d outputs (d = acc_stages: each PE interleaves d accumulations)
+    r, c = cfg.rows, cfg.tile_cols
     # one full tile of the array, then a sweep for the cycle-model check: several row and
     # column tiles, ragged edges, K up to the generated limit, adversarial/NaN/max data
     cases = [case(r, c, 4, "random", 2024), case(2 * r, c, 8, "random", 2025),
-             case(r + 3, 2 * c + 1, 3, "adversarial", 2026), case(1, 1, 1, "random", 2027),
-             case(2 * r + 1, c - 1 or 1, 6, "nan", 2028), case(r, 3 * c, 2, "max", 2029)]
+             case(r + 3, c + 1, 3, "adversarial", 2026), case(1, 1, 1, "random", 2027),
+             case(2 * r + 1, c - 1 or 1, 6, "nan", 2028), case(r, 2 * c, 2, "max", 2029)]
     run, gen_s, cycles_file = run_gemm(cfg, cases, functools.partial(gemm_cycles, cfg))
     measured = json.loads(cycles_file.read_text())
     shapes = ", ".join(f"{x['M']}×{x['N']}×{x['K']}" for x in measured[1:])
@@ -164,21 +165,34 @@ def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
     rows = [{"config": cfg.name, "M": r["M"], "N": r["N"], "K": r["K"],
              "rtl_cycles": r["cycles"], "model_cycles": gemm_cycles(cfg, r["M"], r["N"], r["K"]),
              "source": "semdialect sim"} for r in measured]
-    for f in sorted((build_dir() / "cycles").glob("*.json")):  # written by the Verilator GEMM tests
-        name = f.stem
-        path = configs_dir() / f"{name}.toml"
-        if not path.is_file():
-            continue
-        other = load_config(path)
-        for r in json.loads(f.read_text()):
-            rows.append({"config": name, "M": r["M"], "N": r["N"], "K": r["K"],
-                         "rtl_cycles": r["cycles"],
-                         "model_cycles": gemm_cycles(other, r["M"], r["N"], r["K"]),
-                         "source": f"tests ({f})"})
+    rows += tested_cycle_rows(build_dir() / "cycles")
     exact = sum(r["rtl_cycles"] == r["model_cycles"] for r in rows)
     _say(f"  cycle model vs RTL: {exact}/{len(rows)} GEMMs exact")
     _write_csv(out / "model_vs_rtl.csv", ["config", "M", "N", "K", "rtl_cycles", "model_cycles",
                                           "source"], [list(r.values()) for r in rows])
+    return rows
+
+
+def tested_cycle_rows(folder: Path) -> list[dict[str, object]]:
+    """Model-vs-RTL rows of the GEMM cycles the Verilator tests measured
+    (``tests/test_rtl_gemm_verilator.py`` writes ``<folder>/<config>.json``:
+    ``{"config": <Config fields>, "gemms": [{"M", "N", "K", "cycles"}, ...]}``), the model
+    recomputed for the configuration the file records (a reduced array included). A file
+    without its configuration (an older format, possibly of an older RTL) is skipped, and
+    said so."""
+    rows: list[dict[str, object]] = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            doc = json.loads(f.read_text())
+            other = Config(**doc["config"])
+            gemms = [(int(r["M"]), int(r["N"]), int(r["K"]), int(r["cycles"]))
+                     for r in doc["gemms"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            _say(f"  (skipped {f}: not a cycle record of the current format)")
+            continue
+        rows += [{"config": other.name, "M": m, "N": n, "K": k, "rtl_cycles": cycles,
+                  "model_cycles": gemm_cycles(other, m, n, k), "source": f"tests ({f})"}
+                 for m, n, k, cycles in gemms]
     return rows
 
 
