@@ -34,9 +34,10 @@ from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer
 from semdialect.rtl.pe import BlockPE
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
+from semdialect.rtl.scale import FP32Mul
 from semdialect.rtl.selector import FormatSelector
 from semdialect.rtl.tile_drain import TileDrain
-from semdialect.rtl.timing import Pipeline
+from semdialect.rtl.timing import TENSOR_SCALE_STAGES, Pipeline
 
 __all__ = ["KIND_MODULES", "components", "frontend_module", "kind_module"]
 
@@ -100,4 +101,7 @@ def components(
         # one lane of the GEMM core's output adder (y + yin, the decomposition's second pass;
         # every y beat passes it), with the core's addend_stages registers
         "addend_adder": lambda: AddendAdder(1, cfg.addend_stages),
+        # one lane of the NVFP4 array's tensor-scale multiply y = RNE(acc · RNE(ts_a·ts_w))
+        # (SPEC §8), one per drain lane, pipelined to TENSOR_SCALE_STAGES registers
+        "tensor_scale_mul": lambda: FP32Mul(latency=TENSOR_SCALE_STAGES),
     }

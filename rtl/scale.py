@@ -44,6 +44,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semdialect.rtl.fp32_add import leading_zeros, prefix_add
+from semdialect.rtl.timing import TENSOR_SCALE_STAGES
 from semdialect.rtl.trees import Enables, shift_left
 from semdialect.rtl.trees import pipeline_register as _register
 
@@ -320,12 +321,6 @@ _LEVELS = tree_levels(_SIG)
 #: segments a multiplier pipeline can be cut after: each level, the add, the two rounding
 #: steps
 _SEGMENTS = _LEVELS + 3
-#: register stages of the drain's tensor-scale multiplier (one lane: acc · RNE(ts_a·ts_w)):
-#: the fewest that meet 250 MHz at 180 nm (:func:`fp32_mul_cuts`: registers after the
-#: carry-save tree, after the add and the rounding decision, and at the end — measured
-#: 3.57 ns critical path, 280 MHz, 156 575 µm² with the OSU 0.18 µm liberty flow; two
-#: stages reach 5.5 ns)
-TENSOR_SCALE_STAGES = 3
 
 
 def _segment_bits() -> list[int]:

@@ -23,7 +23,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "Pipeline"]
+__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "TENSOR_SCALE_STAGES", "Pipeline"]
+
+#: Register stages of the NVFP4 drain's tensor-scale multiplier (one lane: acc · RNE(ts_a·ts_w),
+#: :class:`~semdialect.rtl.scale.FP32Mul`): the fewest that meet 250 MHz at 180 nm
+#: (``rtl.scale.fp32_mul_cuts``: registers after the carry-save tree, after the add and the
+#: rounding decision, and at the end — measured 3.57 ns critical path, 280 MHz, 156 575 µm²
+#: with the OSU 0.18 µm liberty flow; two stages reach 5.5 ns). The NVFP4 design's output path
+#: is this many cycles longer than the dialect core's (:mod:`semdialect.sim.model`).
+TENSOR_SCALE_STAGES = 3
 
 #: The unpipelined :class:`~semdialect.rtl.pe.BlockPE` latency (one register per part: block
 #: product, scale, FP32 accumulator) = ``Pipeline().pe_latency``.

@@ -38,10 +38,11 @@ name (``default``, ``small``, ...) or a TOML path. Every invalid combination rai
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,18 @@ class Config:
     def drain_cols(self) -> int:
         """Tile columns one drain beat covers: min(drain_width, tile_cols)."""
         return drain_beat_shape(self.drain_width, self.tile_cols)[1]
+
+    def on_array(self, rows: int, cols: int) -> Config:
+        """This configuration on a ``rows`` × ``cols`` array, named ``<name>-<rows>x<cols>``:
+        the same formatbook, B, selector and every ``[pipeline]`` stage (tiles of rows ×
+        cols·acc_stages); lanes = gcd(lanes, rows) and the widest valid drain_width not above
+        this one's (a drain beat covers part of a tile row or whole tile rows)."""
+        tile = cols * self.acc_stages
+        widths = [w for w in range(1, rows * tile + 1)
+                  if tile % w == 0 or (w % tile == 0 and (rows * tile) % w == 0)]
+        drain = max(w for w in widths if w <= self.drain_width)
+        return replace(self, name=f"{self.name}-{rows}x{cols}", rows=rows, cols=cols,
+                       lanes=math.gcd(self.lanes, rows), drain_width=drain)
 
     def pipeline_dict(self) -> dict[str, int]:
         """The ``[pipeline]`` keys and their values."""

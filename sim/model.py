@@ -79,7 +79,7 @@ from pathlib import Path
 from semdialect import designs
 from semdialect.config import Config
 from semdialect.designs import PEKind
-from semdialect.rtl.timing import Pipeline
+from semdialect.rtl.timing import TENSOR_SCALE_STAGES, Pipeline
 from semdialect.sim.cycles import gemm_cycles_raw, quantize_cycles_raw
 from semdialect.sim.workloads import Gemm
 
@@ -170,8 +170,10 @@ class Design:
         cfg = self.cfg
         drain = cfg.rows * cfg.tile_cols if unbounded_drain else cfg.drain_width
         lanes, sel = (cfg.rows, 1) if unbounded_frontend else (cfg.lanes, self.sel_cycles)
-        return gemm_cycles_raw(cfg.rows, cfg.cols, sel, m, n, kb, lanes=lanes,
-                               drain_width=drain, pipeline=self.pipeline)
+        # NVFP4: every output passes the drain's pipelined tensor-scale multiplier (SPEC §8)
+        extra = TENSOR_SCALE_STAGES if self.pe.has_tensor_scale else 0
+        return extra + gemm_cycles_raw(cfg.rows, cfg.cols, sel, m, n, kb, lanes=lanes,
+                                       drain_width=drain, pipeline=self.pipeline)
 
     def quantize_cycles(self, m: int, kb: int) -> int:
         """Exact cycles of a quantize command of ``m`` rows × ``kb`` blocks on this design."""

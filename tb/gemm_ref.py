@@ -184,10 +184,15 @@ _TINY = 2.0**-24
 
 
 def _fixed_kind(fmt: PEKind | str) -> PEKind:
-    """The fixed-format PE kind ``fmt`` names (``ValueError`` for a dialect kind)."""
+    """The power-of-two-scaled fixed-format PE kind ``fmt`` names (``ValueError`` for a
+    dialect kind, and for NVFP4, whose PE follows SPEC §8's hardware contract, not the
+    accuracy path here: its vectors are :func:`semdialect.tb.nvfp4_ref.nvfp4_pe_vectors`)."""
     kind = PEKind.of(fmt)
     if kind.fmt is None:
         raise ValueError(f"fmt: the {kind.value} PE kind takes its formatbook from a Config")
+    if not kind.pow2_scaled:
+        raise ValueError(f"fmt: the {kind.value} PE kind's vectors come from "
+                         f"semdialect.tb.nvfp4_ref.nvfp4_pe_vectors (SPEC §8 hardware contract)")
     return kind
 
 

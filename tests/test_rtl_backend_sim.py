@@ -34,9 +34,14 @@ from semdialect.rtl.gemm_core import GemmCore
 from semdialect.rtl.layouts import pe_operands, quantized_block
 from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.pe import BlockPE
-from semdialect.rtl.scale import TENSOR_SCALE_STAGES, FP32Mul
+from semdialect.rtl.scale import FP32Mul
 from semdialect.rtl.tile_drain import TileDrain
-from semdialect.rtl.timing import BASE_PE_LATENCY, BASE_QUANTIZER_EXTRA, Pipeline
+from semdialect.rtl.timing import (
+    BASE_PE_LATENCY,
+    BASE_QUANTIZER_EXTRA,
+    TENSOR_SCALE_STAGES,
+    Pipeline,
+)
 from semdialect.sim.cycles import gemm_cycles, gemm_cycles_raw
 from semdialect.tb.gemm_ref import (
     activation_words,

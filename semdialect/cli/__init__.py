@@ -158,7 +158,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from semdialect.cli.mainjob import run
 
     return run(args.config, args.out, workload=args.workload, rho=args.rho,
-               skip_rtl=args.skip_rtl, skip_area=args.skip_area, fmax=args.fmax)
+               skip_rtl=args.skip_rtl, skip_area=args.skip_area, fmax=args.fmax,
+               full_rtl=args.full_rtl)
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -395,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "pass)")
     p.add_argument("--skip-rtl", action="store_true",
                    help="skip the Verilator stage (the slowest without a build cache)")
+    p.add_argument("--full-rtl", action="store_true",
+                   help="build the configuration's whole array for the Verilator stage; by "
+                        "default an array of more than 8 PEs runs there on a reduced 4x2 array "
+                        "with every [pipeline] stage, B, formatbook and selector kept (the 8x8 "
+                        "default core takes ~12 min to generate and build on 2 cores)")
     p.add_argument("--skip-area", action="store_true", help="skip Yosys synthesis and place "
                    "and route")
     p.add_argument("--no-fmax", dest="fmax", action="store_false",

@@ -143,8 +143,26 @@ def stage_golden(cfg: Config, out: Path) -> tuple[list[list[object]], dict[str, 
     return rows, usage
 
 
+#: ``semdialect sim`` runs the RTL stage of an array larger than this many PEs on a reduced
+#: array (:func:`rtl_config`) unless ``--full-rtl``: the Verilog generation and Verilator build
+#: of the shipped 8×8 default core (C-slow, d = 7) take ~12 min on 2 cores
+RTL_FULL_PES = 8
+#: the reduced array's largest rows × cols
+RTL_REDUCED = (4, 2)
+
+
+def rtl_config(cfg: Config, full: bool = False) -> Config:
+    """The configuration the RTL stage builds: ``cfg`` itself when ``full`` or its array has
+    at most :data:`RTL_FULL_PES` PEs, else ``cfg`` on a reduced array
+    (:meth:`Config.on_array`: every ``[pipeline]`` stage, B, formatbook and selector kept)."""
+    if full or cfg.rows * cfg.cols <= RTL_FULL_PES:
+        return cfg
+    return cfg.on_array(min(cfg.rows, RTL_REDUCED[0]), min(cfg.cols, RTL_REDUCED[1]))
+
+
 def stage_rtl(cfg: Config, out: Path) -> list[dict[str, object]]:
-    """One GEMM tile through the RTL on Verilator; model-vs-RTL rows for every measured GEMM."""
+    """GEMMs through the RTL of ``cfg`` (see :func:`rtl_config`) on Verilator; model-vs-RTL
+    rows for every measured GEMM."""
     from semdialect.tb.gemm_run import case, run_gemm
 
     # a tile is rows × cols·d outputs (d = acc_stages: each PE interleaves d accumulations)
@@ -385,7 +403,8 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
 
 def run(config_path: Config | str, out_dir: str = "reports/out",
         workload: str = "opensora2_256px_129f", rho: Fraction | str = "0.05",
-        skip_rtl: bool = False, skip_area: bool = False, fmax: bool = True) -> int:
+        skip_rtl: bool = False, skip_area: bool = False, fmax: bool = True,
+        full_rtl: bool = False) -> int:
     """The main job on a Config (the CLI parses --config) or a config path; returns the
     process exit status.
 
@@ -402,7 +421,10 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
     gemms = _load_workload_arg(workload)
     target = check_out_dir("--out", out_dir)  # also all that cli.output.check_dirs checks
     stages = [("golden model", "ran"),
-              ("RTL on Verilator", "skipped (--skip-rtl)" if skip_rtl else "ran"),
+              ("RTL on Verilator", "skipped (--skip-rtl)" if skip_rtl else
+               "ran" if rtl_config(cfg, full_rtl) == cfg else
+               f"ran on {rtl_config(cfg, full_rtl).name} (reduced array; --full-rtl for "
+               f"{cfg.rows}x{cfg.cols})"),
               ("area", "skipped (--skip-area)" if skip_area else "ran"),
               ("iCE40 Fmax", "skipped (--skip-area)" if skip_area else
                "skipped (--no-fmax)" if not fmax else "ran"),
@@ -416,8 +438,12 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
         if skip_rtl:
             _say("\n[2/5] RTL on Verilator: skipped (--skip-rtl)")
         else:
-            _say("\n[2/5] RTL: one GEMM tile on Verilator, bit-exact check and cycles")
-            stage_rtl(cfg, out)
+            rcfg = rtl_config(cfg, full_rtl)
+            what = ("" if rcfg == cfg else
+                    f" on a reduced {rcfg.rows}x{rcfg.cols} array with every [pipeline] stage "
+                    f"({rcfg.name}; --full-rtl builds the {cfg.rows}x{cfg.cols} core, ~12 min)")
+            _say(f"\n[2/5] RTL: GEMMs on Verilator{what}, bit-exact check and cycles")
+            stage_rtl(rcfg, out)
         measured, asic_clocks = None, {}
         if skip_area:
             _say("\n[3/5] area: skipped (--skip-area)")
