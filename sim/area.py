@@ -58,6 +58,7 @@ from typing import Any
 from semdialect.paths import build_dir
 
 __all__ = [
+    "nand2_weight",
     "DEFAULT_DEVICE",
     "DEFAULT_PACKAGE",
     "ABC_SCRIPT",
@@ -134,9 +135,13 @@ _NANGATE45_X1_UM2: dict[str, float] = {
 }
 
 
-def _ge(*cells: str) -> float:
-    """NAND2 equivalents of a composition of Nangate cells (their areas / NAND2_X1's)."""
+def nand2_weight(*cells: str) -> float:
+    """NAND2 equivalents of a composition of Nangate 45 nm X1 cells (their areas / NAND2_X1's),
+    e.g. ``nand2_weight("DFF_X1")`` = 5.67, the estimate's weight of one plain flip-flop."""
     return sum(_NANGATE45_X1_UM2[c] for c in cells) / _NANGATE45_X1_UM2["NAND2_X1"]
+
+
+_ge = nand2_weight
 
 
 #: NAND2-equivalent weight of each Yosys fine-grained *combinational* cell = area of its cheapest

