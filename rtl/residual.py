@@ -82,7 +82,7 @@ from semdialect.rtl.layouts import CODE_BITS, FP16_BITS, dialect_id, quantized_b
 from semdialect.rtl.preprocess import check_block
 from semdialect.rtl.selector import resolve_formatbook
 
-__all__ = ["BlockResidual", "block_residual", "fp16_block_layout"]
+__all__ = ["BlockResidual", "block_residual", "fp16_block_layout", "residual_pattern"]
 
 _FRAC_BITS = 10  # FP16 fraction
 _EXP_BITS = 5  # FP16 exponent field
@@ -140,7 +140,6 @@ def _lane_residual(
     :mod:`rtl.fp32_add`)."""
     frac = x[:_FRAC_BITS]
     exp = x[_FRAC_BITS : _FRAC_BITS + _EXP_BITS]
-    sign = x[FP16_BITS - 1]
     normal = exp.any()
 
     e_eff = Signal(_EXP_BITS, name=f"{name}_e_eff")  # E_i = max(e_i, 1)
@@ -150,10 +149,6 @@ def _lane_residual(
     deq = Signal(_DIFF_BITS, name=f"{name}_deq")  # d_i (12 bits), zero-extended; units u_i
     diff = Signal(signed(_DIFF_BITS), name=f"{name}_diff")  # r_i = m_i - d_i
     mag = Signal(_SIG_BITS, name=f"{name}_mag")  # |r_i| <= m_i
-    lz = Signal(_EXP_BITS, name=f"{name}_lz")  # leading zeros of |r_i| in 11 bits (0..11)
-    shift = Signal(_EXP_BITS, name=f"{name}_shift")  # min(lz, E_i - 1) (0..11)
-    norm = Signal(_SIG_BITS, name=f"{name}_norm")  # |r_i| << shift
-    exp_out = Signal(_EXP_BITS, name=f"{name}_exp")  # result exponent field
     neg = diff[_DIFF_BITS - 1]
     near = ~dist[3:].any()  # t_i < 8 (t_i >= 5 has H_i = 0: d_i = 0, module docstring)
     m.d.comb += [
@@ -167,13 +162,35 @@ def _lane_residual(
         m.d.comb += sig.eq(frac)
     with m.If(near):  # (H_i << 7) << t_i[2:0], 12 bits
         m.d.comb += deq.eq(_shift_left(Cat(Const(0, _HU_ALIGN), hu), dist[:3], _DEQ_BITS))
+    m.d.comb += [
+        diff.eq(sig - deq),
+        mag.eq(Mux(neg, -diff, diff)[:_SIG_BITS]),
+    ]
+    return residual_pattern(m, name, x, mag, neg, e_eff, e_m1)
+
+
+def residual_pattern(m: Module, name: str, x: Value, mag: Value, neg: Value,
+                     e_eff: Value | None = None, e_m1: Value | None = None) -> Value:
+    """Step 3 of the module docstring: one lane's 16-bit residual pattern from |r_i|
+    (``mag``, 11 bits, units u_i) and its sign ``neg`` (1: r_i < 0), with x's sign and
+    exponent; ``e_eff`` = E_i = max(e_i, 1) and ``e_m1`` = E_i − 1 (5 bits each) when the
+    caller has them, else built here. Shared by :func:`block_residual` and the split
+    residual's back half (:func:`rtl.residual_split.residual_back`)."""
+    exp = x[_FRAC_BITS : _FRAC_BITS + _EXP_BITS]
+    sign = x[FP16_BITS - 1]
+    if e_eff is None or e_m1 is None:
+        e_eff = Signal(_EXP_BITS, name=f"{name}_e_eff")  # E_i = max(e_i, 1)
+        e_m1 = Signal(_EXP_BITS, name=f"{name}_e_m1")  # E_i - 1 (0..29)
+        m.d.comb += [e_eff.eq(Mux(exp.any(), exp, 1)), e_m1.eq(e_eff - 1)]
+    lz = Signal(_EXP_BITS, name=f"{name}_lz")  # leading zeros of |r_i| in 11 bits (0..11)
+    shift = Signal(_EXP_BITS, name=f"{name}_shift")  # min(lz, E_i - 1) (0..11)
+    norm = Signal(_SIG_BITS, name=f"{name}_norm")  # |r_i| << shift
+    exp_out = Signal(_EXP_BITS, name=f"{name}_exp")  # result exponent field
     m.d.comb += lz.eq(_SIG_BITS)
     for bit in range(_SIG_BITS):  # later (more significant) bits win
         with m.If(mag[bit]):
             m.d.comb += lz.eq(_SIG_BITS - 1 - bit)
     m.d.comb += [
-        diff.eq(sig - deq),
-        mag.eq(Mux(neg, -diff, diff)[:_SIG_BITS]),
         shift.eq(Mux(lz > e_m1, e_m1, lz)),
         norm.eq(_shift_left(mag, shift[:4], _SIG_BITS)),
         exp_out.eq(Mux(norm[_SIG_BITS - 1], e_eff - shift, 0)),

@@ -32,7 +32,6 @@ from amaranth.lib.memory import Memory
 
 from semdialect.golden.formatbook import Formatbook
 from semdialect.golden.luts import Q_LEVELS, build_luts
-from semdialect.rtl.layouts import FP16_BITS
 from semdialect.rtl.residual import (
     _DEQ_BITS,
     _DIFF_BITS,
@@ -44,6 +43,7 @@ from semdialect.rtl.residual import (
     _check_magnitudes,
     _shift_left,
     fp16_block_layout,
+    residual_pattern,
 )
 from semdialect.rtl.selector import resolve_formatbook
 
@@ -128,35 +128,6 @@ def residual_front(
     return out
 
 
-def _lane_back(m: Module, name: str, x: Value, mag: Value, neg: Value) -> Value:
-    """One lane's 16-bit residual pattern from {|r_i|, neg_i} (step 3 of
-    :mod:`rtl.residual`)."""
-    exp = x[_FRAC_BITS : _FRAC_BITS + _EXP_BITS]
-    sign = x[FP16_BITS - 1]
-    normal = exp.any()
-    e_eff = Signal(_EXP_BITS, name=f"{name}_e_eff")  # E_i = max(e_i, 1)
-    e_m1 = Signal(_EXP_BITS, name=f"{name}_e_m1")  # E_i - 1 (0..29)
-    lz = Signal(_EXP_BITS, name=f"{name}_lz")  # leading zeros of |r_i| in 11 bits (0..11)
-    shift = Signal(_EXP_BITS, name=f"{name}_shift")  # min(lz, E_i - 1) (0..11)
-    norm = Signal(_SIG_BITS, name=f"{name}_norm")  # |r_i| << shift
-    exp_out = Signal(_EXP_BITS, name=f"{name}_exp")  # result exponent field
-    m.d.comb += [
-        e_eff.eq(Mux(normal, exp, 1)),
-        e_m1.eq(e_eff - 1),
-        lz.eq(_SIG_BITS),
-    ]
-    for bit in range(_SIG_BITS):  # later (more significant) bits win
-        with m.If(mag[bit]):
-            m.d.comb += lz.eq(_SIG_BITS - 1 - bit)
-    m.d.comb += [
-        shift.eq(Mux(lz > e_m1, e_m1, lz)),
-        norm.eq(_shift_left(mag, shift[:4], _SIG_BITS)),
-        exp_out.eq(Mux(norm[_SIG_BITS - 1], e_eff - shift, 0)),
-    ]
-    sign_out = (sign ^ neg) & mag.any()  # an exact zero is +0.0
-    return Cat(norm[:_FRAC_BITS], exp_out, sign_out)
-
-
 def residual_back(
     m: Module,
     x: data.View,
@@ -171,6 +142,6 @@ def residual_back(
     block = x.shape().length
     out = Signal(fp16_block_layout(block), name=name)
     for i in range(block):
-        lane = _lane_back(m, f"{name}{i}", x[i], front[i].mag, front[i].neg)
+        lane = residual_pattern(m, f"{name}{i}", x[i], front[i].mag, front[i].neg)
         m.d.comb += out[i].eq(Mux(invalid, x[i], lane))
     return out

@@ -536,30 +536,33 @@ class FormatSelector(wiring.Component):
         assert sum(cuts.values()) == self._stages
         return cuts
 
+    def _err_terms(self, m: Module, j: int, held: data.View, count: Signal | None
+                   ) -> list[Value]:
+        """ROM lane ``j`` (``err_rom<j>``: ERR[g·P + j][q] at address {q, g}, g = the cycle's
+        group ``count``) read at each of the B quarter-unit magnitudes of ``held``: the B
+        ERR terms of format g·P + j's cost (``err_bits`` each)."""
+        c, p, err = self.cycles, self._per_cycle, self._luts.err
+        rom = Memory(
+            shape=unsigned(self._err_bits),
+            depth=Q_LEVELS * c,
+            init=[int(err[g * p + j, q]) for g in range(c) for q in range(Q_LEVELS)],
+        )
+        m.submodules[f"err_rom{j}"] = rom
+        terms = []
+        for i in range(self._block):
+            port = rom.read_port(domain="comb")
+            m.d.comb += port.addr.eq(held.q[i] if count is None else Cat(held.q[i], count))
+            terms.append(port.data)
+        return terms
+
     def _lut_group(self, m: Module, helds: list, count: Signal | None, stage,
                    state: dict, base_level: int, argmin_base: int) -> _Candidate:
         """This cycle's group of P costs and its argmin, with ``stage(level, values)`` called
         after the ROM reads (level ``base_level``), after every adder-tree level and after
         every argmin level (levels continue from ``argmin_base``); the mask bits come from
         ``state["side"]["mask"]`` as they stand when the argmin starts."""
-        c = self.cycles
         p = self._per_cycle
-        err = self._luts.err
-        sums = []
-        for j in range(p):
-            rom = Memory(
-                shape=unsigned(self._err_bits),
-                depth=Q_LEVELS * c,
-                init=[int(err[g * p + j, q]) for g in range(c) for q in range(Q_LEVELS)],
-            )
-            m.submodules[f"err_rom{j}"] = rom
-            held = helds[j * len(helds) // p]
-            terms = []
-            for i in range(self._block):
-                port = rom.read_port(domain="comb")
-                m.d.comb += port.addr.eq(held.q[i] if count is None else Cat(held.q[i], count))
-                terms.append(port.data)
-            sums.append(terms)
+        sums = [self._err_terms(m, j, helds[j * len(helds) // p], count) for j in range(p)]
         # the P trees advance level by level together, so one stage call registers them all
         flat = stage(base_level, [t for terms in sums for t in terms])
         b = self._block
@@ -597,22 +600,10 @@ class FormatSelector(wiring.Component):
         last: Signal,
     ) -> _Candidate:
         """This cycle's group of P costs merged with the running best (see module docstring)."""
-        c = self.cycles
         p = self._per_cycle
-        err = self._luts.err
         lanes = []
         for j in range(p):
-            rom = Memory(
-                shape=unsigned(self._err_bits),
-                depth=Q_LEVELS * c,
-                init=[int(err[g * p + j, q]) for g in range(c) for q in range(Q_LEVELS)],
-            )
-            m.submodules[f"err_rom{j}"] = rom
-            terms = []
-            for i in range(self._block):
-                port = rom.read_port(domain="comb")
-                m.d.comb += port.addr.eq(held.q[i] if count is None else Cat(held.q[i], count))
-                terms.append(port.data)
+            terms = self._err_terms(m, j, held, count)
             cost = Signal(self._cost_bits, name=f"cost{j}")
             m.d.comb += cost.eq(tree_sum(terms))
             lanes.append(_Candidate(mask[j], cost, Const(j, range(p))))

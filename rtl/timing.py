@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from semdialect.config import PIPELINE_RANGES
+
 __all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "TENSOR_SCALE_STAGES", "Pipeline"]
 
 #: Register stages of the NVFP4 drain's tensor-scale multiplier (one lane: acc · RNE(ts_a·ts_w),
@@ -58,7 +60,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            low = 1 if f.name.startswith(("pe_", "acc")) else 0
+            low = PIPELINE_RANGES[f.name][0]
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{f.name}: must be an integer >= {low}, got {value!r}")
 
