@@ -25,7 +25,9 @@ Derivation from the FP16 fields (no arithmetic on values). Lane i has sign s_i, 
 field e_i, fraction f_i, significand m_i = {e_i ≠ 0, f_i} (11 bits), effective exponent
 E_i = max(e_i, 1): |x_i| = m_i · 2^(E_i − 25).
 
-* e_max = max e_i (5-bit max tree), E_max = max(e_max, 1). The block's leading bit position
+* e_max = max e_i (two thermometer passes: the top 3 bits' maximum H = the OR over lanes of
+  each (e_i[2:] ≥ k), then the low 2 bits over the lanes with e_i[2:] = H), E_max =
+  max(e_max, 1). The block's leading bit position
   inside an 11-bit significand is L = 10 when e_max ≥ 1; for a block of subnormals and zeros
   (e_max = 0) it is the top set bit of F = OR_i f_i (the OR's top bit is the maximum's).
   Then **fl = E_max + L − 25**, and the E8M0 byte = E_max + L + (127 − 25 − emax), where
@@ -34,24 +36,44 @@ E_i = max(e_i, 1): |x_i| = m_i · 2^(E_i − 25).
 * t_i = floor(|x_i| · 2^(u + 1 − fl)) (W = u + 2 bits: element units plus one guard bit)
   = floor((m_i · 2^(W − 1)) / 2^(a_i)) with **a_i = L + (E_max − E_i)**, and
   sticky_i = (the bits shifted out are not all zero): a right shift with sticky of the
-  (10 + W)-bit value m_i << (W − 1) by a_i (a_i ≥ 10 + W gives t = 0, so the hardware
-  clamps E_max − E_i at 15 and a_i ∈ [0, 25] fits 5 bits).
+  (10 + W)-bit value m_i << (W − 1) by a_i. Any a_i ≥ 10 + W gives t = 0, so the hardware
+  clamps the distance: d_i = min(E_max − E_i, W), and a_i = 10 + d_i in a normal block
+  (e_max ≥ 1), a_i = the top bit of F in a subnormal one (there every E_i = 1 = E_max).
 * E8M0 byte: two constant tables (e_max → byte for normal blocks, top bit of F → byte for
   subnormal ones), from :meth:`MXRule.scale_byte`.
 * element: E2M1 index = ROM[t_i, sticky_i] (2^(W+1) = 64 words of 3 bits: word
   (t << 1 | s) = golden's ties-to-even grid rounding of (t + s/2) / 2 element units (HU);
   every midpoint of the grid is a whole number of guard units, asserted at construction,
-  so s = 1 stands for any value strictly inside (t, t + 1)); int8 magnitude =
-  min((t_i >> 1) + (g_i & (sticky_i | lsb_i)), 127), negated for s_i = 1.
+  so s = 1 stands for any value strictly inside (t, t + 1)); int8: with whole = t_i >> 1
+  and up = g_i & (sticky_i | lsb_i) (round half to even), code = ±(whole + up) in one adder
+  ((whole ⊕ s_i·0xFF) + (up ⊕ s_i): −v = ~v + 1), clamped to ±127 when whole = 127 rounds
+  up (the only magnitude above 127).
 * invalid = some e_i = 31 (NaN or ±Inf). Golden raises on such a block; the hardware flags
   it and emits codes 0 and scale byte 0 (SPEC §8 [ours], as the dialect frontend, SPEC §2).
 
-Pipeline (two register stages, :data:`MX_QUANTIZER_LATENCY`)::
+Pipeline (``stages`` register stages = the latency; default 2, :data:`MX_QUANTIZER_STAGES`)::
 
-    i ─► max tree, shift+sticky (comb) ═► (t, sticky, sign) × B, scale, invalid
-                                       ─► round / E2M1 ROM (comb) ═► o (codes, scale, invalid)
+    i ─► e_max, F, its top bit, invalid; per lane d_i = min(E_max − E_i, W)
+      ═► blk: (m_i, s_i, d_i) × B, e_max, block kind, msb, zero, invalid     (stages ≥ 2)
+      ─► scale tables; per lane a_i and the shift with sticky
+      ═► lane: (t, sticky, sign) × B, scale, invalid                         (stages = 3)
+      ─► round / E2M1 ROM; NaN/Inf block → codes 0, scale 0
+      ═► o (codes, scale, invalid)                                           (always)
 
-mirroring the dialect frontend's split (preprocessor → register → code quantizer register).
+Measured on the liberty flow (:func:`semdialect.sim.asic.synthesize_liberty`, OSU 0.18 µm,
+4 ns target; area µm² / f_max MHz, MXFP4 and MXINT8):
+
+======  ===================  ===================  ==========================================
+stages  MXFP4                MXINT8               critical path
+======  ===================  ===================  ==========================================
+1       176 367 / 212.3      254 242 / 187.3      input → output register
+**2**   255 171 / 283.2      339 136 / 296.1      input → blk
+3       284 068 / 254.7      396 958 / 290.2      input → blk
+======  ===================  ===================  ==========================================
+
+(The former two-stage design, registers after the shift and at the output: 233 606 / 166.0
+and 321 161 / 163.5, its critical path input → the lane register through the 5-level max
+tree and the shift-amount arithmetic.)
 """
 
 from __future__ import annotations
@@ -69,29 +91,34 @@ from semdialect.golden.formats import E8M0_BIAS
 from semdialect.golden.grid import nearest_index
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.layouts import FP16_BITS, fp16_block
-from semdialect.rtl.trees import tree_max, tree_reduce
+from semdialect.rtl.trees import tree_reduce
 
 __all__ = [
     "MX_QUANTIZER_LATENCY",
+    "MX_QUANTIZER_MAX_STAGES",
+    "MX_QUANTIZER_STAGES",
     "MXQuantizer",
     "MXRule",
     "encoded_view",
     "mx_quantized_block",
 ]
 
-#: Cycles from accepting a block at ``i`` to presenting it at ``o`` (``o.ready`` high):
-#: two register stages (preprocessed lanes, output codes).
-MX_QUANTIZER_LATENCY = 2
+#: Most register stages :class:`MXQuantizer` can have (block analysis, lanes, output).
+MX_QUANTIZER_MAX_STAGES = 3
+#: The default register stages: block analysis and output (≥ 250 MHz at 180 nm, module
+#: docstring).
+MX_QUANTIZER_STAGES = 2
+#: Cycles from accepting a block at ``i`` to presenting it at ``o`` (``o.ready`` high) of the
+#: default quantizer: one per register stage.
+MX_QUANTIZER_LATENCY = MX_QUANTIZER_STAGES
 
 _FRAC_BITS = 10
 _EXP_BITS = 5
 _SIGN_BIT = FP16_BITS - 1
 #: FP16: |x| = m · 2^(E − 25) with the 11-bit significand m and E = max(e, 1)
 _FP16_SIG_SHIFT = 25
-#: width of the per-lane right-shift amount a_i = L + min(E_max − E_i, 15) ≤ 25; any
-#: a_i ≥ 10 + W (15 or 18) shifts the whole (10 + W)-bit significand out, so the clamp at 15
-#: changes nothing
-_SHIFT_BITS = 5
+#: lanes served by one copy of the registered block kind and msb (the shift amount's inputs)
+_LANES_PER_COPY = 8
 
 
 @dataclass(frozen=True)
@@ -188,7 +215,8 @@ def _resolve_kind(kind: ElementKind | PEKind | str) -> ElementKind:
         raise ValueError(f"kind: {kind.name} selects dialects (use BlockQuantizer); "
                          "MXQuantizer needs a fixed-format MX kind")
     fmt = kind.pe.element_format()
-    if kind.block != fmt.block_size(None) or fmt.scale_bits() != 8:
+    if (kind.block != fmt.block_size(None) or fmt.scale_bits() != 8 or not kind.pe.pow2_scaled
+            or kind.pe.has_tensor_scale):  # NVFP4 (E4M3 scale, FP32 tensor scale): no
         raise ValueError(f"kind: {kind.name} is not an OCP MX kind (E8M0 scale, B = 32)")
     return kind
 
@@ -225,30 +253,85 @@ def _msb(value: Value) -> Value:
     return out
 
 
+def _ge_const(value: Value, k: int) -> Value:
+    """``value`` ≥ ``k`` (unsigned, 0 < k < 2^len) with the constant operand full width (a
+    carry out when ``k`` is below half the range): Amaranth's Verilog drops a constant's zero
+    top bits, which Verilator -Wall reports as WIDTHEXPAND."""
+    width = len(value)
+    assert 0 < k < 1 << width
+    if k >> (width - 1):
+        return value >= k
+    return (value + ((1 << width) - k))[width]
+
+
+def _thermometer_value(therm: list[Value]) -> Value:
+    """The value v ∈ [0, len(therm)] of a thermometer code ``therm[k − 1]`` = (v ≥ k): bit b
+    of v is set on the runs [j·2^(b+1) + 2^b, (j + 1)·2^(b+1) − 1] (run start set, the first
+    value past its end clear)."""
+    top = len(therm)
+    bits = []
+    for b in range(top.bit_length()):
+        runs = []
+        for start in range(1 << b, top + 1, 1 << (b + 1)):
+            end = start + (1 << b)  # first value past the run
+            runs.append(therm[start - 1] & ~therm[end - 1] if end <= top else therm[start - 1])
+        bits.append(Cat(*runs).any())
+    return Cat(*bits)
+
+
+def _fast_max(m: Module, values: list[Value], name: str, low: int = 2) -> Signal:
+    """Maximum of unsigned ``values`` in two thermometer passes (shallower than a compare
+    tree): the high parts' maximum H = OR over lanes of each (high ≥ k), then the low parts'
+    maximum over the lanes whose high part is H."""
+    width = len(values[0])
+    his = [v[low:] for v in values]
+    los = [v[:low] for v in values]
+    hi_max = Signal(width - low, name=f"{name}_hi")
+    m.d.comb += hi_max.eq(_thermometer_value(
+        [Cat(*(_ge_const(h, k) for h in his)).any() for k in range(1, 1 << (width - low))]))
+    cands = [Signal(name=f"{name}_c{i}") for i in range(len(values))]
+    m.d.comb += [c.eq(h == hi_max) for c, h in zip(cands, his, strict=True)]
+    lo_max = Signal(low, name=f"{name}_lo")
+    m.d.comb += lo_max.eq(_thermometer_value(
+        [Cat(*(c & _ge_const(lo, k) for c, lo in zip(cands, los, strict=True))).any()
+         for k in range(1, 1 << low)]))
+    out = Signal(width, name=name)
+    m.d.comb += out.eq(Cat(lo_max, hi_max))
+    return out
+
+
 class MXQuantizer(wiring.Component):
     """OCP MX block quantization of FP16 activations (module docstring), stream-handshaked.
 
-    **Latency** :data:`MX_QUANTIZER_LATENCY` = 2 cycles (a block accepted at ``i`` in cycle t
-    is at ``o`` in cycle t + 2 when ``o.ready`` is high), **initiation interval 1** block per
-    cycle. Each stage loads when it is empty or its block moves on in the same cycle
-    (``en2 = ~o.valid | o.ready``, ``en1 = ~s1.valid | en2``, ``i.ready = en1``: ``i.ready``
-    depends combinationally on ``o.ready``; no ``valid`` depends on a ``ready``);
-    ``o.valid``/``o.payload`` are registers and hold still while ``o.ready`` is low.
+    **Latency** :attr:`latency` = ``stages`` cycles (default 2, :data:`MX_QUANTIZER_LATENCY`:
+    a block accepted at ``i`` in cycle t is at ``o`` in cycle t + 2 when ``o.ready`` is high),
+    **initiation interval 1** block per cycle. Every register loads with one stall enable
+    ``en = ~o.valid | o.ready`` (its fanout is a buffer tree of the synthesis flow: fewer cells
+    than replicated enables, :class:`~rtl.trees.Enables`, and off the critical path), and
+    ``i.ready = en``: ``i.ready`` depends combinationally on ``o.ready``, no ``valid`` depends on a
+    ``ready``; ``o.valid``/``o.payload`` are registers and hold still while ``o.ready`` is
+    low (so does every stage behind them). Default: ≥ 250 MHz at 180 nm (module docstring).
 
-    Storage: stage 1 B × (W + 2) bits (t, sticky, sign; W = 5 for MXFP4, 8 for MXINT8) +
-    8 (scale) + 1 (invalid) + valid; stage 2 the output payload (B × 4 + 9 or B × 8 + 9) +
-    valid. Logic: a 5-bit max tree and a 10-bit OR tree over the lanes, a 10-bit priority
-    encoder, two small scale tables, per lane a 5-bit subtract, a clamp to 4 bits, a 4-bit
-    add and a (10 + W)-bit right shift with sticky (5 levels); then per lane a 64 × 3 ROM
-    (MXFP4) or an 8-bit increment, clamp and negate
-    (MXINT8).
+    Storage (stages ≥ 2): the blk register B × (13 + ⌈log2(W + 1)⌉) bits (fraction, normal
+    bit, sign, d_i; W = 5 for MXFP4, 8 for MXINT8) + 5 (e_max) + 4 (msb) + 3 (kind, zero,
+    invalid) + 5 per 8 lanes (copies of the block kind and msb: the shift amounts' fanout) +
+    valid; stages = 3 adds B × (W + 2) (t, sticky, sign) + 9 + valid; the output payload
+    (B × 4 + 9 or B × 8 + 9) + valid. Logic: the two-pass 5-bit maximum and a 10-bit OR tree
+    over the lanes, a 10-bit priority encoder, two small scale tables, per lane a 5-bit
+    subtract and clamp, a table (10 + d_i), a mux and a (10 + W)-bit right shift with sticky
+    (MXINT8: a W-bit shift by d_i and a (9 + W)-bit shift by msb, the block kind selecting);
+    then per lane a 64 × 3 ROM (MXFP4) or an 8-bit increment and clamp (MXINT8).
 
     Parameters
     ----------
     kind : ElementKind | PEKind | str
         A fixed-format MX kind: ``ElementKind.for_design(PEKind.MXFP4)`` or
         ``ElementKind.for_design(PEKind.MXINT8)`` (a PEKind or its name is resolved the same
-        way). ``ValueError`` naming ``kind`` otherwise.
+        way). ``ValueError`` naming ``kind`` otherwise (also for NVFP4: E4M3 scale).
+    stages : int
+        Register stages 1..3 (default 2, :data:`MX_QUANTIZER_STAGES`): 1 = the output register
+        only, 2 = + the register after the block analysis, 3 = + the register after the
+        lane shifts. :attr:`latency` = ``stages``. ``ValueError`` naming ``stages`` otherwise.
 
     Members
     -------
@@ -259,7 +342,13 @@ class MXQuantizer(wiring.Component):
         the same offsets — then ``invalid`` (1). 137 bits (MXFP4) or 265 bits (MXINT8).
     """
 
-    def __init__(self, kind: ElementKind | PEKind | str) -> None:
+    def __init__(self, kind: ElementKind | PEKind | str, *,
+                 stages: int = MX_QUANTIZER_STAGES) -> None:
+        if isinstance(stages, bool) or not isinstance(stages, int) or not (
+                1 <= stages <= MX_QUANTIZER_MAX_STAGES):
+            raise ValueError(f"stages: must be an integer 1..{MX_QUANTIZER_MAX_STAGES}, "
+                             f"got {stages!r}")
+        self._stages = stages
         self._kind = _resolve_kind(kind)
         self._rule = MXRule.for_kind(self._kind)
         self._table = self._rule.grid_table() if self._rule.grid is not None else None
@@ -282,9 +371,14 @@ class MXQuantizer(wiring.Component):
         return self._kind.block
 
     @property
+    def stages(self) -> int:
+        """Register stages (1..3), the output register included."""
+        return self._stages
+
+    @property
     def latency(self) -> int:
-        """Cycles from accepting a block to presenting it at ``o``: 2."""
-        return MX_QUANTIZER_LATENCY
+        """Cycles from accepting a block to presenting it at ``o``: :attr:`stages`."""
+        return self._stages
 
     @property
     def initiation_interval(self) -> int:
@@ -296,34 +390,77 @@ class MXQuantizer(wiring.Component):
         rule = self._rule
         b = self._kind.block
         w = rule.window
-        lanes = self.i.payload.x
+        # one stall enable for every register, ``~o.valid | o.ready`` (the synthesis flow
+        # drives its fanout through a buffer tree; o.ready's path to the registers is short)
+        en = Signal(name="stall_en")
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        # -- stage 1 (comb): block exponent, leading position, per-lane shift with sticky ----
+        def reg1(value: Value, name: str, init: int | None) -> Signal:
+            reg = (Signal(value.shape(), name=name, reset_less=True) if init is None else
+                   Signal(value.shape(), name=name, init=init))
+            with m.If(en):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def register(tag: str, values: dict[str, Value]) -> dict[str, Value]:
+            return {key: reg1(Value.cast(value), f"{tag}_{key}",
+                                  0 if key == "valid" else None)
+                    for key, value in values.items()}
+
+        # -- block analysis: e_max, F = OR of the fractions, its top bit, NaN/Inf; per lane the
+        # distance d_i = min(E_max − E_i, W) (d = W already shifts every bit out) -------------
+        lanes = self.i.payload.x
         exps = [lanes[i][_FRAC_BITS : _FRAC_BITS + _EXP_BITS] for i in range(b)]
         fracs = [lanes[i][:_FRAC_BITS] for i in range(b)]
-        e_max = Signal(_EXP_BITS)
+        normals = [e.any() for e in exps]
+        e_max = _fast_max(m, exps, "e_max")
+        normal_blk = Signal()  # e_max ≥ 1
         e_max_eff = Signal(_EXP_BITS)  # E_max = max(e_max, 1)
         frac_or = Signal(_FRAC_BITS)
         msb = Signal(4)  # top set bit of F
-        lead = Signal(4)  # L: 10, or the top set bit of F for a subnormal/zero block
+        zero = Signal()  # amax = 0
         invalid = Signal()
-        zero = Signal()
-        scale = Signal(8)
         m.d.comb += [
-            e_max.eq(tree_max(exps)),
-            e_max_eff.eq(Mux(e_max.any(), e_max, 1)),
+            normal_blk.eq(Cat(*normals).any()),
+            e_max_eff.eq(Mux(normal_blk, e_max, 1)),
             frac_or.eq(tree_reduce(fracs, lambda p, q: p | q)),
             msb.eq(_msb(frac_or)),
-            lead.eq(Mux(e_max.any(), _FRAC_BITS, msb)),
-            zero.eq(~e_max.any() & ~frac_or.any()),
+            zero.eq(~normal_blk & ~frac_or.any()),
             invalid.eq(Cat(e.all() for e in exps).any()),
         ]
+        dist_bits = w.bit_length()
+        dists = []
+        for i in range(b):
+            diff = Signal(_EXP_BITS, name=f"diff{i}")  # E_max − E_i, 0..29
+            dist = Signal(dist_bits, name=f"dist{i}")
+            m.d.comb += [
+                diff.eq(e_max_eff - Mux(normals[i], exps[i], 1)),
+                dist.eq(Mux(_ge_const(diff, w), w, diff[:dist_bits])),
+            ]
+            dists.append(dist)
+        # per lane: sign, normal bit, fraction (the significand m_i = {normal, fraction}), d_i
+        lane_bits = [Cat(fracs[i], normals[i], lanes[i][_SIGN_BIT], dists[i]) for i in range(b)]
+        front: dict[str, Value] = {"valid": self.i.valid, "lanes": Cat(*lane_bits),
+                                   "e_max": e_max, "normal": normal_blk, "msb": msb,
+                                   "zero": zero, "invalid": invalid}
+        # the shift amounts' block inputs: one register copy per _LANES_PER_COPY lanes
+        for group in range(-(-b // _LANES_PER_COPY)):
+            front[f"normal{group}"] = normal_blk
+            front[f"msb{group}"] = msb
+        if self._stages >= 2:
+            front = register("blk", front)
+        lane_w = _FRAC_BITS + 2 + dist_bits
+        lane_regs = [front["lanes"][i * lane_w : (i + 1) * lane_w] for i in range(b)]
+        e_max, normal_blk, msb, zero = (front["e_max"], front["normal"], front["msb"],
+                                        front["zero"])
+
         # E8M0 byte = E_max + L + offset, as two constant tables (normal: L = 10, E_max =
         # e_max; subnormal: E_max = 1, L = msb); zero blocks give 0. Tables rather than adders
         # of unequal widths (Verilator -Wall WIDTHEXPAND on Amaranth's narrowed operands).
+        scale = Signal(8)
         with m.If(zero):
             m.d.comb += scale.eq(0)
-        with m.Elif(e_max.any()):
+        with m.Elif(normal_blk):
             with m.Switch(e_max):
                 for field in range(1, 1 << _EXP_BITS):
                     with m.Case(field):
@@ -338,50 +475,58 @@ class MXQuantizer(wiring.Component):
                 with m.Default():  # msb ≤ 9
                     m.d.comb += scale.eq(0)
 
-        s1 = Signal(data.StructLayout({
-            "t": data.ArrayLayout(w, b),
-            "sticky": data.ArrayLayout(1, b),
-            "sign": data.ArrayLayout(1, b),
-            "scale": 8,
-            "invalid": 1,
-        }), name="s1", reset_less=True)
-        s1_valid = Signal(name="s1_valid")
-        t_next = []
+        # -- per lane: a_i = 10 + d_i (normal block) or msb (subnormal block: every E_i = 1 =
+        # E_max), then the right shift with sticky of m_i << (W − 1) ------------------------
+        amount_bits = (_FRAC_BITS + w).bit_length()
+        t_all, sticky_all, sign_all = [], [], []
         for i in range(b):
-            normal = exps[i].any()
-            dist = Signal(_EXP_BITS, name=f"distance{i}")  # E_max − E_i, 0..29
-            near = Signal(4, name=f"near{i}")  # min(E_max − E_i, 15): a_i ≥ 15 shifts all out
-            amount = Signal(_SHIFT_BITS, name=f"amount{i}")  # a_i = L + min(E_max − E_i, 15)
-            m.d.comb += [
-                dist.eq(e_max_eff - Mux(normal, exps[i], 1)),
-                near.eq(Mux(dist[4], 15, dist[:4])),
-                amount.eq(lead + near),
-            ]
-            sig = Cat(Const(0, w - 1), fracs[i], normal)  # m_i << (W − 1), 10 + W bits
-            shifted, sticky = _shift_right_sticky(m, sig, amount, f"lane{i}")
-            t_next.append((shifted[:w], sticky, lanes[i][_SIGN_BIT]))
-
-        en1 = Signal()
-        en2 = Signal()
-        m.d.comb += [
-            en2.eq(~self.o.valid | self.o.ready),
-            en1.eq(~s1_valid | en2),
-            self.i.ready.eq(en1),
-        ]
-        with m.If(en1):
-            m.d.sync += [
-                s1_valid.eq(self.i.valid),
-                s1.scale.eq(Mux(invalid, 0, scale)),
-                s1.invalid.eq(invalid),
-            ]
-            for i, (t, sticky, sign) in enumerate(t_next):
-                m.d.sync += [
-                    s1.t[i].eq(Mux(invalid, 0, t)),
-                    s1.sticky[i].eq(sticky & ~invalid),
-                    s1.sign[i].eq(sign & ~invalid),
+            reg = lane_regs[i]
+            frac, normal, sign, dist = (reg[:_FRAC_BITS], reg[_FRAC_BITS],
+                                        reg[_FRAC_BITS + 1], reg[_FRAC_BITS + 2 :])
+            group = i // _LANES_PER_COPY
+            sig = Cat(Const(0, w - 1), frac, normal)  # m_i << (W − 1), 10 + W bits
+            if rule.grid is None:
+                # integer elements (the rounding adder follows): one shifter per block kind,
+                # the kind selecting at the end, so that its fanout settles while they shift.
+                # Normal: the fixed 10-bit shift leaves sig's top W bits, shifted by d_i ≤ W;
+                # subnormal: every m_i < 2^10, shifted by msb.
+                t_norm, st_norm = _shift_right_sticky(m, sig[_FRAC_BITS:], dist, f"lane{i}n")
+                t_sub, st_sub = _shift_right_sticky(m, sig[: _FRAC_BITS + w - 1],
+                                                    front[f"msb{group}"], f"lane{i}s")
+                t = Signal(w, name=f"t{i}")
+                sticky = Signal(name=f"sticky{i}")
+                m.d.comb += [
+                    t.eq(Mux(front[f"normal{group}"], t_norm, t_sub[:w])),
+                    sticky.eq(Mux(front[f"normal{group}"], st_norm | sig[:_FRAC_BITS].any(),
+                                  st_sub)),
                 ]
+                t_all.append(t)
+                sticky_all.append(sticky)
+                sign_all.append(sign)
+                continue
+            normal_amount = Signal(amount_bits, name=f"normal_amount{i}")  # 10 + d_i
+            amount = Signal(amount_bits, name=f"amount{i}")
+            with m.Switch(dist):
+                for d in range(w + 1):
+                    with m.Case(d):
+                        m.d.comb += normal_amount.eq(_FRAC_BITS + d)
+                with m.Default():  # d_i ≤ W
+                    m.d.comb += normal_amount.eq(_FRAC_BITS + w)
+            m.d.comb += amount.eq(Mux(front[f"normal{group}"], normal_amount,
+                                      front[f"msb{group}"]))
+            shifted, sticky = _shift_right_sticky(m, sig, amount, f"lane{i}")
+            t_all.append(shifted[:w])
+            sticky_all.append(sticky)
+            sign_all.append(sign)
+        mid: dict[str, Value] = {"valid": front["valid"], "t": Cat(*t_all),
+                                 "sticky": Cat(*sticky_all), "sign": Cat(*sign_all),
+                                 "scale": scale, "invalid": front["invalid"]}
+        if self._stages >= 3:
+            mid = register("lane", mid)
+        t_of = [mid["t"][i * w : (i + 1) * w] for i in range(b)]
+        sticky_of, sign_of = mid["sticky"], mid["sign"]
 
-        # -- stage 2 (comb): round each lane to its element; output register ----------------
+        # -- per lane: round to the element (E2M1 ROM or int8 RNE + clamp) ------------------
         codes = []
         if self._table is not None:
             rom = Memory(shape=unsigned(rule.element_bits - 1), depth=len(self._table),
@@ -389,30 +534,35 @@ class MXQuantizer(wiring.Component):
             m.submodules.grid_rom = rom
             for i in range(b):
                 port = rom.read_port(domain="comb")
-                m.d.comb += port.addr.eq(Cat(s1.sticky[i], s1.t[i]))
-                codes.append(Cat(port.data, s1.sign[i]))
+                m.d.comb += port.addr.eq(Cat(sticky_of[i], t_of[i]))
+                codes.append(Cat(port.data, sign_of[i]))
         else:
-            top = (1 << (rule.element_bits - 1)) - 1
+            bits = rule.element_bits
+            top = (1 << (bits - 1)) - 1
             for i in range(b):
-                t = s1.t[i]
-                whole = t[1:]  # element units, unit + 1 bits
-                up = t[0] & (s1.sticky[i] | whole[0])  # round half to even
-                rounded = Signal(rule.element_bits, name=f"rounded{i}")
-                mag = Signal(rule.element_bits - 1, name=f"mag{i}")
-                code = Signal(rule.element_bits, name=f"code{i}")
+                t = t_of[i]
+                whole = t[1:]  # element units, unit + 1 = bits − 1 bits: ≤ top
+                up = t[0] & (sticky_of[i] | whole[0])  # round half to even
+                sign = sign_of[i]
+                # ±(whole + up) in one adder: −(whole + up) = ~whole + ~up (bits wide); the
+                # magnitude exceeds top only as whole = top rounding up: clamp to ±top
+                signed = Signal(bits, name=f"signed{i}")
+                code = Signal(bits, name=f"code{i}")
                 m.d.comb += [
-                    rounded.eq(whole + up),
-                    # rounded ≤ 2^(bits−1) (the maximum's t < 2^W): its top bit is "> top"
-                    mag.eq(Mux(rounded[-1], top, rounded[:-1])),
-                    code.eq(Mux(s1.sign[i], -mag, mag)),
+                    signed.eq(Cat(whole, Const(0, 1)) ^ Mux(sign, (1 << bits) - 1, 0)),
+                    code.eq(Mux(whole.all() & up, Mux(sign, (1 << bits) - top, top),
+                                (signed + (up ^ sign))[:bits])),
                 ]
                 codes.append(code)
 
-        with m.If(en2):
-            m.d.sync += [
-                self.o.valid.eq(s1_valid),
-                self.o.payload.scale.eq(s1.scale),
-                self.o.payload.invalid.eq(s1.invalid),
-            ]
-            m.d.sync += [self.o.payload.codes[i].eq(codes[i]) for i in range(b)]
+        # -- output register: a NaN/Inf block leaves codes 0 and scale 0 --------------------
+        result = Signal(mx_quantized_block(self._kind), name="result")
+        bad = mid["invalid"]
+        m.d.comb += [
+            result.scale.eq(Mux(bad, 0, mid["scale"])),
+            result.invalid.eq(bad),
+            *(result.codes[i].eq(Mux(bad, 0, codes[i])) for i in range(b)),
+        ]
+        out = register("out", {"valid": mid["valid"], "payload": Value.cast(result)})
+        m.d.comb += [self.o.valid.eq(out["valid"]), Value.cast(self.o.payload).eq(out["payload"])]
         return m

@@ -4,7 +4,8 @@
 
 Run through :func:`tb.runner.run_cocotb` (``tests/test_rtl_nvfp4.py``). Settings (environment):
 
-``NVFP4_DIV_BITS``  the quantizer's ``div_bits`` (default 5; must match the Verilog)
+``NVFP4_STAGES``    the quantizer's ``stages`` (default ``NVFP4_STAGES``, 7; must match the
+                   Verilog)
 ``NVFP4_RANDOM``    random blocks per random tensor (default 600)
 ``NVFP4_SEED``      seed of the data and of the valid/ready patterns (default 1)
 ``NVFP4_SUMMARY``   if set, a JSON file receiving what each test checked
@@ -29,7 +30,7 @@ import cocotb
 import numpy as np
 
 from semdialect.rtl.layouts import fp16_block
-from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer, nvfp4_quantized_block
+from semdialect.rtl.nvfp4_quantizer import NVFP4_STAGES, NVFP4Quantizer, nvfp4_quantized_block
 from semdialect.tb.drivers import reset, run_stream, stream
 from semdialect.tb.nvfp4_ref import (
     BLOCK,
@@ -43,17 +44,17 @@ from semdialect.tb.nvfp4_ref import (
 )
 from semdialect.tb.packing import LayoutCodec
 
-DIV_BITS = int(os.environ.get("NVFP4_DIV_BITS", "5"))
+STAGES = int(os.environ.get("NVFP4_STAGES", str(NVFP4_STAGES)))
 N_RANDOM = int(os.environ.get("NVFP4_RANDOM", "600"))
 SEED = int(os.environ.get("NVFP4_SEED", "1"))
 SUMMARY = os.environ.get("NVFP4_SUMMARY")
 CORRUPT = os.environ.get("NVFP4_CORRUPT") == "1"
 
-QUANT = NVFP4Quantizer(div_bits=DIV_BITS)
+QUANT = NVFP4Quantizer(stages=STAGES)
 IN = LayoutCodec(fp16_block(BLOCK))
 OUT = LayoutCodec(nvfp4_quantized_block(BLOCK))
 
-_summary: dict[str, Any] = {"div_bits": DIV_BITS, "latency": QUANT.latency,
+_summary: dict[str, Any] = {"stages": STAGES, "latency": QUANT.latency,
                             "cycles_per_block": QUANT.cycles_per_block, "tests": {}}
 
 

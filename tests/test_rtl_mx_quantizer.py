@@ -30,6 +30,8 @@ from semdialect.rtl.emit import cached_verilog
 from semdialect.rtl.layouts import fp16_block
 from semdialect.rtl.mx_quantizer import (
     MX_QUANTIZER_LATENCY,
+    MX_QUANTIZER_MAX_STAGES,
+    MX_QUANTIZER_STAGES,
     MXQuantizer,
     MXRule,
     encoded_view,
@@ -48,7 +50,10 @@ from semdialect.tb.packing import LayoutCodec
 from semdialect.tb.runner import FAST_BUILD_ARGS, CocotbFailure, run_cocotb
 from semdialect.tb.verilator import lint
 
-KIND_IDS = [pe.value for pe in MX_KINDS]
+#: the OCP MX kinds (E8M0 scale; the test top's MX_KINDS must be these)
+KINDS = tuple(pe for pe in PEKind if not pe.has_dialects and pe.pow2_scaled)
+KIND_IDS = [pe.value for pe in KINDS]
+STAGES = tuple(range(1, MX_QUANTIZER_MAX_STAGES + 1))
 VERILOG_DIR = build_dir() / "verilog" / "mx_quantizer"
 TEST_MODULE = "semdialect.tb.cocotb_mx_quantizer"
 
@@ -135,9 +140,9 @@ def rtl_stream(dut: MXQuantizer, payloads: Sequence[int], *, p_idle: float, seed
     return outputs, put_at, got_at
 
 
-def check_against_golden(pe: PEKind, vs: MXVectors, *, p_idle: float, seed: int
-                         ) -> tuple[list[int], list[int]]:
-    dut = MXQuantizer(pe)
+def check_against_golden(pe: PEKind, vs: MXVectors, *, p_idle: float, seed: int,
+                         stages: int = MX_QUANTIZER_STAGES) -> tuple[list[int], list[int]]:
+    dut = MXQuantizer(pe, stages=stages)
     packed = LayoutCodec(fp16_block(dut.block)).pack(len(vs), x=vs.bits)
     outs, put_at, got_at = rtl_stream(dut, packed, p_idle=p_idle, seed=seed)
     got = LayoutCodec(mx_quantized_block(dut.kind)).unpack(outs)
@@ -157,32 +162,54 @@ def sim_vectors() -> MXVectors:
     return mx_vectors(120, seed=11)
 
 
+def vectors_for(stages: int) -> MXVectors:
+    """:func:`sim_vectors` for the default stage count; for the others (the same arithmetic,
+    other register positions: what they can break is the stall and valid handling) the first
+    block of every class, since pysim evaluates a one-stage quantizer at about 1 s a block."""
+    vs = sim_vectors()
+    if stages == MX_QUANTIZER_STAGES:
+        return vs
+    first: dict[str, int] = {}
+    for k, label in enumerate(vs.labels):
+        first.setdefault(label, k)
+    return vs.take(sorted(first.values()))
+
+
 # -- amaranth.sim tests --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pe", MX_KINDS, ids=KIND_IDS)
-def test_sim_backpressure(pe: PEKind) -> None:
-    """Random + adversarial blocks with random idle cycles on input and output."""
-    vs = sim_vectors()
+@pytest.mark.parametrize("pe", KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("stages", STAGES)
+def test_sim_backpressure(pe: PEKind, stages: int) -> None:
+    """Random + adversarial blocks with random idle cycles on input and output, every
+    register stage count (the others on one block of each class, :func:`vectors_for`)."""
+    vs = vectors_for(stages)
     want = ref_mx(vs.bits, pe)
-    assert want.invalid.sum() >= 8 and want.ties.sum() > 100 and want.saturated.sum() > 100
-    check_against_golden(pe, vs, p_idle=0.4, seed=3)
+    if stages == MX_QUANTIZER_STAGES:
+        assert want.invalid.sum() >= 8 and want.ties.sum() > 100 and want.saturated.sum() > 100
+    else:
+        assert len(set(vs.labels)) == len(set(sim_vectors().labels)) and want.invalid.any()
+    check_against_golden(pe, vs, p_idle=0.4, seed=3 + stages, stages=stages)
 
 
-@pytest.mark.parametrize("pe", MX_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("pe", KINDS, ids=KIND_IDS)
 def test_sim_element_sweep_sample(pe: PEKind) -> None:
     """Every 8th block of the element sweep (all of it runs on Verilator)."""
     vs, _ = element_sweep_vectors(seed=4)
     check_against_golden(pe, vs.take(list(range(0, len(vs), 8))), p_idle=0.2, seed=5)
 
 
-@pytest.mark.parametrize("pe", MX_KINDS, ids=KIND_IDS)
-def test_sim_latency_and_interval(pe: PEKind) -> None:
-    """Always valid and ready: a block every cycle, each out 2 cycles after it went in."""
-    vs = mx_vectors(0, seed=5).take(list(range(16)))
-    put_at, got_at = check_against_golden(pe, vs, p_idle=0.0, seed=0)
+@pytest.mark.parametrize("pe", KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("stages", STAGES)
+def test_sim_latency_and_interval(pe: PEKind, stages: int) -> None:
+    """Always valid and ready: a block every cycle, each out ``latency`` (= ``stages``)
+    cycles after it went in."""
+    latency = MXQuantizer(pe, stages=stages).latency
+    assert latency == stages
+    vs = mx_vectors(0, seed=5).take(list(range(16 if stages == MX_QUANTIZER_STAGES else 6)))
+    put_at, got_at = check_against_golden(pe, vs, p_idle=0.0, seed=0, stages=stages)
     assert np.diff(put_at).tolist() == [1] * (len(vs) - 1)
-    assert [g - p for p, g in zip(put_at, got_at, strict=True)] == [MX_QUANTIZER_LATENCY] * len(vs)
+    assert [g - p for p, g in zip(put_at, got_at, strict=True)] == [latency] * len(vs)
 
 
 def _hand_blocks() -> np.ndarray:
@@ -196,7 +223,7 @@ def _hand_blocks() -> np.ndarray:
     return blocks
 
 
-@pytest.mark.parametrize("pe", MX_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("pe", KINDS, ids=KIND_IDS)
 def test_sim_hand_checked(pe: PEKind) -> None:
     """Hand-computed blocks (independent of golden): −0, 65504, the smallest subnormal, a
     power-of-two amax with ties, NaN."""
@@ -230,7 +257,7 @@ def test_sim_hand_checked(pe: PEKind) -> None:
 # -- structure and parameters ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pe", MX_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("pe", KINDS, ids=KIND_IDS)
 def test_output_is_the_pe_operand(pe: PEKind) -> None:
     """``codes``/``scale`` sit at the offsets of ``kind.encoded_layout`` (the BlockPE operand)
     and the quantizer's output wires straight into ``BlockPE(kind)``."""
@@ -269,27 +296,41 @@ def test_rules_from_the_kinds() -> None:
     assert table[1::2] == e2m1_encode((t + 0.5) / 4).tolist()  # strictly inside (t, t + 1)
 
 
-@pytest.mark.parametrize("bad", [PEKind.DIALECT, "dialect", "sd32", "nope", True, 3, None])
+@pytest.mark.parametrize("bad", [PEKind.DIALECT, "dialect", "sd32", "nope", True, 3, None,
+                                 PEKind.NVFP4, "nvfp4"])
 def test_parameters_are_validated(bad: Any) -> None:
     with pytest.raises(ValueError, match="^kind:"):
         MXQuantizer(bad)
 
 
+@pytest.mark.parametrize("bad", [0, MX_QUANTIZER_MAX_STAGES + 1, -1, True, 2.0, None, "2"])
+def test_stages_are_validated(bad: Any) -> None:
+    with pytest.raises(ValueError, match="^stages:"):
+        MXQuantizer(PEKind.MXFP4, stages=bad)
+
+
 def test_accepts_kind_or_name() -> None:
-    for pe in MX_KINDS:
+    assert MX_QUANTIZER_LATENCY == MX_QUANTIZER_STAGES == 2  # the default: 250 MHz at 180 nm
+    for pe in KINDS:
         for spec in (pe, pe.value, ElementKind.for_design(pe)):
             q = MXQuantizer(spec)
-            assert q.kind.pe is pe and q.latency == MX_QUANTIZER_LATENCY == 2
+            assert q.kind.pe is pe and q.latency == q.stages == MX_QUANTIZER_LATENCY
             assert q.initiation_interval == 1 and q.block == 32
+        for stages in STAGES:
+            q = MXQuantizer(pe, stages=stages)
+            assert q.stages == q.latency == stages and q.initiation_interval == 1
 
 
 # -- Verilator -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pe", MX_KINDS, ids=KIND_IDS)
-def test_lint(pe: PEKind) -> None:
-    """The bare quantizer's Verilog is lint-clean under ``-Wall`` (Amaranth waivers only)."""
-    made = cached_verilog(f"mx_quantizer_{pe.value}", MXQuantizer, (pe,), out_dir=VERILOG_DIR)
+@pytest.mark.parametrize("pe", KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("stages", [MX_QUANTIZER_STAGES])
+def test_lint(pe: PEKind, stages: int) -> None:
+    """The bare quantizer's Verilog is lint-clean under ``-Wall`` (Amaranth waivers only);
+    the default stage count (the others move registers, not widths)."""
+    name = f"mx_quantizer_{pe.value}" + ("" if stages == MX_QUANTIZER_STAGES else f"_s{stages}")
+    made = cached_verilog(name, MXQuantizer, (pe,), {"stages": stages}, out_dir=VERILOG_DIR)
     assert made.copy is not None
     lint([made.copy], made.name, LINT_WAIVERS)
 
@@ -309,13 +350,14 @@ def test_verilator() -> None:
     """Both kinds on Verilator: random + adversarial blocks with random back-pressure
     (NaN/Inf → invalid included), the element sweep and the latency/throughput check,
     bit-exact with golden."""
+    assert MX_KINDS == KINDS
     run, summary = _run(2000)
     assert run.tests == 3
     tests = summary["tests"]
     sweep = tests["test_element_sweep"]
     assert sweep["element_pairs"] == 2 * (17 * 1024 + 1024) + 2 * (2**11 - 2)
     rnd = tests["test_random_backpressure"]
-    for pe in MX_KINDS:
+    for pe in KINDS:
         info = rnd[pe.value]
         assert info["blocks"] >= 2000 and info["invalid_blocks"] >= 8
         assert info["ties"] > 100 and info["saturated"] > 100

@@ -21,7 +21,7 @@ from semdialect.paths import build_dir
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
 from semdialect.rtl.emit import cached_verilog
 from semdialect.rtl.layouts import nvfp4_block
-from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer, nvfp4_quantized_block
+from semdialect.rtl.nvfp4_quantizer import NVFP4_STAGES, NVFP4Quantizer, nvfp4_quantized_block
 from semdialect.rtl.scale import FP32Mul, fp32_mul, nvfp4_contribution
 from semdialect.tb.generate import LINT_WAIVERS
 from semdialect.tb.nvfp4_ref import (
@@ -350,37 +350,15 @@ def test_quantizer_output_layout() -> None:
     assert layout["invalid"].offset == base.size and layout.size == base.size + 1
 
 
-@pytest.mark.parametrize("div_bits", [1, 7, 25])
-def test_quantizer_div_bits_timing(div_bits: int) -> None:
-    """Other divider radices: bit-exact, and without stalls one block every N + 1 cycles, each
-    N + 2 cycles after its transfer (N = ceil(25 / div_bits))."""
-    dut = NVFP4Quantizer(div_bits=div_bits)
-    n = -(-25 // div_bits)
-    assert (dut.cycles_per_block, dut.latency) == (n + 1, n + 2)
-    rng = np.random.default_rng(div_bits)
-    blocks = random_tensor_blocks(rng, 6)
-    tensors = [(blocks, tensor_scales(blocks))]
-    got, accepted, emitted = rtl_quantize(dut, tensors, seed=1, p_valid=1.0, p_ready=1.0)
-    assert got == expected(tensors)
-    assert {b - a for a, b in zip(accepted, accepted[1:], strict=False)} == {n + 1}
-    assert {e - a for a, e in zip(accepted, emitted, strict=True)} == {n + 2}
-
-
-def test_quantizer_rejects_bad_div_bits() -> None:
-    for bad in (0, 26, True, 2.0):
-        with pytest.raises(ValueError, match="div_bits"):
-            NVFP4Quantizer(div_bits=bad)
-
-
 # -- NVFP4 quantizer (Verilator) ----------------------------------------------------------------
 
 VERILOG_DIR = build_dir() / "verilog" / "nvfp4"
 TEST_MODULE = "semdialect.tb.cocotb_nvfp4"
 
 
-def quantizer_verilog(div_bits: int = 5):
-    made = cached_verilog(f"nvfp4_quantizer_d{div_bits}", NVFP4Quantizer,
-                          kwargs={"div_bits": div_bits}, out_dir=VERILOG_DIR)
+def quantizer_verilog(stages: int = NVFP4_STAGES):
+    made = cached_verilog(f"nvfp4_quantizer_s{stages}", NVFP4Quantizer,
+                          kwargs={"stages": stages}, out_dir=VERILOG_DIR)
     assert made.copy is not None
     return made.copy
 
@@ -408,8 +386,8 @@ def test_quantizer_verilator_bit_exact() -> None:
     assert rnd["nonfinite_all_zero"]["invalid_blocks"] == 2
     assert sum(info["invalid_blocks"] for info in rnd.values()) == (
         rnd["nonfinite_mixed"]["invalid_blocks"] + 2)
-    assert tests["test_latency_throughput"]["gaps"] == [summary["cycles_per_block"]] == [6]
-    assert tests["test_latency_throughput"]["latency"] == [summary["latency"]] == [7]
+    assert tests["test_latency_throughput"]["gaps"] == [summary["cycles_per_block"]] == [1]
+    assert tests["test_latency_throughput"]["latency"] == [summary["latency"]] == [NVFP4_STAGES]
     print(f"\nNVFP4 quantizer on Verilator: build {run.build_seconds:.1f}s (cached="
           f"{not run.built}), test {run.test_seconds:.1f}s; " + ", ".join(
               f"{name}: {info['blocks']} blocks" for name, info in rnd.items()))
@@ -420,10 +398,9 @@ def test_quantizer_verilator_catches_corruption() -> None:
         run_nvfp4(20, "test_random_backpressure", NVFP4_CORRUPT="1")
 
 
-@pytest.mark.parametrize("div_bits", [5, 1])
-def test_quantizer_lint(div_bits: int) -> None:
+def test_quantizer_lint() -> None:
     """The generated quantizer is clean under ``verilator --lint-only -Wall`` with only the
     Amaranth-structural waivers (``tb.generate.LINT_WAIVERS``): no width warnings."""
     assert not any(w.rule.startswith("WIDTH") for w in LINT_WAIVERS)
-    top = quantizer_verilog(div_bits)
+    top = quantizer_verilog()
     lint([top], top.stem, LINT_WAIVERS)
