@@ -145,12 +145,16 @@ class Config:
     def on_array(self, rows: int, cols: int) -> Config:
         """This configuration on a ``rows`` × ``cols`` array, named ``<name>-<rows>x<cols>``:
         the same formatbook, B, selector and every ``[pipeline]`` stage (tiles of rows ×
-        cols·acc_stages); lanes = gcd(lanes, rows) and the widest valid drain_width not above
-        this one's (a drain beat covers part of a tile row or whole tile rows)."""
+        cols·acc_stages); lanes = gcd(lanes, rows); drain_width the widest valid width (a
+        drain beat covers part of a tile row or whole tile rows) not above this one's scaled
+        by the tile's size, so a tile still drains in as many beats (the default's 8 × 56
+        tile in 8 beats of 56, its 4 × 14 tile in 8 beats of 7) and the output adder keeps
+        its share of the array."""
         tile = cols * self.acc_stages
         widths = [w for w in range(1, rows * tile + 1)
                   if tile % w == 0 or (w % tile == 0 and (rows * tile) % w == 0)]
-        drain = max(w for w in widths if w <= self.drain_width)
+        scaled = self.drain_width * rows * tile / (self.rows * self.tile_cols)
+        drain = max(w for w in widths if w <= max(1.0, scaled))
         return replace(self, name=f"{self.name}-{rows}x{cols}", rows=rows, cols=cols,
                        lanes=math.gcd(self.lanes, rows), drain_width=drain)
 
