@@ -14,8 +14,9 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
                       / 32 (sd32), LUT selection, formats per cycle min(P, K)
                       [frontend, block decoder]
 ``selector``          dfp4 with ``lut`` (base P) vs ``two-stage`` selection [frontend]
-``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P) [frontend]
-``block``             B = 16 / 32 / 64 [frontend, PE core, block decoder]
+``formats_per_cycle`` P = 1 … K LUT lanes of the base formatbook (selector cycles K/P); the quick
+                      plan (the default) P = 1, 2^⌊log2(K)/2⌋, K and the base P [frontend]
+``block``             B = 16 / 32 / 64; the quick plan 16 / 32 [frontend, PE core, block decoder]
 ``pe``                every PE kind of the registry (:class:`semdialect.designs.PEKind`):
                       dialect (base) vs MXFP4 vs NVFP4 vs MXINT8 [PE core, block decoder,
                       frontend]
@@ -51,6 +52,7 @@ of the throughput figures is the lower of the two.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -143,8 +145,24 @@ def describe(cfg: Config) -> str:
     return f"{book} {sel} B={cfg.block}"
 
 
-def variants(base: Config) -> list[Variant]:
+#: the block sizes of the ``block`` axis (``full``; the quick plan leaves out B = 64, whose
+#: pipelined frontend alone is a 7-minute Yosys run)
+BLOCKS = (16, 32, 64)
+
+
+def quick_lanes(k: int, p: int) -> set[int]:
+    """The formats-per-cycle points of the quick plan: P = 1, the geometric middle
+    2^⌊log2(K)/2⌋, K and the base P (K = 32: 1, 4, 32)."""
+    return {1, 1 << (k.bit_length() - 1) // 2, k, p}
+
+
+def variants(base: Config, full: bool = False) -> list[Variant]:
     """The ablation points of ``base`` (see the module docstring), baseline first per axis.
+
+    ``full`` = False (``semdialect sim``'s default) is the quick plan: the formats-per-cycle
+    axis at :func:`quick_lanes` only and the block axis at B = 16, 32 (and the base B); every
+    other point as ``full``, which runs each power of two P dividing K and B = 16 / 32 / 64
+    (``semdialect sim --full-ablation``).
 
     A two-stage base has no LUT lanes: its formatbook and formats-per-cycle axes are left out
     and the selector axis compares it with a LUT selector of P = K (also 1 cycle per block).
@@ -178,13 +196,13 @@ def variants(base: Config) -> list[Variant]:
 
         # formats per cycle: every power of two dividing K
         for lanes in (1 << i for i in range(k.bit_length())):
-            if k % lanes == 0:
+            if k % lanes == 0 and (full or lanes in quick_lanes(k, p)):
                 out.append(Variant("formats_per_cycle",
                                    f"P = {lanes} ({k // lanes} cycles/block)",
                                    replace(base, formats_per_cycle=lanes), fe, lanes == p))
 
     # block size
-    for block in (16, 32, 64):
+    for block in (BLOCKS if full else sorted({16, 32, base.block})):
         out.append(Variant("block", f"B = {block}", replace(base, block=block),
                            (*fe, _core(PEKind.DIALECT), _decoder(PEKind.DIALECT)),
                            block == base.block))
@@ -293,26 +311,24 @@ def _verilog(cfg: Config, module: str) -> tuple[Path, str]:
 
 
 def _selector_lanes(base: Config) -> list[int]:
-    """Formats per cycle tried for the selector's Fmax: the base P, then halved while it
-    divides K (largest first)."""
-    k, lanes, out = base.book().size, base.formats_per_cycle, []
-    while lanes >= 1:
-        if k % lanes == 0:
-            out.append(lanes)
-        lanes //= 2
-    return out
+    """Formats per cycle tried for the selector's Fmax, smallest first: 1, 2, 4, … up to the
+    base P (the powers of two dividing K, and P itself)."""
+    k, lanes = base.book().size, base.formats_per_cycle
+    out = [1 << i for i in range(lanes.bit_length()) if (1 << i) < lanes and k % (1 << i) == 0]
+    return [*out, lanes]
 
 
 def _key(cfg: Config, module: str) -> tuple[str, str]:
     return json.dumps(cfg.to_dict(), sort_keys=True), module
 
 
-def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
+def run_area(base: Config, *, fmax: bool = True, workers: int = 2, full: bool = False,
              say: Callable[[str], None] = print) -> AreaRun:
-    """Synthesize every ablation module and array part of ``base`` (``workers`` Yosys processes
-    at a time, cached) and, with ``fmax``, place the PE core and the selector on iCE40."""
+    """Synthesize every ablation module (:func:`variants` with ``full``) and array part of
+    ``base`` (``workers`` Yosys processes at a time, cached) and, with ``fmax``, place the PE
+    core and the selector on iCE40 (two more threads: the placements run beside them)."""
     t0 = time.perf_counter()
-    vars_ = variants(base)
+    vars_ = variants(base, full)
     parts = array_parts(base)
     jobs: dict[tuple[str, str], tuple[Config, str]] = {}
     for cfg, module in [(v.cfg, m) for v in vars_ for m in v.modules] + [
@@ -339,12 +355,12 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2,
     results: dict[tuple[str, str], Future[AreaReport]] = {}
     pe_future: Future[_PeFmax] | None = None
     sel_future: Future[_SelectorFmax] | None = None
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        if fmax:  # the longest chains, submitted first; their Verilog emitted here
-            selectors = [(lanes, _verilog(replace(base, formats_per_cycle=lanes),
-                                          "format_selector")[0])
-                         for lanes in (_selector_lanes(base) if base.select == "lut"
-                                       else [base.formats_per_cycle])]
+    with ThreadPoolExecutor(max_workers=workers + (2 if fmax else 0)) as pool:
+        if fmax:  # the longest chains, submitted first
+            selectors = [(lanes, functools.partial(
+                _verilog, replace(base, formats_per_cycle=lanes), "format_selector"))
+                for lanes in (_selector_lanes(base) if base.select == "lut"
+                              else [base.formats_per_cycle])]
             sel_future = pool.submit(_selector_fmax, selectors, say)
             pe_future = pool.submit(_pe_fmax, base, _verilog(base, "pe_core")[0], say)
         for key in order:
@@ -390,22 +406,33 @@ def _pe_fmax(base: Config, pe_core: Path, say: Callable[[str], None]) -> _PeFmax
     return rep, mhz, [note] if note else []
 
 
-def _selector_fmax(selectors: list[tuple[int, Path]], say: Callable[[str], None]
-                   ) -> _SelectorFmax:
-    """iCE40 Fmax of the largest-P selector that places (module docstring)."""
+def _selector_fmax(selectors: list[tuple[int, Callable[[], tuple[Path, str]]]],
+                   say: Callable[[str], None]) -> _SelectorFmax:
+    """iCE40 Fmax of the largest-P selector that places (module docstring): ``selectors``
+    smallest P first, each with the function emitting its Verilog; the search climbs until a
+    P does not place (a larger one needs more logic cells still), so the large selectors that
+    cannot fit are not synthesized for iCE40 one after the other."""
     notes: list[str] = []
-    for lanes, path in selectors:
-        rep, mhz, note = _place(path, "format_selector", f"selector with P = {lanes}", say)
-        if note is None:
-            return rep, mhz, lanes, notes
-        notes.append(note)
-    return None, None, None, notes
+    best: tuple[AreaReport, float | None, int] | None = None
+    for lanes, emit in selectors:
+        rep, mhz, note = _place(emit()[0], "format_selector", f"selector with P = {lanes}",
+                                say)
+        if note is not None:
+            notes.append(note)
+            break
+        best = (rep, mhz, lanes)
+    if best is None:
+        return None, None, None, notes
+    return best[0], best[1], best[2], notes
 
 
 def _clock(base: Config, pe_core: Path, selectors: list[tuple[int, Path]],
            say: Callable[[str], None]) -> Clock:
-    """:func:`_pe_fmax` and :func:`_selector_fmax` one after the other."""
-    return _combine(_pe_fmax(base, pe_core, say), _selector_fmax(selectors, say))
+    """:func:`_pe_fmax` and :func:`_selector_fmax` (on already emitted selectors, smallest
+    P first) one after the other."""
+    emitted = [(lanes, functools.partial(lambda path: (path, ""), path))
+               for lanes, path in selectors]
+    return _combine(_pe_fmax(base, pe_core, say), _selector_fmax(emitted, say))
 
 
 def _combine(pe: _PeFmax, sel: _SelectorFmax) -> Clock:

@@ -39,8 +39,19 @@ def test_every_axis_has_one_baseline_and_changes_only_its_parameters() -> None:
         assert len({v.label for v in on_axis}) == len(on_axis), axis
 
 
+def test_quick_plan_is_a_subset_with_the_same_baselines() -> None:
+    quick, full = ablation.variants(DEFAULT), ablation.variants(DEFAULT, full=True)
+    assert [v.cfg.formats_per_cycle for v in quick if v.axis == "formats_per_cycle"] == [
+        1, 4, 32]
+    assert [v.cfg.block for v in quick if v.axis == "block"] == [16, 32]
+    assert set(quick) < set(full)
+    assert {v for v in quick if v.baseline} == {v for v in full if v.baseline}
+    assert {v.axis for v in full} == {v.axis for v in quick}
+    assert ablation.quick_lanes(16, 2) == {1, 2, 4, 16}
+
+
 def test_default_axes_cover_the_issue_points() -> None:
-    vs = ablation.variants(DEFAULT)
+    vs = ablation.variants(DEFAULT, full=True)
     sizes = sorted(v.cfg.book().size for v in vs if v.axis == "formatbook")
     assert sizes == [1, 16, 32]
     assert sorted(v.cfg.block for v in vs if v.axis == "block") == [16, 32, 64]
@@ -128,23 +139,26 @@ def _report(lut4: int, fmax: float | None = None) -> AreaReport:
                                        fmax_mhz=fmax))
 
 
-def test_selector_fmax_falls_back_to_the_largest_p_that_fits(monkeypatch) -> None:
-    sizes = {"pe": 4000, "sel8": 9000, "sel4": 5000, "sel2": 3000}
+def test_selector_fmax_climbs_to_the_largest_p_that_fits(monkeypatch) -> None:
+    sizes = {"pe": 4000, "sel2": 3000, "sel4": 5000, "sel8": 9000, "sel16": 12000}
     calls: list[tuple[str, bool]] = []
 
     def fake(path, top, *, ice40=False, fmax=False, **_):
         name = Path(path).stem
         calls.append((name, fmax))
-        return _report(sizes[name], {"pe": 19.0, "sel4": 40.0}.get(name) if fmax else None)
+        return _report(sizes[name], {"pe": 19.0, "sel2": 45.0, "sel4": 40.0}.get(name)
+                       if fmax else None)
 
     monkeypatch.setattr(ablation, "synthesize", fake)
-    assert ablation._selector_lanes(DEFAULT) == [32, 16, 8, 4, 2, 1]  # default P = K = 32
+    assert ablation._selector_lanes(DEFAULT) == [1, 2, 4, 8, 16, 32]  # default P = K = 32
+    assert ablation._selector_lanes(replace(DEFAULT, formats_per_cycle=8)) == [1, 2, 4, 8]
     clock = ablation._clock(DEFAULT, Path("pe.v"),
-                            [(8, Path("sel8.v")), (4, Path("sel4.v")), (2, Path("sel2.v"))],
+                            [(2, Path("sel2.v")), (4, Path("sel4.v")), (8, Path("sel8.v")),
+                             (16, Path("sel16.v"))],
                             say=lambda _: None)
     assert clock.selector_p == 4 and clock.selector_mhz == 40.0 and clock.pe_mhz == 19.0
     assert clock.mhz == 19.0
-    assert ("sel2", False) not in calls  # stops at the first that fits
+    assert ("sel16", True) not in calls  # stops at the first that does not fit
     assert len(clock.notes) == 1 and "P = 8 needs 9000 LUT4" in clock.notes[0]
 
 

@@ -159,7 +159,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     return run(args.config, args.out, workload=args.workload, rho=args.rho,
                skip_rtl=args.skip_rtl, skip_area=args.skip_area, fmax=args.fmax,
-               full_rtl=args.full_rtl)
+               full_rtl=args.full_rtl, full_ablation=args.full_ablation)
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -403,9 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "default core takes ~12 min to generate and build on 2 cores)")
     p.add_argument("--skip-area", action="store_true", help="skip Yosys synthesis and place "
                    "and route")
+    p.add_argument("--full-ablation", action="store_true",
+                   help="synthesize every point of the area ablation: each power-of-two "
+                        "formats per cycle P dividing K and B = 64 too; by default the quick "
+                        "plan (P = 1, the geometric middle, K; B = 16, 32), which keeps a "
+                        "cold make sim within about 12 minutes on 2 cores")
     p.add_argument("--no-fmax", dest="fmax", action="store_false",
-                   help="skip placing the PE core and the selector on iCE40 (nextpnr); "
-                   "throughput is then given at an assumed 100 MHz clock")
+                   help="skip placing the PE core and the selector on iCE40 (nextpnr), the "
+                   "FPGA prototype figures; throughput uses the 180 nm OpenSTA clock, or an "
+                   "assumed 100 MHz without the cell library and OpenSTA")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("verilog", help="emit Verilog for a configuration (linted)",

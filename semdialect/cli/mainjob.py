@@ -314,16 +314,27 @@ def stage_asic(cfg: Config, out: Path, parts: list) -> dict[str, float]:
     return clocks
 
 
-def stage_area(cfg: Config, out: Path, fmax: bool = True) -> tuple[float | None,
-                                                                   dict[str, float]]:
+def stage_area(cfg: Config, out: Path, fmax: bool = True, full_ablation: bool = False
+               ) -> tuple[float | None, dict[str, float]]:
     """Synthesize the per-feature ablation modules and each design's array logic
     (:mod:`sim.ablation`); with ``fmax`` place the PE core and the selector on iCE40 (an FPGA
-    prototype figure); then the liberty flow (:func:`stage_asic`). Writes ``area.csv``,
+    prototype figure); the liberty flow (:func:`stage_asic`) runs beside them in a thread of
+    its own (its two processes and the Yosys/nextpnr ones share the cores: no core idles
+    while the longest synthesis finishes). Writes ``area.csv``,
     ``array_area.csv``, ``fmax.csv`` and ``asic.csv``; returns the iCE40 clock (MHz) or None
     and each design's 180 nm ASIC array clock (MHz)."""
-    from semdialect.sim.ablation import CSV_HEADER, rows_for_csv, run_area
+    from concurrent.futures import ThreadPoolExecutor
 
-    run = run_area(cfg, fmax=fmax, say=_say)
+    from semdialect.sim.ablation import CSV_HEADER, array_parts, rows_for_csv, run_area
+
+    with ThreadPoolExecutor(max_workers=1) as liberty:
+        asic_future = liberty.submit(stage_asic, cfg, out, array_parts(cfg))
+        try:
+            run = run_area(cfg, fmax=fmax, full=full_ablation, say=_say)
+        except BaseException:
+            asic_future.cancel()
+            raise
+        asic_clocks = asic_future.result()
     _write_csv(out / "area.csv", CSV_HEADER, rows_for_csv(run.rows))
     _write_csv(out / "array_area.csv",
                ["design", "part", "module", "count", "unit_nand2_eq", "nand2_eq"],
@@ -350,7 +361,6 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True) -> tuple[float | None,
         for name in FMAX_OUTPUTS:
             (out / name).unlink(missing_ok=True)
     _say(f"  {run.modules_synthesized} distinct modules in {run.seconds:.0f} s")
-    asic_clocks = stage_asic(cfg, out, [p for p, _ in run.parts])
     return (clock.mhz if clock else None), asic_clocks
 
 
@@ -404,7 +414,7 @@ def stage_energy(cfg: Config, results: dict[str, list[LayerResult]], out: Path
 def run(config_path: Config | str, out_dir: str = "reports/out",
         workload: str = "opensora2_256px_129f", rho: Fraction | str = "0.05",
         skip_rtl: bool = False, skip_area: bool = False, fmax: bool = True,
-        full_rtl: bool = False) -> int:
+        full_rtl: bool = False, full_ablation: bool = False) -> int:
     """The main job on a Config (the CLI parses --config) or a config path; returns the
     process exit status.
 
@@ -425,7 +435,9 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
                "ran" if rtl_config(cfg, full_rtl) == cfg else
                f"ran on {rtl_config(cfg, full_rtl).name} (reduced array; --full-rtl for "
                f"{cfg.rows}x{cfg.cols})"),
-              ("area", "skipped (--skip-area)" if skip_area else "ran"),
+              ("area", "skipped (--skip-area)" if skip_area else
+               "ran (full ablation)" if full_ablation else
+               "ran (quick ablation; --full-ablation for every P and B = 64)"),
               ("iCE40 Fmax", "skipped (--skip-area)" if skip_area else
                "skipped (--no-fmax)" if not fmax else "ran"),
               ("cycle model", "ran"), ("energy", "ran")]
@@ -450,7 +462,7 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
         else:
             _say("\n[3/5] area: Yosys synthesis of the ablation modules and each design's "
                  "array, liberty synthesis and OpenSTA timing at 180 nm (cached)")
-            measured, asic_clocks = stage_area(cfg, out, fmax)
+            measured, asic_clocks = stage_area(cfg, out, fmax, full_ablation)
         asic_clock = asic_clocks.get(configured_design().name)
         clock = asic_clock or measured or ASSUMED_CLOCK_MHZ
         how = ("the array's 180 nm OpenSTA clock" if asic_clock else
