@@ -19,7 +19,8 @@ output is that of ``candidates=None``.
 :func:`golden.luts.two_stage_tables`): m = max q_i (max tree), pair = min(15 − min((m + 1)
 >> 1, 15), 7), the pair's two beneficial ranges come from an 8-entry ROM (initialised from
 ``two_stage_tables``); two B-bit range tests and popcounts give the counts, and the odd
-dialect wins only with a strictly larger count. One cycle per block (C = 1). SeDA is not
+dialect wins only with a strictly larger count. One cycle per block (C = 1); pipelined
+(``stages`` ≥ 1) the registers are spread over these levels like ``lut``'s. SeDA is not
 defined for two-stage selection (SPEC §4, §7): the hardware **ignores** ``mask`` in this mode
 (it is not even stored), so any mask gives the result of ``candidates=None``. ``cost`` is 0.
 
@@ -30,6 +31,7 @@ unspecified, so the chosen dialect is too); the code quantizer forces their outp
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import NamedTuple
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
@@ -60,7 +62,6 @@ from semdialect.rtl.trees import (
     held_register,
     pipeline_register,
     tree_depth,
-    tree_max,
     tree_reduce,
     tree_sum,
 )
@@ -78,6 +79,10 @@ MODES = ("lut", "two-stage")
 
 #: BlockDialect pairs (2p, 2p + 1), p = 0..7 (SPEC §4)
 _PAIRS = 8
+
+#: ``stage(level, values)``: the values after an evaluation level, registered when a
+#: pipeline register follows that level (see :meth:`FormatSelector._elaborate_pipelined`)
+_Stage = Callable[[int, list], list]
 
 
 def resolve_formatbook(formatbook: Formatbook | str) -> Formatbook:
@@ -150,6 +155,32 @@ def _keep_lowest(a: _Candidate, b: _Candidate) -> _Candidate:
     """Better of two candidates, ``a`` holding the lower ids: ``b`` only if strictly cheaper."""
     take_b = b.ok & (~a.ok | (b.cost < a.cost))
     return _Candidate(a.ok | b.ok, Mux(take_b, b.cost, a.cost), Mux(take_b, b.index, a.index))
+
+
+class _Counts(NamedTuple):
+    """Two-stage popcounts of one subtree: elements in the pair's even / odd dialect's
+    beneficial range (each as wide as its adder tree level needs)."""
+
+    even: Value
+    odd: Value
+
+
+def _pack(value: Value | tuple) -> Value:
+    """A stage value as one bit vector: a NamedTuple of values (``_Candidate``, ``_Counts``)
+    concatenated, its first field in the low bits."""
+    return Cat(*value) if isinstance(value, tuple) else Value.cast(value)
+
+
+def _unpack(like: Value | tuple, bits: Value) -> Value | tuple:
+    """The inverse of :func:`_pack`: ``bits`` (e.g. its register) split like ``like``."""
+    if not isinstance(like, tuple):
+        return bits
+    fields, at = [], 0
+    for field in like:
+        width = len(Value.cast(field))
+        fields.append(bits[at:at + width])
+        at += width
+    return type(like)(*fields)
 
 
 class FormatSelector(wiring.Component):
@@ -344,19 +375,21 @@ class FormatSelector(wiring.Component):
         return m
 
     def _elaborate_pipelined(self) -> Module:
-        """``stages`` > 0: the group evaluation (ERR ROM reads, B-input adder trees, P-input
-        argmin tree) is cut by ``stages`` registers spread over its levels, the last after
-        the argmin (:meth:`_lut_cuts`); two-stage: ``stages`` registers after the whole
-        evaluation. The registers carry the block, the group's place and the mask bits with
-        it. One stall enable for all (``en = ~o.valid | o.ready``); the front takes a block
-        every C enabled cycles.
+        """``stages`` > 0: the evaluation is cut by ``stages`` registers spread over its levels,
+        the last after the final level (:meth:`_cuts`): in ``lut`` mode the group
+        evaluation (ERR ROM reads, B-input adder trees, P-input argmin tree), in
+        ``two-stage`` mode the selection (max tree, pair and range ROM, range tests, popcount
+        trees, count compare; :meth:`_two_stage`). The registers carry the block, the group's
+        place and the mask bits (``lut``) or the pair (``two-stage``) with it. One stall
+        enable for all (``en = ~o.valid | o.ready``); the front takes a block every C enabled
+        cycles.
 
         ``raw``: the held register (one copy) holds the preprocessor's front half; its back
         half follows, then the first of the ``stages`` registers (the block's replicas, one
         per ``_LANES_PER_COPY`` ROM lanes, with the group's place and mask bits): the one
-        that would sit after the argmin (lut), or the first after the evaluation
-        (two-stage). The argmin's last levels then feed the output register (and for C > 1
-        the merge with the running best) directly."""
+        that would sit after the final level (the argmin, or the two-stage count compare).
+        The last levels then feed the output register (and for C > 1 the merge with the
+        running best) directly."""
         m = Module()
         c = self.cycles
         k = self._book.size
@@ -437,42 +470,28 @@ class FormatSelector(wiring.Component):
             pre_side = None
         side["block"] = held
 
+        cuts = self._cuts()
+        assert cuts.pop(0, 0) == int(self._raw)  # the raw register is built above
+        state = {"side": side}
+        if pre_side is not None:
+            state["pre_tail"] = pre_side
+
+        def stage(level: int, values: list) -> list:
+            for copy in range(cuts.get(level, 0)):
+                tag = f"sel{level}" + (f"_{copy}" if copy else "")
+                state["pre_tail"] = state["side"]  # what the last register loads
+                state["side"] = register(tag, state["side"])
+                flat = register(f"{tag}v", {str(i): _pack(v) for i, v in enumerate(values)})
+                values = [_unpack(v, flat[str(i)]) for i, v in enumerate(values)]
+            return values
+
         if self._mode == "lut":
-            cuts = self._lut_cuts()
-            assert cuts.pop(0, 0) == int(self._raw)  # the raw register is built above
-            state = {"side": side}
-            if pre_side is not None:
-                state["pre_tail"] = pre_side
-
-            def stage(level: int, values: list) -> list:
-                for copy in range(cuts.get(level, 0)):
-                    tag = f"sel{level}" + (f"_{copy}" if copy else "")
-                    state["pre_tail"] = state["side"]  # what the last register loads
-                    state["side"] = register(tag, state["side"])
-                    flat = register(f"{tag}v", {str(i): Value.cast(v) if not isinstance(
-                        v, _Candidate) else Cat(v.ok, v.cost, v.index)
-                        for i, v in enumerate(values)})
-                    if values and isinstance(values[0], _Candidate):
-                        values = [_Candidate(flat[str(i)][0], flat[str(i)][1:1 + len(v.cost)],
-                                             flat[str(i)][1 + len(v.cost):])
-                                  for i, v in enumerate(values)]
-                    else:
-                        values = [flat[str(i)] for i in range(len(values))]
-                return values
-
             group = self._lut_group(m, helds, side.get("count"), stage, state, base_level=1,
                                     argmin_base=1 + tree_depth(self._block))
-            tail = state["side"]
-            pre_tail = state["pre_tail"]
         else:
-            result = _Candidate(Const(1), Const(0, 1), self._two_stage(m, held))
-            side["dialect"] = result.index
-            tail = side
-            pre_tail = pre_side
-            for stage_index in range(self._stages - int(self._raw)):
-                pre_tail = tail
-                tail = register(f"sel{stage_index}", tail)
-            group = _Candidate(Const(1), Const(0, 1), tail["dialect"])
+            group = _Candidate(Const(1), Const(0, 1), self._two_stage(m, held, stage, state))
+        tail = state["side"]
+        pre_tail = state["pre_tail"]
 
         if count is not None:
             group_id = Signal(id_bits(k), name="group_id")
@@ -513,16 +532,26 @@ class FormatSelector(wiring.Component):
         en.finish(tail["valid"] & tail["last"])  # after the last copy is handed out
         return m
 
-    def _lut_cuts(self) -> dict[int, int]:
-        """Pipelined ``lut`` mode: evaluation level → number of stage registers after it.
+    def _levels(self) -> int:
+        """Logic levels of the pipelined evaluation (the positions :meth:`_cuts` distributes
+        the registers over). ``lut``: 1 (ERR ROM reads) + log2 B (adder trees) + log2 P
+        (argmin). ``two-stage``: log2 B (max tree) + 1 (pair) + 1 (range ROM read) + 1
+        (range tests) + log2 B (popcount trees) + 1 (count compare), see
+        :meth:`_two_stage`."""
+        depth = tree_depth(self._block)
+        if self._mode == "lut":
+            return 1 + depth + tree_depth(self._per_cycle)
+        return 2 * depth + 4
 
-        The evaluation has ``levels`` = 1 (ERR ROM reads) + log2 B (adder tree) + log2 P
-        (argmin) logic levels; the ``stages`` registers go where
-        :func:`~rtl.trees.cut_levels` puts them, the last after the final level (with more
-        registers than levels, the surplus stacks there too). ``raw``: that last register
-        would stand right before the output register (for C = 1 a pure delay), so it moves
-        in front of the evaluation instead, after the preprocessor's back half (level 0)."""
-        levels = 1 + tree_depth(self._block) + tree_depth(self._per_cycle)
+    def _cuts(self) -> dict[int, int]:
+        """Pipelined evaluation: level → number of stage registers after it.
+
+        The ``stages`` registers go where :func:`~rtl.trees.cut_levels` puts them over the
+        :meth:`_levels` levels, the last after the final level (with more registers than
+        levels, the surplus stacks there too). ``raw``: that last register would stand right
+        before the output register (for C = 1 a pure delay), so it moves in front of the
+        evaluation instead, after the preprocessor's back half (level 0)."""
+        levels = self._levels()
         fit = min(self._stages, levels)
         cuts: dict[int, int] = {}
         for level in cut_levels(levels, fit):
@@ -555,7 +584,7 @@ class FormatSelector(wiring.Component):
             terms.append(port.data)
         return terms
 
-    def _lut_group(self, m: Module, helds: list, count: Signal | None, stage,
+    def _lut_group(self, m: Module, helds: list, count: Signal | None, stage: _Stage,
                    state: dict, base_level: int, argmin_base: int) -> _Candidate:
         """This cycle's group of P costs and its argmin, with ``stage(level, values)`` called
         after the ROM reads (level ``base_level``), after every adder-tree level and after
@@ -632,15 +661,34 @@ class FormatSelector(wiring.Component):
             ]
         return merged
 
-    def _two_stage(self, m: Module, held: data.View) -> Value:
-        """BlockDialect two-stage selection of the held block (SPEC §4): the dialect id."""
-        qs = [held.q[i] for i in range(self._block)]
+    def _two_stage(self, m: Module, held: data.View, stage: _Stage | None = None,
+                   state: dict | None = None) -> Value:
+        """BlockDialect two-stage selection of ``held`` (SPEC §4): the dialect id
+        (id_bits(K) bits, 2·pair + odd wins).
+
+        Levels (D = log2 B): 1 … D the max tree over the B 5-bit q values; D + 1 the pair
+        (3 bits, from the 5-bit maximum); D + 2 its two ranges (4 bounds of ``bound_bits``)
+        read from the 8-entry ROM; D + 3 the 2 × B range tests (1 bit each); D + 4 … 2D + 3
+        the two popcount trees (advancing together as :class:`_Counts`); 2D + 4 the count
+        compare. ``stage(level, values)``, when given, is called after every level and
+        returns the values the next level uses (registered copies, see
+        :meth:`_elaborate_pipelined`); the block and, from level D + 1 on, the pair travel
+        in ``state["side"]`` (``block``, ``pair``) and are read from there, as they stand
+        after the stage. Without ``stage`` the selection is combinational."""
+        if stage is None or state is None:
+            stage, state = (lambda level, values: values), {"side": {"block": held}}
+        depth = tree_depth(self._block)
+
+        def qs() -> list[Value]:  # the block's q values as they stand after the last stage
+            view = data.View(preprocessed_block(self._block), state["side"]["block"])
+            return [view.q[i] for i in range(self._block)]
+
         qmax = Signal(Q_BITS)
         half = Signal(Q_BITS)  # (m + 1) >> 1, 0..16
         inverted = Signal(4)  # 15 - min(half, 15): 0 for 16, else the 4-bit complement
         pair = Signal(3)  # min(inverted, 7)
         m.d.comb += [
-            qmax.eq(tree_max(qs)),
+            qmax.eq(tree_reduce(qs(), lambda a, b: Mux(b > a, b, a), stage=stage)),
             half.eq((qmax + 1)[1:]),
             inverted.eq(Mux(half[4], 0, ~half[:4])),
             pair.eq(Mux(inverted[3], _PAIRS - 1, inverted[:3])),
@@ -654,13 +702,20 @@ class FormatSelector(wiring.Component):
         )
         m.submodules.range_rom = rom
         port = rom.read_port(domain="comb")
-        m.d.comb += port.addr.eq(pair)
+        state["side"]["pair"] = pair
+        stage(depth + 1, [])
+        m.d.comb += port.addr.eq(state["side"]["pair"])
+        lo_even, hi_even, lo_odd, hi_odd = stage(depth + 2, [port.data[x] for x in range(4)])
+        tests = stage(depth + 3, [_Counts((q >= lo_even) & (q < hi_even),
+                                          (q >= lo_odd) & (q < hi_odd)) for q in qs()])
+        total = tree_reduce(tests, lambda a, b: _Counts(a.even + b.even, a.odd + b.odd),
+                            stage=lambda level, values: stage(depth + 3 + level, values))
         counts = []
-        for side in range(2):
-            lo, hi = port.data[2 * side], port.data[2 * side + 1]
-            count = Signal(range(self._block + 1), name=("even", "odd")[side] + "_count")
-            m.d.comb += count.eq(tree_sum([(q >= lo) & (q < hi) for q in qs]))
+        for side, name in enumerate(("even", "odd")):
+            count = Signal(range(self._block + 1), name=f"{name}_count")
+            m.d.comb += count.eq(total[side])
             counts.append(count)
         dialect = Signal(id_bits(self._book.size), name="two_stage_id")
-        m.d.comb += dialect.eq(Cat(counts[1] > counts[0], pair))  # 2·pair + (odd wins)
-        return dialect
+        # 2·pair + (odd wins)
+        m.d.comb += dialect.eq(Cat(counts[1] > counts[0], state["side"]["pair"]))
+        return stage(2 * depth + 4, [dialect])[0]

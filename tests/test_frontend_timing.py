@@ -238,16 +238,21 @@ def test_stage_budget() -> None:
     final level."""
     levels = 11  # B = 32, P = 32: ROM reads, 5 adder levels, 5 argmin levels
     for stages in range(1, 7):
-        plain = FormatSelector(32, "sd32", "lut", 32, stages=stages)._lut_cuts()
-        raw = FormatSelector(32, "sd32", "lut", 32, stages=stages, raw=True)._lut_cuts()
+        plain = FormatSelector(32, "sd32", "lut", 32, stages=stages)._cuts()
+        raw = FormatSelector(32, "sd32", "lut", 32, stages=stages, raw=True)._cuts()
         assert plain == {level: 1 for level in cut_levels(levels, stages)}
         assert raw == {0: 1} | {level: 1 for level in cut_levels(levels, stages)[:-1]}
-    assert FormatSelector(32, "sd32", "lut", 32, stages=4, raw=True)._lut_cuts() == \
+    assert FormatSelector(32, "sd32", "lut", 32, stages=4, raw=True)._cuts() == \
         {0: 1, 3: 1, 6: 1, 8: 1}  # the default: argmin levels 9-11 feed the output register
+    # two-stage, B = 32 (14 levels: max tree 1-5, pair 6, range ROM 7, range tests 8,
+    # popcounts 9-13, compare 14), the BlockDialect lane's stages = 4
+    assert FormatSelector(32, "dfp4", "two-stage", 16, stages=4, raw=True)._cuts() == \
+        {0: 1, 4: 1, 7: 1, 11: 1}
+    assert FormatSelector(32, "dfp4", "two-stage", 16, stages=2)._cuts() == {7: 1, 14: 1}
     # more registers than levels (B = 16, P = 1: 5 levels) stack after the last one
-    assert FormatSelector(16, "dfp4", "lut", 1, stages=6)._lut_cuts() == \
+    assert FormatSelector(16, "dfp4", "lut", 1, stages=6)._cuts() == \
         {1: 1, 2: 1, 3: 1, 4: 1, 5: 2}
-    assert FormatSelector(16, "dfp4", "lut", 1, stages=6, raw=True)._lut_cuts() == \
+    assert FormatSelector(16, "dfp4", "lut", 1, stages=6, raw=True)._cuts() == \
         {0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
     for stages in range(1, 7):
         assert FormatSelector(16, "dfp4", "lut", 4, stages=stages, raw=True).latency == \

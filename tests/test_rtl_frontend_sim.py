@@ -309,6 +309,31 @@ def test_selector_two_stage_ignores_mask() -> None:
     assert {"two_stage_ties"} & set(labels)
 
 
+@pytest.mark.parametrize("raw", [False, True])
+@pytest.mark.parametrize("stages", [1, 2, 3, 4])
+@pytest.mark.parametrize("block", [16, 32])
+def test_selector_two_stage_pipelined(block: int, stages: int, raw: bool) -> None:
+    """Two-stage selection with ``stages`` registers spread over its evaluation (plain and
+    ``raw``, the lane's FP16 input): dialect, cost 0 and the passed-along q bit for bit under
+    random back-pressure, then with both sides always ready a block every cycle, each out
+    C + 1 + stages = 2 + stages cycles after it went in."""
+    bits, masks, labels = selector_vectors("dfp4", block, "two-stage", seed=10 * block + stages)
+    want = ref_select(bits, None, "dfp4", "two-stage")
+    payloads = ([{"x": row, "mask": mask_int(mask)} for row, mask in zip(ints(bits), masks,
+                                                                        strict=True)]
+                if raw else selector_payloads(bits, masks))
+    for p_idle in (0.4, 0.0):
+        dut = FormatSelector(block, "dfp4", "two-stage", 16, stages=stages, raw=raw)
+        outs, put_at, got_at = rtl_stream(dut, payloads, p_idle=p_idle, seed=stages)
+        assert_equal("dialect", np.array([int(p.dialect) for p in outs]), want.dialect, labels)
+        assert_equal("block.q", np.array([[int(p.block.q[i]) for i in range(block)]
+                                          for p in outs]), want.q, labels)
+        assert [int(p.cost) for p in outs] == [0] * len(bits)
+    assert dut.latency == 2 + stages
+    assert np.diff(put_at).tolist() == [1] * (len(bits) - 1)
+    assert [g - p for p, g in zip(put_at, got_at, strict=True)] == [dut.latency] * len(bits)
+
+
 def test_selector_all_zero_mask_is_whole_formatbook() -> None:
     vs = frontend_vectors("dfp4", 16, "lut", 10, seed=4)
     bits = vs.bits[[k for k, lab in enumerate(vs.labels) if lab == "gaussian"][:6]]

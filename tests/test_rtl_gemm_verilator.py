@@ -23,8 +23,8 @@ waveforms. Build and run times are printed (``pytest -s``) and recorded as test 
 The shipped ``small`` core runs as shipped (2×2, d = 2: 2 × 4 tiles; combinational output
 adder). The shipped ``default`` (sd32, B = 32, lut 32/cycle, C-slow d = 7, 1 decoder, 3
 product, 2 scale, 4 selector and 5 output-adder stages) and ``blockdialect`` (dfp4, B = 32,
-two-stage, the same array pipeline) run on reduced arrays with every pipeline stage of the
-shipped configuration: ``default-3x2`` (3 × 14 tiles, 3 lanes, drain 7 = half a tile row per
+two-stage, the same pipeline) run on reduced arrays with every pipeline stage of the shipped
+configuration: ``default-3x2`` (3 × 14 tiles, 3 lanes, drain 7 = half a tile row per
 beat) and ``blockdialect-2x3`` (2 × 21 tiles, 1 lane, drain 42 = the whole tile in one beat).
 A full 8×8 d = 7 core takes 5.5–12 min of Verilog generation and 6–12 min of Verilator
 build on this 2-core machine (``semdialect sim``
