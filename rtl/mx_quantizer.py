@@ -91,7 +91,7 @@ from semdialect.golden.formats import E8M0_BIAS
 from semdialect.golden.grid import nearest_index
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.layouts import FP16_BITS, fp16_block
-from semdialect.rtl.trees import tree_reduce
+from semdialect.rtl.trees import enabled_register, tree_reduce
 
 __all__ = [
     "MX_QUANTIZER_LATENCY",
@@ -395,16 +395,9 @@ class MXQuantizer(wiring.Component):
         en = Signal(name="stall_en")
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
-        def reg1(value: Value, name: str, init: int | None) -> Signal:
-            reg = (Signal(value.shape(), name=name, reset_less=True) if init is None else
-                   Signal(value.shape(), name=name, init=init))
-            with m.If(en):
-                m.d.sync += reg.eq(value)
-            return reg
-
         def register(tag: str, values: dict[str, Value]) -> dict[str, Value]:
-            return {key: reg1(Value.cast(value), f"{tag}_{key}",
-                                  0 if key == "valid" else None)
+            return {key: enabled_register(m, en, Value.cast(value), f"{tag}_{key}",
+                                          0 if key == "valid" else None)
                     for key, value in values.items()}
 
         # -- block analysis: e_max, F = OR of the fractions, its top bit, NaN/Inf; per lane the

@@ -101,7 +101,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semdialect.rtl.layouts import fp16_block, nvfp4_block
-from semdialect.rtl.trees import cut_levels
+from semdialect.rtl.trees import cut_levels, enabled_register
 
 __all__ = ["NVFP4_CUTS", "NVFP4_MAX_STAGES", "NVFP4_STAGES", "NVFP4Quantizer",
            "nvfp4_quantized_block"]
@@ -518,11 +518,7 @@ class NVFP4Quantizer(wiring.Component):
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
 
         def register(value: Value, name: str, init: int | None) -> Signal:
-            reg = (Signal(value.shape(), name=name, reset_less=True) if init is None else
-                   Signal(value.shape(), name=name, init=init))
-            with m.If(en):
-                m.d.sync += reg.eq(value)
-            return reg
+            return enabled_register(m, en, value, name, init)
 
         def cut(name: str, values: dict[str, Value]) -> dict[str, Value]:
             if name not in self._cuts:

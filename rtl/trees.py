@@ -139,14 +139,31 @@ def held_register(m: Module, en: Enables, value: Value, load_next: Value, name: 
     return reg
 
 
+def register_signal(value: Value, name: str, init: int | None = None) -> Signal:
+    """The register for ``value`` (its shape): without reset for data (``init`` None: a reset
+    multiplexer per bit would load the reset net with every register), with reset value
+    ``init`` for control flags."""
+    return (Signal(value.shape(), name=name, reset_less=True) if init is None else
+            Signal(value.shape(), name=name, init=init))
+
+
+def enabled_register(m: Module, en: Value, value: Value, name: str,
+                     init: int | None = None) -> Signal:
+    """A register of ``value`` loaded when the one-bit ``en`` is high (one enable net for all
+    of it; :func:`pipeline_register` spreads the load over :class:`Enables` copies)."""
+    reg = register_signal(value, name, init)
+    with m.If(en):
+        m.d.sync += reg.eq(value)
+    return reg
+
+
 def pipeline_register(m: Module, en: Enables, value: Value, name: str, init: int | None = None
               ) -> Signal:
     """A pipeline register of ``value`` (its shape), loaded when the stall enable is high
     (one enable copy per :attr:`Enables.FANOUT` bits). Data registers have no reset (a
     reset multiplexer per bit would load the reset net with every register); ``init``
     (control flags) gives a reset value."""
-    reg = (Signal(value.shape(), name=name, reset_less=True) if init is None else
-           Signal(value.shape(), name=name, init=init))
+    reg = register_signal(value, name, init)
     raw, src = Value.cast(reg), Value.cast(value)
     for low in range(0, len(raw), Enables.FANOUT):
         high = min(low + Enables.FANOUT, len(raw))
