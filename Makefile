@@ -48,7 +48,7 @@ asic-tools:
 	else echo "asic-tools: OpenSTA (Debian opensta, 'sta') is missing and apt could not install it: no static timing or power, NAND2 estimate only"; fi
 
 test: $(STAMP) asic-tools
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-oracle: $(ORACLE_STAMP)
 	$(BIN)/python -m pytest -q -m oracle

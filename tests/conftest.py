@@ -1,11 +1,25 @@
-"""Shared test helpers: independent (slow, obvious) recomputations of SPEC rules."""
+"""Shared test helpers: independent (slow, obvious) recomputations of SPEC rules.
+
+Under pytest-xdist (``make test`` runs two workers, one per core, ``--dist loadfile``) each
+worker gets its own build folder, ``<build>/xdist-<worker>`` (``SEMDIALECT_BUILD_DIR``, set
+here before any test module computes a path from it): the Verilog, Verilator and synthesis
+caches are written by one process only, so two workers never build the same simulator in the
+same folder at once.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    _root = os.environ.get("SEMDIALECT_BUILD_DIR") or str(Path.cwd() / "build")
+    os.environ["SEMDIALECT_BUILD_DIR"] = str(Path(_root) / f"xdist-{_WORKER}")
 
 
 def all_finite_fp16() -> np.ndarray:
