@@ -91,7 +91,7 @@ from semdialect.golden.formats import E8M0_BIAS
 from semdialect.golden.grid import nearest_index
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.layouts import FP16_BITS, fp16_block
-from semdialect.rtl.trees import enabled_register, tree_reduce
+from semdialect.rtl.trees import enabled_register, ge_const, thermometer_value, tree_reduce
 
 __all__ = [
     "MX_QUANTIZER_LATENCY",
@@ -253,32 +253,6 @@ def _msb(value: Value) -> Value:
     return out
 
 
-def _ge_const(value: Value, k: int) -> Value:
-    """``value`` ≥ ``k`` (unsigned, 0 < k < 2^len) with the constant operand full width (a
-    carry out when ``k`` is below half the range): Amaranth's Verilog drops a constant's zero
-    top bits, which Verilator -Wall reports as WIDTHEXPAND."""
-    width = len(value)
-    assert 0 < k < 1 << width
-    if k >> (width - 1):
-        return value >= k
-    return (value + ((1 << width) - k))[width]
-
-
-def _thermometer_value(therm: list[Value]) -> Value:
-    """The value v ∈ [0, len(therm)] of a thermometer code ``therm[k − 1]`` = (v ≥ k): bit b
-    of v is set on the runs [j·2^(b+1) + 2^b, (j + 1)·2^(b+1) − 1] (run start set, the first
-    value past its end clear)."""
-    top = len(therm)
-    bits = []
-    for b in range(top.bit_length()):
-        runs = []
-        for start in range(1 << b, top + 1, 1 << (b + 1)):
-            end = start + (1 << b)  # first value past the run
-            runs.append(therm[start - 1] & ~therm[end - 1] if end <= top else therm[start - 1])
-        bits.append(Cat(*runs).any())
-    return Cat(*bits)
-
-
 def _fast_max(m: Module, values: list[Value], name: str, low: int = 2) -> Signal:
     """Maximum of unsigned ``values`` in two thermometer passes (shallower than a compare
     tree): the high parts' maximum H = OR over lanes of each (high ≥ k), then the low parts'
@@ -287,13 +261,13 @@ def _fast_max(m: Module, values: list[Value], name: str, low: int = 2) -> Signal
     his = [v[low:] for v in values]
     los = [v[:low] for v in values]
     hi_max = Signal(width - low, name=f"{name}_hi")
-    m.d.comb += hi_max.eq(_thermometer_value(
-        [Cat(*(_ge_const(h, k) for h in his)).any() for k in range(1, 1 << (width - low))]))
+    m.d.comb += hi_max.eq(thermometer_value(
+        [Cat(*(ge_const(h, k) for h in his)).any() for k in range(1, 1 << (width - low))]))
     cands = [Signal(name=f"{name}_c{i}") for i in range(len(values))]
     m.d.comb += [c.eq(h == hi_max) for c, h in zip(cands, his, strict=True)]
     lo_max = Signal(low, name=f"{name}_lo")
-    m.d.comb += lo_max.eq(_thermometer_value(
-        [Cat(*(c & _ge_const(lo, k) for c, lo in zip(cands, los, strict=True))).any()
+    m.d.comb += lo_max.eq(thermometer_value(
+        [Cat(*(c & ge_const(lo, k) for c, lo in zip(cands, los, strict=True))).any()
          for k in range(1, 1 << low)]))
     out = Signal(width, name=name)
     m.d.comb += out.eq(Cat(lo_max, hi_max))
@@ -428,7 +402,7 @@ class MXQuantizer(wiring.Component):
             dist = Signal(dist_bits, name=f"dist{i}")
             m.d.comb += [
                 diff.eq(e_max_eff - Mux(normals[i], exps[i], 1)),
-                dist.eq(Mux(_ge_const(diff, w), w, diff[:dist_bits])),
+                dist.eq(Mux(ge_const(diff, w), w, diff[:dist_bits])),
             ]
             dists.append(dist)
         # per lane: sign, normal bit, fraction (the significand m_i = {normal, fraction}), d_i

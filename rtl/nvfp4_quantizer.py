@@ -101,7 +101,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semdialect.rtl.layouts import fp16_block, nvfp4_block
-from semdialect.rtl.trees import cut_levels, enabled_register
+from semdialect.rtl.trees import cut_levels, enabled_register, ge_const, thermometer_value
 
 __all__ = ["NVFP4_CUTS", "NVFP4_MAX_STAGES", "NVFP4_STAGES", "NVFP4Quantizer",
            "nvfp4_quantized_block"]
@@ -171,34 +171,11 @@ def _add_const(value: Value, k: int) -> Value:
     return (value - ((1 << width) - k))[:width]
 
 
-def _ge_const(value: Value, k: int) -> Value:
-    """``value`` ≥ ``k`` (unsigned), the constant operand full width (a carry out when ``k``
-    is below half the range)."""
-    width = len(value)
-    assert 0 < k < 1 << width
-    if k >> (width - 1):
-        return value >= k
-    return (value + ((1 << width) - k))[width]
-
-
 def _ones_complement(m: Module, value: Value, name: str) -> Signal:
     """−1 − ``value`` as an _EXP-bit two's complement value (``value`` unsigned, < 2^(_EXP−1))."""
     out = Signal(_EXP, name=name)
     m.d.comb += out.eq(~Cat(value, Const(0, _EXP - len(value))))
     return out
-
-
-def _thermometer_value(therm: list[Value]) -> Value:
-    """The value v ∈ [0, len(therm)] of a thermometer code ``therm[k − 1]`` = (v ≥ k)."""
-    top = len(therm)
-    bits = []
-    for b in range(top.bit_length()):
-        runs = []
-        for start in range(1 << b, top + 1, 1 << (b + 1)):
-            end = start + (1 << b)  # first value past the run of values with bit b set
-            runs.append(therm[start - 1] & ~therm[end - 1] if end <= top else therm[start - 1])
-        bits.append(Cat(*runs).any())
-    return Cat(*bits)
 
 
 # -- fast arithmetic in plain gates -------------------------------------------------------------
@@ -646,7 +623,7 @@ class NVFP4Quantizer(wiring.Component):
             double = _ge(m, Cat(Const(0, 1), bs), high, f"th_small{j}", borrow)
             passes.append(Mux(small, double, big))
         k = Signal(4, name="e4m3_k")
-        m.d.comb += k.eq(_thermometer_value(passes))
+        m.d.comb += k.eq(thermometer_value(passes))
         ts_field_n = _ones_complement(m, self.ts[23:31], "ts_field_n")
         te0 = Signal(_EXP, name="t_exp0")  # t's exponent te = te0 − small
         m.d.comb += te0.eq((regs["e_part"] + ts_field_n)[:_EXP])
@@ -744,8 +721,8 @@ class NVFP4Quantizer(wiring.Component):
                 with m.Default():
                     m.d.comb += [
                         wsel.eq(0),
-                        under.eq(~w[-1] & _ge_const(w, 35)),
-                        sat.eq(~(~w[-1] & _ge_const(w, 35)) & mant_k[10]),
+                        under.eq(~w[-1] & ge_const(w, 35)),
+                        sat.eq(~(~w[-1] & ge_const(w, 35)) & mant_k[10]),
                     ]
             products.append(Cat(low[:9].any(), low[9], row_a[9:], row_b[9:], wsel, sat,
                                 under, sign))

@@ -62,6 +62,7 @@ from semdialect.rtl.trees import (
     held_register,
     pipeline_register,
     tree_depth,
+    tree_max,
     tree_reduce,
     tree_sum,
 )
@@ -688,7 +689,7 @@ class FormatSelector(wiring.Component):
         inverted = Signal(4)  # 15 - min(half, 15): 0 for 16, else the 4-bit complement
         pair = Signal(3)  # min(inverted, 7)
         m.d.comb += [
-            qmax.eq(tree_reduce(qs(), lambda a, b: Mux(b > a, b, a), stage=stage)),
+            qmax.eq(tree_max(qs(), stage=stage)),
             half.eq((qmax + 1)[1:]),
             inverted.eq(Mux(half[4], 0, ~half[:4])),
             pair.eq(Mux(inverted[3], _PAIRS - 1, inverted[:3])),

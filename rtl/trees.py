@@ -1,5 +1,5 @@
-"""Balanced reduction trees and the log-depth left shifter (combinational helpers, not
-components).
+"""Balanced reduction trees, the log-depth left shifter, width-clean constant compares and
+thermometer decoding (combinational helpers, not components), and pipeline registers.
 
 A reduction of n operands is ``ceil(log2 n)`` levels deep. Operands are paired left to right
 at every level (an odd one out moves up unchanged), so a *left-biased* operator — one that
@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 
-__all__ = ["Enables", "cut_levels", "held_register", "pipeline_register", "shift_left",
+__all__ = ["Enables", "cut_levels", "enabled_register", "ge_const", "held_register",
+           "pipeline_register", "register_signal", "shift_left", "thermometer_value",
            "tree_depth", "tree_max", "tree_reduce", "tree_sum"]
 
 T = TypeVar("T")
@@ -64,9 +65,37 @@ def tree_sum(operands: Sequence[Value]) -> Value:
     return tree_reduce(operands, lambda a, b: a + b)
 
 
-def tree_max(operands: Sequence[Value]) -> Value:
-    """Maximum of unsigned ``operands`` (comparator + multiplexer per node)."""
-    return tree_reduce(operands, lambda a, b: Mux(b > a, b, a))
+def tree_max(operands: Sequence[Value], *,
+             stage: Callable[[int, list[Value]], list[Value]] | None = None) -> Value:
+    """Maximum of unsigned ``operands`` (comparator + multiplexer per node); ``stage`` as in
+    :func:`tree_reduce`."""
+    return tree_reduce(operands, lambda a, b: Mux(b > a, b, a), stage=stage)
+
+
+def ge_const(value: Value, k: int) -> Value:
+    """``value`` ≥ ``k`` (unsigned, 0 < k < 2^len) with the constant operand full width (a
+    carry out when ``k`` is below half the range): Amaranth's Verilog drops a constant's zero
+    top bits, which Verilator -Wall reports as WIDTHEXPAND."""
+    width = len(value)
+    assert 0 < k < 1 << width
+    if k >> (width - 1):
+        return value >= k
+    return (value + ((1 << width) - k))[width]
+
+
+def thermometer_value(therm: list[Value]) -> Value:
+    """The value v ∈ [0, len(therm)] of a thermometer code ``therm[k − 1]`` = (v ≥ k): bit b
+    of v is set on the runs [j·2^(b+1) + 2^b, (j + 1)·2^(b+1) − 1] (run start set, the first
+    value past its end clear)."""
+    top = len(therm)
+    bits = []
+    for b in range(top.bit_length()):
+        runs = []
+        for start in range(1 << b, top + 1, 1 << (b + 1)):
+            end = start + (1 << b)  # first value past the run
+            runs.append(therm[start - 1] & ~therm[end - 1] if end <= top else therm[start - 1])
+        bits.append(Cat(*runs).any())
+    return Cat(*bits)
 
 
 def shift_left(m: Module, value: Value, amount: Value, name: str) -> Signal:

@@ -52,7 +52,6 @@ of the throughput figures is the lower of the two.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -357,11 +356,10 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2, full: bool = 
     sel_future: Future[_SelectorFmax] | None = None
     with ThreadPoolExecutor(max_workers=workers + (2 if fmax else 0)) as pool:
         if fmax:  # the longest chains, submitted first
-            selectors = [(lanes, functools.partial(
-                _verilog, replace(base, formats_per_cycle=lanes), "format_selector"))
-                for lanes in (_selector_lanes(base) if base.select == "lut"
-                              else [base.formats_per_cycle])]
-            sel_future = pool.submit(_selector_fmax, selectors, say)
+            lanes = (_selector_lanes(base) if base.select == "lut"
+                     else [base.formats_per_cycle])
+            sel_future = pool.submit(_selector_fmax, lanes, lambda p: _verilog(
+                replace(base, formats_per_cycle=p), "format_selector")[0], say)
             pe_future = pool.submit(_pe_fmax, base, _verilog(base, "pe_core")[0], say)
         for key in order:
             cfg, module = jobs[key]
@@ -406,33 +404,31 @@ def _pe_fmax(base: Config, pe_core: Path, say: Callable[[str], None]) -> _PeFmax
     return rep, mhz, [note] if note else []
 
 
-def _selector_fmax(selectors: list[tuple[int, Callable[[], tuple[Path, str]]]],
+def _selector_fmax(lanes: list[int], emit: Callable[[int], Path],
                    say: Callable[[str], None]) -> _SelectorFmax:
-    """iCE40 Fmax of the largest-P selector that places (module docstring): ``selectors``
-    smallest P first, each with the function emitting its Verilog; the search climbs until a
-    P does not place (a larger one needs more logic cells still), so the large selectors that
+    """iCE40 Fmax of the largest-P selector that places (module docstring): ``lanes``
+    smallest P first, ``emit(P)`` the selector's Verilog; the search climbs until a P does
+    not place (a larger one needs more logic cells still), so the large selectors that
     cannot fit are not synthesized for iCE40 one after the other."""
     notes: list[str] = []
     best: tuple[AreaReport, float | None, int] | None = None
-    for lanes, emit in selectors:
-        rep, mhz, note = _place(emit()[0], "format_selector", f"selector with P = {lanes}",
-                                say)
+    for p in lanes:
+        rep, mhz, note = _place(emit(p), "format_selector", f"selector with P = {p}", say)
         if note is not None:
             notes.append(note)
             break
-        best = (rep, mhz, lanes)
+        best = (rep, mhz, p)
     if best is None:
         return None, None, None, notes
     return best[0], best[1], best[2], notes
 
 
-def _clock(base: Config, pe_core: Path, selectors: list[tuple[int, Path]],
+def _clock(base: Config, pe_core: Path, selectors: dict[int, Path],
            say: Callable[[str], None]) -> Clock:
-    """:func:`_pe_fmax` and :func:`_selector_fmax` (on already emitted selectors, smallest
-    P first) one after the other."""
-    emitted = [(lanes, functools.partial(lambda path: (path, ""), path))
-               for lanes, path in selectors]
-    return _combine(_pe_fmax(base, pe_core, say), _selector_fmax(emitted, say))
+    """:func:`_pe_fmax` and :func:`_selector_fmax` (on already emitted selectors by P,
+    tried smallest first) one after the other."""
+    return _combine(_pe_fmax(base, pe_core, say),
+                    _selector_fmax(sorted(selectors), selectors.__getitem__, say))
 
 
 def _combine(pe: _PeFmax, sel: _SelectorFmax) -> Clock:

@@ -141,8 +141,6 @@ def nand2_weight(*cells: str) -> float:
     return sum(_NANGATE45_X1_UM2[c] for c in cells) / _NANGATE45_X1_UM2["NAND2_X1"]
 
 
-_ge = nand2_weight
-
 
 #: NAND2-equivalent weight of each Yosys fine-grained *combinational* cell = area of its cheapest
 #: Nangate 45 nm X1 realisation / area of NAND2_X1 (0.798 µm²), see ``_NANGATE45_X1_UM2``:
@@ -152,22 +150,22 @@ _ge = nand2_weight
 #: (Other libraries differ: many quote XOR2 ≈ 2.33 and DFF ≈ 4.3–5.3 NAND2; totals move by a few
 #: per cent, ratios between design variants much less.) Flip-flops: see :func:`ff_weight`.
 NAND2_WEIGHTS: dict[str, float] = {
-    "$_BUF_": _ge("BUF_X1"),
-    "$_NOT_": _ge("INV_X1"),
-    "$_NAND_": _ge("NAND2_X1"),
-    "$_NOR_": _ge("NOR2_X1"),
-    "$_AND_": _ge("AND2_X1"),
-    "$_OR_": _ge("OR2_X1"),
-    "$_ANDNOT_": _ge("INV_X1", "NOR2_X1"),
-    "$_ORNOT_": _ge("INV_X1", "NAND2_X1"),
-    "$_XOR_": _ge("XOR2_X1"),
-    "$_XNOR_": _ge("XNOR2_X1"),
-    "$_MUX_": _ge("MUX2_X1"),
-    "$_NMUX_": _ge("MUX2_X1", "INV_X1"),
-    "$_AOI3_": _ge("AOI21_X1"),
-    "$_OAI3_": _ge("OAI21_X1"),
-    "$_AOI4_": _ge("AOI22_X1"),
-    "$_OAI4_": _ge("OAI22_X1"),
+    "$_BUF_": nand2_weight("BUF_X1"),
+    "$_NOT_": nand2_weight("INV_X1"),
+    "$_NAND_": nand2_weight("NAND2_X1"),
+    "$_NOR_": nand2_weight("NOR2_X1"),
+    "$_AND_": nand2_weight("AND2_X1"),
+    "$_OR_": nand2_weight("OR2_X1"),
+    "$_ANDNOT_": nand2_weight("INV_X1", "NOR2_X1"),
+    "$_ORNOT_": nand2_weight("INV_X1", "NAND2_X1"),
+    "$_XOR_": nand2_weight("XOR2_X1"),
+    "$_XNOR_": nand2_weight("XNOR2_X1"),
+    "$_MUX_": nand2_weight("MUX2_X1"),
+    "$_NMUX_": nand2_weight("MUX2_X1", "INV_X1"),
+    "$_AOI3_": nand2_weight("AOI21_X1"),
+    "$_OAI3_": nand2_weight("OAI21_X1"),
+    "$_AOI4_": nand2_weight("AOI22_X1"),
+    "$_OAI4_": nand2_weight("OAI22_X1"),
 }
 
 # Yosys fine-grained flip-flop names: $_<kind>_<polarities>_, one N/P letter per control pin
@@ -191,11 +189,11 @@ def ff_weight(cell: str) -> float | None:
         return None
     kind, pins = match[1], match[2]
     async_reset = kind in ("DFF", "DFFE") and len(pins) in (3, 4)
-    weight = _ge("DFFR_X1") if async_reset else _ge("DFF_X1")
+    weight = nand2_weight("DFFR_X1") if async_reset else nand2_weight("DFF_X1")
     if kind in ("DFFE", "SDFFE", "SDFFCE"):
-        weight += _ge("MUX2_X1")
+        weight += nand2_weight("MUX2_X1")
     if kind.startswith("SDFF"):
-        weight += _ge("AND2_X1")
+        weight += nand2_weight("AND2_X1")
     return weight
 
 

@@ -153,8 +153,7 @@ def test_selector_fmax_climbs_to_the_largest_p_that_fits(monkeypatch) -> None:
     assert ablation._selector_lanes(DEFAULT) == [1, 2, 4, 8, 16, 32]  # default P = K = 32
     assert ablation._selector_lanes(replace(DEFAULT, formats_per_cycle=8)) == [1, 2, 4, 8]
     clock = ablation._clock(DEFAULT, Path("pe.v"),
-                            [(2, Path("sel2.v")), (4, Path("sel4.v")), (8, Path("sel8.v")),
-                             (16, Path("sel16.v"))],
+                            {p: Path(f"sel{p}.v") for p in (2, 4, 8, 16)},
                             say=lambda _: None)
     assert clock.selector_p == 4 and clock.selector_mhz == 40.0 and clock.pe_mhz == 19.0
     assert clock.mhz == 19.0
@@ -165,7 +164,7 @@ def test_selector_fmax_climbs_to_the_largest_p_that_fits(monkeypatch) -> None:
 def test_nothing_fits_gives_no_clock(monkeypatch) -> None:
     monkeypatch.setattr(ablation, "synthesize",
                         lambda path, top, **_: _report(99_999))
-    clock = ablation._clock(DEFAULT, Path("pe.v"), [(1, Path("sel1.v"))], say=lambda _: None)
+    clock = ablation._clock(DEFAULT, Path("pe.v"), {1: Path("sel1.v")}, say=lambda _: None)
     assert clock.mhz is None and clock.selector_p is None and len(clock.notes) == 2
 
 

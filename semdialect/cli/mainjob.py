@@ -329,11 +329,7 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True, full_ablation: bool = 
 
     with ThreadPoolExecutor(max_workers=1) as liberty:
         asic_future = liberty.submit(stage_asic, cfg, out, array_parts(cfg))
-        try:
-            run = run_area(cfg, fmax=fmax, full=full_ablation, say=_say)
-        except BaseException:
-            asic_future.cancel()
-            raise
+        run = run_area(cfg, fmax=fmax, full=full_ablation, say=_say)
         asic_clocks = asic_future.result()
     _write_csv(out / "area.csv", CSV_HEADER, rows_for_csv(run.rows))
     _write_csv(out / "array_area.csv",
