@@ -26,6 +26,23 @@ Loaded from ``configs/*.toml``::
                             # (C-slow), a tile is rows × (cols·d)
     selector_stages = 0     # extra stages in the LUT selector's cost/argmin trees, 0..6
     addend_stages = 0       # GEMM core output adder (y + yin, SPEC §6 second pass), 0..8
+    [memory]            # per-core SRAMs and the shared DRAM (docs/SPEC.md §9; sim/memory.py)
+    act_sram_kib = 128      # activation SRAM per core, KiB (quantized blocks, double-buffered)
+    weight_sram_kib = 128   # weight SRAM per core, KiB (quantized blocks, double-buffered)
+    out_sram_kib = 64       # output SRAM per core, KiB (FP32 outputs/partial sums, double-buffered)
+    act_sram_width = 512    # bytes/cycle of each SRAM's port; omitted: matched to the design's
+    weight_sram_width = 256 # peak demand (sim/memory.py), so the port never stalls
+    out_sram_width = 256
+    dram_gbps = 25.6        # DRAM bandwidth shared by all cores, GB/s (10^9 bytes/s)
+    [chip]
+    cores = 1               # 1..4 identical cores (array + frontend + SRAMs) sharing the DRAM
+    [attention]
+    fused = false           # QKᵀ, softmax, ·V as one fused operator (score tile kept on chip)
+    softmax_lanes = 56      # FP32 scores the softmax takes per cycle; omitted: drain_width
+
+Omitted ``[memory]``/``[chip]``/``[attention]`` keys take the values shown (widths and
+softmax lanes: matched to the array). These system keys do not change the core's RTL:
+:meth:`Config.core` resets them, and every RTL/area cache key uses it.
 
 Omitted ``[pipeline]`` keys take the unpipelined values above (the dataclass defaults: the
 design before pipelining, exactly); the shipped TOMLs set them all.
@@ -53,7 +70,22 @@ from semdialect.paths import configs_dir
 
 DATAFLOWS = ("output-stationary",)
 SELECTS = ("lut", "two-stage")
-MAX_ARRAY = 64
+MAX_ARRAY = 128
+#: most cores sharing one DRAM
+MAX_CORES = 4
+#: largest SRAM capacity (KiB) of one [memory] buffer: 1 GiB
+MAX_SRAM_KIB = 2**20
+#: largest DRAM bandwidth (GB/s) accepted: 100 TB/s
+MAX_DRAM_GBPS = 1e5
+#: the system keys (TOML section → keys); they do not change the core's RTL (:meth:`Config.core`)
+SYSTEM_SECTIONS: dict[str, tuple[str, ...]] = {
+    "memory": ("act_sram_kib", "weight_sram_kib", "out_sram_kib", "act_sram_width",
+               "weight_sram_width", "out_sram_width", "dram_gbps"),
+    "chip": ("cores",),
+    "attention": ("fused", "softmax_lanes"),
+}
+#: system field name ↔ TOML key where they differ
+_SYSTEM_FIELD = {"fused": "fused_attention"}
 #: ``[pipeline]`` keys → (smallest, largest) register stages; the dataclass defaults are the
 #: unpipelined design (every latency as before pipelining)
 PIPELINE_RANGES: dict[str, tuple[int, int]] = {
@@ -89,6 +121,17 @@ class Config:
     acc_stages: int = 1
     selector_stages: int = 0
     addend_stages: int = 0
+    # --- system keys ([memory], [chip], [attention]): not part of the core's RTL
+    act_sram_kib: int = 128
+    weight_sram_kib: int = 128
+    out_sram_kib: int = 64
+    act_sram_width: int | None = None
+    weight_sram_width: int | None = None
+    out_sram_width: int | None = None
+    dram_gbps: float = 25.6
+    cores: int = 1
+    fused_attention: bool = False
+    softmax_lanes: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
@@ -109,6 +152,7 @@ class Config:
                 raise ValueError(f"{key}: must be in {low}..{high} register stages, "
                                  f"got {getattr(self, key)}")
         check_drain_width(self.drain_width, self.rows, self.cols, self.acc_stages)
+        self._check_system()
         check_lanes(self.lanes, self.rows)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"dataflow: must be one of {DATAFLOWS}, got {self.dataflow!r}")
@@ -125,6 +169,43 @@ class Config:
                 f"formats_per_cycle: must divide the formatbook size K={k}, "
                 f"got {self.formats_per_cycle}"
             )
+
+    def _check_system(self) -> None:
+        """The [memory], [chip] and [attention] keys (``ValueError`` naming the key)."""
+        for key in ("act_sram_kib", "weight_sram_kib", "out_sram_kib"):
+            val = getattr(self, key)
+            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= MAX_SRAM_KIB:
+                raise ValueError(f"{key}: must be an integer number of KiB in 1..{MAX_SRAM_KIB}, "
+                                 f"got {val!r}")
+        for key in ("act_sram_width", "weight_sram_width", "out_sram_width", "softmax_lanes"):
+            val = getattr(self, key)
+            if val is not None and (isinstance(val, bool) or not isinstance(val, int)
+                                    or not 1 <= val <= 2**20):
+                raise ValueError(f"{key}: must be an integer in 1..{2**20} (or omitted), "
+                                 f"got {val!r}")
+        gbps = self.dram_gbps
+        if (isinstance(gbps, bool) or not isinstance(gbps, (int, float))
+                or not math.isfinite(gbps) or not 0 < gbps <= MAX_DRAM_GBPS):
+            raise ValueError(f"dram_gbps: must be a number of GB/s in (0, {MAX_DRAM_GBPS:g}], "
+                             f"got {gbps!r}")
+        if isinstance(self.cores, bool) or not isinstance(self.cores, int) or not (
+                1 <= self.cores <= MAX_CORES):
+            raise ValueError(f"cores: must be an integer in 1..{MAX_CORES}, got {self.cores!r}")
+        if not isinstance(self.fused_attention, bool):
+            raise ValueError(f"fused: [attention] fused must be true or false, "
+                             f"got {self.fused_attention!r}")
+
+    def core(self) -> Config:
+        """This configuration with every system key ([memory], [chip], [attention]) at its
+        default: what the core's RTL, its Verilog and area caches depend on."""
+        base = Config()
+        return replace(self, **{f: getattr(base, f) for f in system_fields()})
+
+    @property
+    def softmax_width(self) -> int:
+        """FP32 scores the fused-attention softmax unit takes per cycle (``softmax_lanes``,
+        omitted: ``drain_width``, so it keeps up with the drain)."""
+        return self.drain_width if self.softmax_lanes is None else self.softmax_lanes
 
     @property
     def tile_cols(self) -> int:
@@ -174,6 +255,11 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a flat dict (the dataclass fields)."""
         return asdict(self)
+
+
+def system_fields() -> tuple[str, ...]:
+    """Config field names of the system keys (:data:`SYSTEM_SECTIONS`)."""
+    return tuple(_SYSTEM_FIELD.get(k, k) for keys in SYSTEM_SECTIONS.values() for k in keys)
 
 
 def check_drain_width(width: int, rows: int, cols: int, acc_stages: int = 1) -> None:
@@ -240,7 +326,7 @@ def load_config(path: str | Path) -> Config:
                 "format": ("block", "formatbook", "select"),
                 "selector": ("formats_per_cycle",),
                 "frontend": ("lanes",),
-                "pipeline": tuple(PIPELINE_RANGES)}
+                "pipeline": tuple(PIPELINE_RANGES), **SYSTEM_SECTIONS}
     flat: dict[str, Any] = {"name": doc.pop("name", path.stem)}
     for sec, keys in sections.items():
         table = doc.pop(sec, {})
@@ -249,7 +335,7 @@ def load_config(path: str | Path) -> Config:
         for key, val in table.items():
             if key not in keys:
                 raise ValueError(f"config {path}: unknown parameter {sec}.{key}")
-            flat[key] = val
+            flat[_SYSTEM_FIELD.get(key, key)] = val
     if doc:
         raise ValueError(f"config {path}: unknown keys {sorted(doc)}")
     book = flat.get("formatbook")
