@@ -19,9 +19,6 @@ from semdialect.config import Config, resolve_config
 from semdialect.designs import Design, configured_design, hardware_designs
 from semdialect.reports import plots
 
-#: assumed DRAM bandwidth of the roofline (GB/s), stated on the plot
-ROOFLINE_GBS = 25.6
-
 
 def _num(v: str) -> float:
     return float(v) if v not in ("", None) else float("nan")
@@ -244,6 +241,52 @@ def _all_configs_lines(out: Path, design: str, step_layer: str) -> list[str]:
     return [*lines, ""]
 
 
+def memory_section(out: Path, cfg: Config, workload: str) -> list[str]:
+    """The system model's step table (``memory_step.csv``): time, stalls, DRAM traffic and
+    energy per denoising step, attention separate and fused."""
+    rows = plots.read_csv(out / "memory_step.csv")
+    lines = ["## Memory system (ESTIMATE: `sim/memory.py`, docs/SPEC.md §9–10)", "",
+             f"`{workload}` on {cfg.cores} core(s) of the {cfg.rows}×{cfg.cols} array, "
+             f"per-core SRAM act/weight/out {cfg.act_sram_kib}/{cfg.weight_sram_kib}/"
+             f"{cfg.out_sram_kib} KiB (double-buffered), shared DRAM {cfg.dram_gbps:g} GB/s "
+             "(the configuration's `[memory]`). Every GEMM's tiling and loop order is searched "
+             "to fit the SRAMs (`MEMORY_REPORT.csv` gives the chosen mapping, the binding bound "
+             "and the DRAM bytes per operand); a GEMM stalls when DRAM is slower than its "
+             "core. Each design runs at its 180 nm clock (`asic.csv`) where measured. Energy "
+             "adds DRAM (Horowitz) and capacity-scaled SRAM energy to the datapath's.", "",
+             "| design | attention | clock MHz | s / step | stall % | DRAM GB / step | "
+             "J / step | DRAM energy % | MAC utilization % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['design']} | {r['attention']} | {r['clock_mhz']} | "
+                     f"{_num(r['seconds_per_step']):,.1f} | {r['stall_pct']} | "
+                     f"{_num(r['dram_gb_per_step']):,.1f} | {_num(r['energy_j_per_step']):,.1f} "
+                     f"| {r['dram_energy_pct']} | {r['utilization_pct']} |")
+    return [*lines, ""]
+
+
+def roofline_plot(out: Path, cfg: Config) -> Path:
+    """``roofline.png`` from the memory stage's CSVs: every hardware design's roof (peak =
+    2·rows·cols·B·cores MACs per cycle at its clock in ``memory_step.csv``, the configured
+    DRAM bandwidth) and its layers, with attention as the configuration runs it."""
+    mode = "fused" if cfg.fused_attention else "separate"
+    steps = [r for r in plots.read_csv(out / "memory_step.csv") if r["attention"] == mode]
+    clocks = {r["design"]: _num(r["clock_mhz"]) for r in steps}
+    blocks = {d.name: d.block_size(cfg) for d in hardware_designs()}
+    peaks = {label: 2 * cfg.rows * cfg.cols * cfg.cores * blocks[label.split("+")[0]]
+             * mhz * 1e6 / 1e12 for label, mhz in clocks.items()}
+    points = []
+    for r in plots.read_csv(out / "MEMORY_REPORT.csv"):
+        if r["attention"] != mode or r["kind"] == "softmax" or not _num(r["macs"]):
+            continue
+        ops = 2 * _num(r["macs"])
+        tops = ops * clocks[r["design"]] * 1e6 / _num(r["cycles"]) / 1e12
+        points.append((r["design"], r["layer"], ops / _num(r["dram_total_bytes"]), tops))
+    note = (f" ({cfg.name}: {cfg.cores} core(s), SRAM {cfg.act_sram_kib}/"
+            f"{cfg.weight_sram_kib}/{cfg.out_sram_kib} KiB, attention {mode})")
+    return plots.roofline(peaks, cfg.dram_gbps, points, out / "roofline.png", note)
+
+
 def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float | None,
                  fallback_mhz: float) -> Path:
     """Write ``summary.md`` and every plot whose inputs exist; return the summary path."""
@@ -359,6 +402,8 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
                                                     if mvr.exists() else None)
         lines += util_lines
         pngs += util_pngs
+    if (out / "memory_step.csv").exists():
+        lines += memory_section(out, cfg, workload)
     if array:
         parts = list(dict.fromkeys(r["part"] for r in array))
         lines += ["## Area", "",
@@ -445,16 +490,8 @@ def build_report(out: str | Path, *, cfg: Config, workload: str, fmax_mhz: float
                   "From `semdialect eval` (`accuracy.md` in this folder).", ""]
     plain = [r for r in compute if r["design"] in formats and int(r["M"]) > 1]
     pngs.append(plots.throughput_per_layer(plain, out / "throughput.png"))
-    peak = 2 * cfg.rows * cfg.cols * cfg.block * clock * 1e6 / 1e12
-    bw = {r["design"] + r["layer"]: r for r in plots.read_csv(out / "BANDWIDTH_REPORT.csv")}
-    points = []
-    for r in compute:
-        if r["design"] != configured_design().name:
-            continue
-        b = bw[r["design"] + r["layer"]]
-        intensity = 2 * int(r["macs"]) / _num(b["total_bytes"])
-        points.append((r["layer"], intensity, _num(r["effective_tops"])))
-    pngs.append(plots.roofline(peak, ROOFLINE_GBS, points, out / "roofline.png"))
+    if (out / "MEMORY_REPORT.csv").exists() and (out / "memory_step.csv").exists():
+        pngs.append(roofline_plot(out, cfg))
     usage = out / "dialect_usage.csv"
     if usage.exists():
         counts: dict[str, list[int]] = defaultdict(list)

@@ -178,20 +178,29 @@ def dialect_histograms(counts: Mapping[str, np.ndarray], out: Path) -> Path:
     return _save(fig, out)
 
 
-def roofline(peak_tops: float, bandwidth_gbs: float, points: Sequence[tuple[str, float, float]],
-             out: Path) -> Path:
-    """Roofline: attainable TOPS vs operational intensity (ops/byte) with layer points."""
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ridge = peak_tops * 1e12 / (bandwidth_gbs * 1e9)
-    oi = np.logspace(-1, 4, 200)
-    ax.loglog(oi, np.minimum(peak_tops, oi * bandwidth_gbs / 1e3), "k-", label="roof")
-    for label, intensity, tops in points:
-        ax.scatter(intensity, tops, s=18)
-        ax.annotate(label, (intensity, tops), fontsize=6)
-    ax.axvline(ridge, color="grey", ls=":", lw=1)
-    ax.set_xlabel("operational intensity (ops / DRAM byte)")
-    ax.set_ylabel("TOPS")
-    ax.set_title(f"Roofline: peak {peak_tops:.3g} TOPS, {bandwidth_gbs:g} GB/s (assumed)")
+def roofline(peaks: Mapping[str, float], bandwidth_gbs: float,
+             points: Sequence[tuple[str, str, float, float]], out: Path, note: str = "") -> Path:
+    """Roofline of the system model: attainable TOPS vs operational intensity (ops per DRAM
+    byte of the chosen mapping), one roof per design (``peaks``: design → peak TOPS at its
+    clock) under the configured DRAM bandwidth, and one point per (design, layer, intensity,
+    attained TOPS) of :mod:`sim.memory` (its cycles include the DRAM stalls)."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    colors = dict(zip(peaks, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4,
+                      strict=False))
+    lo = min([p[2] for p in points] + [0.1]) / 2
+    hi = max([p[2] for p in points] + [1e4]) * 2
+    oi = np.logspace(np.log10(lo), np.log10(hi), 200)
+    for design, peak in peaks.items():
+        ax.loglog(oi, np.minimum(peak, oi * bandwidth_gbs / 1e3), "-", color=colors[design],
+                  lw=1, label=f"{design} roof ({peak:.3g} TOPS)")
+    for design, layer, intensity, tops in points:
+        ax.scatter(intensity, tops, s=14, color=colors.get(design, "k"), alpha=0.8)
+        if design == next(iter(peaks)):
+            ax.annotate(layer, (intensity, tops), fontsize=5)
+    ax.set_xlabel("operational intensity (ops / DRAM byte, chosen mapping)")
+    ax.set_ylabel("attained TOPS (model cycles incl. DRAM stalls)")
+    ax.set_title(f"Roofline of the system model: DRAM {bandwidth_gbs:g} GB/s{note}", fontsize=9)
+    ax.legend(fontsize=6, loc="lower right")
     ax.grid(alpha=0.3, which="both")
     return _save(fig, out)
 

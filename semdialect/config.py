@@ -34,6 +34,8 @@ Loaded from ``configs/*.toml``::
     weight_sram_width = 256 # peak demand (sim/memory.py), so the port never stalls
     out_sram_width = 256
     dram_gbps = 25.6        # DRAM bandwidth shared by all cores, GB/s (10^9 bytes/s)
+    k_split = true          # may a mapping split K (partial sums through the output adder:
+                            # not SPEC §5's single accumulation, docs/SPEC.md §9)? false: Tk = K
     [chip]
     cores = 1               # 1..4 identical cores (array + frontend + SRAMs) sharing the DRAM
     [attention]
@@ -80,7 +82,7 @@ MAX_DRAM_GBPS = 1e5
 #: the system keys (TOML section → keys); they do not change the core's RTL (:meth:`Config.core`)
 SYSTEM_SECTIONS: dict[str, tuple[str, ...]] = {
     "memory": ("act_sram_kib", "weight_sram_kib", "out_sram_kib", "act_sram_width",
-               "weight_sram_width", "out_sram_width", "dram_gbps"),
+               "weight_sram_width", "out_sram_width", "dram_gbps", "k_split"),
     "chip": ("cores",),
     "attention": ("fused", "softmax_lanes"),
 }
@@ -129,6 +131,7 @@ class Config:
     weight_sram_width: int | None = None
     out_sram_width: int | None = None
     dram_gbps: float = 25.6
+    k_split: bool = True
     cores: int = 1
     fused_attention: bool = False
     softmax_lanes: int | None = None
@@ -191,6 +194,9 @@ class Config:
         if isinstance(self.cores, bool) or not isinstance(self.cores, int) or not (
                 1 <= self.cores <= MAX_CORES):
             raise ValueError(f"cores: must be an integer in 1..{MAX_CORES}, got {self.cores!r}")
+        if not isinstance(self.k_split, bool):
+            raise ValueError(f"k_split: [memory] k_split must be true or false, "
+                             f"got {self.k_split!r}")
         if not isinstance(self.fused_attention, bool):
             raise ValueError(f"fused: [attention] fused must be true or false, "
                              f"got {self.fused_attention!r}")

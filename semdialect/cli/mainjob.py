@@ -32,6 +32,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,6 +64,8 @@ AREA_OUTPUTS = ("area.csv", "array_area.csv", "area.png", "ablation.png")
 FMAX_OUTPUTS = ("fmax.csv", "fmax_notes.txt")
 #: files of the liberty (ASIC) part of the area stage: figures, or why they are missing
 ASIC_OUTPUTS = ("asic.csv", "asic_missing.txt")
+#: files of the memory stage (:func:`stage_memory`)
+MEMORY_OUTPUTS = ("MEMORY_REPORT.csv", "memory_step.csv")
 #: which stages ran (``stage,status`` rows; the summary lists them)
 STAGES_CSV = "stages.csv"
 #: every file a run may write besides plots (``*.png``) and ``summary.md``, which the report
@@ -70,8 +73,8 @@ STAGES_CSV = "stages.csv"
 #: folder, whatever this run skipped (other files of ``--out`` are carried over)
 SIM_OUTPUTS = frozenset({
     "samples_accuracy.csv", "dialect_usage.csv", "model_vs_rtl.csv", *AREA_OUTPUTS,
-    *FMAX_OUTPUTS, *ASIC_OUTPUTS, "COMPUTE_REPORT.csv", "BANDWIDTH_REPORT.csv", "utilization.csv",
-    "energy.csv", STAGES_CSV,
+    *FMAX_OUTPUTS, *ASIC_OUTPUTS, *MEMORY_OUTPUTS, "COMPUTE_REPORT.csv",
+    "BANDWIDTH_REPORT.csv", "utilization.csv", "energy.csv", STAGES_CSV,
 })
 #: ``--rho``: a plain decimal (optional exponent of at most 3 digits, so that parsing it
 #: into a Fraction is instant), at most this many characters
@@ -233,6 +236,73 @@ def stage_cycles(cfg: Config, workload: str, rho: Fraction | str, out: Path, fma
         _say(f"  {label:42s} {step_cycles(rs):>16,d} cycles / denoising step, "
              f"{100 * step_utilization(rs):5.1f} % MAC utilization")
     return results
+
+
+#: attention modes the memory stage compares (the configuration's ``[attention] fused`` is
+#: one of them)
+ATTENTION_MODES = (("separate", False), ("fused", True))
+
+
+def stage_memory(cfg: Config, out: Path, clock_mhz: float, gemms: Sequence[Gemm],
+                 rho: Fraction | str, clocks: dict[str, float] | None = None
+                 ) -> list[dict[str, object]]:
+    """The system model (:mod:`sim.memory`: per-core SRAMs, shared DRAM, the searched
+    mapping of every GEMM, stalls, energy) of every design on the workload, with attention
+    as separate GEMMs and fused: ``MEMORY_REPORT.csv`` (one row per layer, design and mode:
+    the chosen mapping, core/stall cycles, the binding bound, DRAM bytes per operand) and
+    ``memory_step.csv`` (per design and mode: time and energy per denoising step). Each
+    design runs at its own 180 nm clock where ``clocks`` has it, else ``clock_mhz``."""
+    from semdialect.sim.energy import load_assumptions
+    from semdialect.sim.memory import DRAM_KEYS, evaluate_step
+
+    dram_pj = load_assumptions().actions["dram_byte"].pj
+
+    t0 = time.perf_counter()
+    layer_rows: list[list[object]] = []
+    steps: list[dict[str, object]] = []
+    k_of = {g.layer: g.k for g in gemms}
+    for mode, fused in ATTENTION_MODES:
+        mcfg = replace(cfg, fused_attention=fused)
+        for d in [*model_designs(mcfg), CycleDesign.of(configured_design(), mcfg, rho)]:
+            mhz = (clocks or {}).get(d.name) or clock_mhz
+            step = evaluate_step(d, gemms, mhz)
+            for r in step.layers:
+                mp = r.mapping
+                layer_rows.append(
+                    [d.label, mode, r.layer, r.kind, r.count,
+                     *((mp.tm, mp.tn, mp.tk, mp.order, mp.split, mp.cores) if mp else
+                       ("",) * 6),
+                     # Tk < K: partial sums through the output adder (SPEC §9: not the
+                     # single ascending accumulation of SPEC §5)
+                     int(bool(mp and r.kind == "gemm" and mp.tk < k_of.get(r.layer, 0))),
+                     r.core_cycles, round(r.stall_cycles, 1), round(r.cycles, 1), r.bound,
+                     r.macs, *(round(r.dram_bytes.get(k, 0.0), 1) for k in DRAM_KEYS),
+                     round(r.dram_total, 1), round(r.energy_total_pj / 1e6, 4)])
+            steps.append({
+                "design": d.label, "attention": mode, "clock_mhz": round(mhz, 1),
+                "cycles": round(step.cycles), "core_cycles": round(step.core_cycles),
+                "stall_pct": round(100 * step.stall_cycles / step.cycles, 2),
+                "seconds_per_step": round(step.seconds, 3),
+                "dram_gb_per_step": round(step.dram_bytes / 1e9, 3),
+                "energy_j_per_step": round(step.energy_j, 3),
+                "dram_energy_pct": round(100 * step.dram_bytes * dram_pj * 1e-12
+                                         / step.energy_j, 1) if step.energy_j else 0.0,
+                "utilization_pct": round(100 * step.utilization, 2)})
+    _write_csv(out / "MEMORY_REPORT.csv",
+               ["design", "attention", "layer", "kind", "count", "tm", "tn", "tk", "order",
+                "split", "cores", "k_split", "core_cycles", "stall_cycles", "cycles", "bound",
+                "macs",
+                *(f"dram_{k}_bytes" for k in DRAM_KEYS), "dram_total_bytes",
+                "energy_uj"], layer_rows)
+    _write_csv(out / "memory_step.csv", list(steps[0]), [list(s.values()) for s in steps])
+    _say(f"  {len(steps)} design × attention runs in {time.perf_counter() - t0:.2f} s "
+         f"({cfg.cores} core(s), SRAM act/weight/out {cfg.act_sram_kib}/"
+         f"{cfg.weight_sram_kib}/{cfg.out_sram_kib} KiB, DRAM {cfg.dram_gbps:g} GB/s)")
+    for s in steps:
+        _say(f"  {s['design']:42s} {s['attention']:8s} {s['seconds_per_step']:>10} s/step, "
+             f"stalls {s['stall_pct']:5.1f} %, DRAM {s['dram_gb_per_step']:>9} GB/step, "
+             f"{s['energy_j_per_step']:>9} J/step")
+    return steps
 
 
 def utilization_configs(cfg: Config) -> list[Config]:
@@ -436,7 +506,7 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
                "ran (quick ablation; --full-ablation for every P and B = 64)"),
               ("iCE40 Fmax", "skipped (--skip-area)" if skip_area else
                "skipped (--no-fmax)" if not fmax else "ran"),
-              ("cycle model", "ran"), ("energy", "ran")]
+              ("cycle model", "ran"), ("memory system", "ran"), ("energy", "ran")]
     _say(f"semdialect sim — config {cfg.name}: {cfg.rows}x{cfg.cols} array, B={cfg.block}, "
          f"{cfg.formatbook} {cfg.select}, {cfg.formats_per_cycle} formats/cycle")
     with staged_dir(out_dir, "--out") as staging:
@@ -466,6 +536,9 @@ def run(config_path: Config | str, out_dir: str = "reports/out",
         _say(f"\n[4/5] cycle model: {workload} (clock for TOPS: {clock:.1f} MHz = {how})")
         results = stage_cycles(cfg, workload, rho_f, out, clock, gemms)
         stage_utilization(cfg, out)
+        _say(f"\n  memory system: {workload}, SRAM-fitted mappings, DRAM stalls, attention "
+             "separate and fused (sim/memory.py)")
+        stage_memory(cfg, out, clock, gemms, rho_f, asic_clocks)
         _say("\n[5/5] energy (ESTIMATE, data/energy/assumptions_v1.toml)")
         stage_energy(cfg, results, out)
         _write_csv(out / STAGES_CSV, ["stage", "status"], stages)
