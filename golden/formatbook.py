@@ -12,6 +12,7 @@ with max group p and variant v (G = 2 for ``dfp4``, 4 for ``sd32``). A user book
 
 from __future__ import annotations
 
+import functools
 import operator
 import tomllib
 from dataclasses import dataclass
@@ -266,12 +267,18 @@ def load_formatbook(path: str | Path) -> Formatbook:
         raise ValueError(f"{where}: {exc}") from None
 
 
+@functools.cache
+def _builtin(name: str) -> Formatbook:
+    """The builtin formatbook ``name``, built once (immutable: its ``hu`` is read-only)."""
+    return BUILTIN_FORMATBOOKS[name]()
+
+
 def get_formatbook(spec: str | Path | Formatbook) -> Formatbook:
     """A formatbook by builtin name (``dfp4``, ``sd32``), TOML path, or passed through."""
     if isinstance(spec, Formatbook):
         return spec
     if isinstance(spec, str) and spec in BUILTIN_FORMATBOOKS:
-        return BUILTIN_FORMATBOOKS[spec]()
+        return _builtin(spec)
     if str(spec).endswith(".toml"):
         return load_formatbook(spec)
     raise ValueError(
