@@ -4,19 +4,47 @@ Each row is one GEMM Y[M, N] = X[M, K] · W[K, N] run ``count`` times per denois
 (``data/workloads/README.md`` gives every model's sources and conventions). The optional
 ``static`` column says what W is: ``W`` (static weights, quantized offline — the default when
 the column is absent, and for every SCALE-Sim row) or ``none`` (W is an activation produced at
-run time, as Kᵀ in Q·Kᵀ and V in attention·V, so the hardware quantizes it at run time). SCALE-Sim
-topologies are accepted too: GEMM topologies (``Layer, M, N, K``) and convolution topologies
-(``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter,
-Strides``), a convolution becoming the GEMM M = ofmap pixels, K = filter volume, N = filters.
+run time, as Kᵀ in Q·Kᵀ and V in attention·V, so the hardware quantizes it at run time).
+
+SCALE-Sim topologies (scale-sim-v2 and -v3, ``scalesim/topology_utils.py``) are read as
+SCALE-Sim reads them: **by position** (SCALE-Sim skips the first line unread), so the header's
+spelling only has to be recognisable — compared case-insensitively with runs of whitespace
+(also tabs and no-break spaces) as one space:
+
+* GEMM topologies (``-i gemm``): name, ``M``, ``N``, ``K`` (headers seen in the SCALE-Sim
+  repository: ``Layer,M,N,K``, ``L,M,N,K``, ``Layer Name, M, N, K``);
+* convolution topologies: name, IFMAP height, IFMAP width, filter height, filter width,
+  channels, filters[, strides] (the spellings ``IFMAP Height``/``Ifmap height``, ``Channels``/
+  ``channel``, ``Num Filter``/``num filters``, and the repository's ``IFMAP Width, IFMAP Width``
+  typo for height, width; the stride column is optional, default 1; v2's ``Stride height,
+  Stride width`` pair is read as two strides). A convolution becomes the GEMM M = output pixels,
+  SCALE-Sim's ⌈(H − R + s)/s⌉ per axis (a last partial window counts: 224 × 224, R = 7,
+  s = 2 gives 110 × 110, not the unpadded 109 × 109), K = filter volume R·S·C, N = filters;
+  a layer whose name contains ``DP`` is depthwise, as in SCALE-Sim: C convolutions of one
+  channel each (``count`` = C, K = R·S);
+* the columns after these are read by name: ``Sparsity`` (v3's ``N:M`` structured sparsity)
+  must be dense (N = M, e.g. ``1:1``, or empty) since the array computes dense blocks;
+  ``Batch Size`` must be 1 or empty (SCALE-Sim does not model a batch either: fold it into M);
+  any other column (e.g. ``Eh, Ew, e2`` of ``conv_nets/Resnet50.csv``) is ignored, except
+  ``count`` and ``static`` (an error: they belong to the project layout, whose K comes
+  before N);
+* a layer name ending in ``*<count>`` (as :func:`semdialect.sim.scalesim.write_topology` writes
+  a GEMM run ``count`` times: SCALE-Sim has no count column) gives that ``count`` and the name
+  without the suffix.
+
+Trailing commas (every SCALE-Sim row ends with one), CRLF line ends, a leading BOM and rows of
+empty cells are accepted; as in SCALE-Sim (``row.split(',')[:-1]``), text after the last comma
+of a SCALE-Sim row beyond the header's columns is not read (``conv_nets/mobilnet_4k.csv`` ends
+rows with ``#dw``). A tab-separated file is not a topology (SCALE-Sim splits on commas only).
 
 Validation (every problem is one-line ``ValueError`` naming the file, the line and the
 column): a workload is a regular UTF-8 file (a leading BOM is allowed) of at most
 :data:`MAX_BYTES` bytes with a known header and 1 … :data:`MAX_ROWS` GEMM rows (blank lines
 are skipped); every number is a plain decimal integer (ASCII digits only: no sign, point,
 exponent or ``_``) in 1 … :data:`MAX_DIM` — M, K, N, ``count`` and every SCALE-Sim field, and
-the M, K, N a convolution turns into; a layer name is not empty; ``static`` is one of
-:data:`STATIC_KINDS` (exactly, case-sensitive); a row has no more values than the header has
-columns.
+the M, K, N and ``count`` a convolution turns into; a layer name is not empty; ``static`` is
+one of :data:`STATIC_KINDS` (exactly, case-sensitive); a row has no more values than the
+header has columns; a project header names no column twice.
 """
 
 from __future__ import annotations
@@ -43,9 +71,19 @@ STATIC_KINDS = ("W", "none")
 
 _DIGITS = re.compile(r"[0-9]{1,12}")
 _PROJECT = ("layer", "M", "K", "N")
+#: canonical column names of the SCALE-Sim layouts (for messages about a missing column)
 _SCALESIM_GEMM = ("Layer", "M", "N", "K")
 _SCALESIM_CONV = ("Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
                   "Channels", "Num Filter")
+#: accepted (normalised) spellings of the SCALE-Sim columns after the name, by position
+_GEMM_POSITIONS = (("m",), ("n",), ("k",))
+_CONV_POSITIONS = (("ifmap height", "ifmap width"), ("ifmap width",), ("filter height",),
+                   ("filter width",), ("channels", "channel"), ("num filter", "num filters"))
+_CONV_FIELDS = ("ih", "iw", "fh", "fw", "channels", "filters")
+_STRIDES = ("strides", "stride")
+_SPARSITY = re.compile(r"([0-9]{1,9}) *: *([0-9]{1,9})")
+#: a SCALE-Sim layer name written with its run count: ``<name>*<count>``
+COUNT_SUFFIX = re.compile(r"(.*\S)\*([0-9]{1,12})")
 _EXPECTED = "layer,M,K,N[,count][,static] or a SCALE-Sim GEMM/convolution topology"
 
 
@@ -84,16 +122,42 @@ class Gemm:
         return self.m * self.k * self.n * self.count
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """How a header's rows are read: ``kind`` (``project``, ``scalesim-gemm``,
+    ``scalesim-conv``), the column index of every field and the header's cells (labels)."""
+
+    kind: str
+    cols: dict[str, int]
+    header: list[str]
+
+    def label(self, field: str) -> str:
+        return self.header[self.cols[field]]
+
+
 def _show(cell: str) -> str:
     """A cell for an error message: quoted, escaped (one line), at most 40 characters."""
     return repr(cell if len(cell) <= 40 else cell[:37] + "...")
 
 
-def _int(row: dict[str, str], key: str, where: str) -> int:
-    cell = row.get(key)
-    if cell is None:
-        raise ValueError(f"{where}, column {key!r}: value missing (the row is shorter than "
-                         "the header)")
+def _norm(cell: str) -> str:
+    """A header cell as compared: lower case, runs of whitespace (tabs, NBSP) as one space."""
+    return " ".join(cell.split()).lower()
+
+
+def _cell(cells: list[str], lay: _Layout, field: str, where: str) -> str:
+    """The cell of ``field`` (``ValueError`` when the row is shorter than the header)."""
+    idx = lay.cols[field]
+    if idx >= len(cells):
+        raise ValueError(f"{where}, column {lay.label(field)!r}: value missing (the row is "
+                         "shorter than the header)")
+    return cells[idx]
+
+
+def _int(cells: list[str], lay: _Layout, field: str, where: str) -> int:
+    """The integer in 1 … :data:`MAX_DIM` of ``field``."""
+    cell = _cell(cells, lay, field, where)
+    key = lay.label(field)
     if not _DIGITS.fullmatch(cell):
         raise ValueError(f"{where}, column {key!r}: expected an integer in 1..{MAX_DIM} "
                          f"(2^31), got {_show(cell)}")
@@ -104,21 +168,18 @@ def _int(row: dict[str, str], key: str, where: str) -> int:
     return val
 
 
-def _name(row: dict[str, str], key: str, where: str) -> str:
-    cell = row.get(key, "")
+def _name(cells: list[str], lay: _Layout, where: str) -> str:
+    cell = cells[lay.cols["layer"]] if lay.cols["layer"] < len(cells) else ""
     if not cell:
-        raise ValueError(f"{where}, column {key!r}: empty layer name")
+        raise ValueError(f"{where}, column {lay.label('layer')!r}: empty layer name")
     return cell
 
 
-def _static(row: dict[str, str], header: list[str], where: str) -> str:
+def _static(cells: list[str], lay: _Layout, where: str) -> str:
     """The ``static`` cell of a project row (``"W"`` when the header has no such column)."""
-    if "static" not in header:
+    if "static" not in lay.cols:
         return "W"
-    cell = row.get("static")
-    if cell is None:
-        raise ValueError(f"{where}, column 'static': value missing (the row is shorter than "
-                         "the header)")
+    cell = _cell(cells, lay, "static", where)
     if cell not in STATIC_KINDS:
         raise ValueError(f"{where}, column 'static': expected one of "
                          f"{', '.join(STATIC_KINDS)}, got {_show(cell)}")
@@ -150,15 +211,58 @@ def _read_text(path: Path) -> str:
                          f"0x{data[exc.start]:02x})") from None
 
 
-def _layout(header: list[str], path: Path) -> str:
-    """Which of the three layouts ``header`` is (``ValueError`` naming missing columns)."""
+def _scalesim_layout(header: list[str]) -> _Layout | None:
+    """The SCALE-Sim layout of ``header`` by position (None when it is neither)."""
+    norm = [_norm(c) for c in header]
+
+    def matches(spellings: tuple[tuple[str, ...], ...]) -> bool:
+        return len(norm) > len(spellings) and all(
+            norm[i + 1] in ok for i, ok in enumerate(spellings))
+
+    if matches(_GEMM_POSITIONS):
+        cols = {"layer": 0, "M": 1, "N": 2, "K": 3}
+        kind, rest = "scalesim-gemm", 4
+    elif matches(_CONV_POSITIONS):
+        cols = {"layer": 0, **{f: i + 1 for i, f in enumerate(_CONV_FIELDS)}}
+        kind, rest = "scalesim-conv", 7
+        if norm[7:9] == ["stride height", "stride width"]:  # v2's write_topo_file
+            cols |= {"stride_h": 7, "stride_w": 8}
+            rest = 9
+        elif len(norm) > 7 and norm[7] in _STRIDES:
+            cols |= {"stride_h": 7, "stride_w": 7}
+            rest = 8
+    else:
+        return None
+    for i in range(rest, len(norm)):  # named extra columns, first of each name
+        field = {"sparsity": "sparsity", "batch size": "batch"}.get(norm[i])
+        if field and field not in cols:
+            cols[field] = i
+        if norm[i] in ("count", "static"):
+            raise ValueError(f"line 1: a SCALE-Sim topology has no {header[i]!r} column (it "
+                             "would be ignored): use the project header layer,M,K,N,count,"
+                             "static (K before N), or name a row <layer>*<count>")
+    return _Layout(kind, cols, header)
+
+
+def _layout(header: list[str], path: Path) -> _Layout:
+    """How to read the rows under ``header`` (``ValueError`` naming missing columns)."""
     keys = set(header)
+    if set(_PROJECT) <= keys:
+        dupes = sorted({c for c in header if c and header.count(c) > 1})
+        if dupes:
+            raise ValueError(f"workload {path} line 1: duplicate column(s) "
+                             f"{', '.join(map(_show, dupes))}")
+        names = (*_PROJECT, *(c for c in ("count", "static") if c in keys))
+        return _Layout("project", {c: header.index(c) for c in names}, header)
+    try:
+        found = _scalesim_layout(header)
+    except ValueError as exc:
+        raise ValueError(f"workload {path} {exc}") from None
+    if found is not None:
+        return found
+    # name what is missing from the layout the header is closest to
     candidates = {"project": _PROJECT, "scalesim-gemm": _SCALESIM_GEMM,
                   "scalesim-conv": _SCALESIM_CONV}
-    for kind, cols in candidates.items():
-        if set(cols) <= keys:
-            return kind
-    # name what is missing from the layout the header is closest to
     kind, cols = max(candidates.items(), key=lambda kv: len(set(kv[1]) & keys))
     missing = [c for c in cols if c not in keys]
     if len(missing) < len(cols):
@@ -176,8 +280,7 @@ def load_workload(path: str | Path) -> list[Gemm]:
     if not text.strip():
         raise ValueError(f"workload {path}: empty file (expected a header: {_EXPECTED})")
     reader = csv.reader(text.splitlines())
-    header: list[str] | None = None
-    kind = ""
+    lay: _Layout | None = None
     out: list[Gemm] = []
     try:
         for cells in reader:
@@ -185,25 +288,21 @@ def load_workload(path: str | Path) -> list[Gemm]:
             cells = [c.strip() for c in cells]
             if not any(cells):
                 continue
-            if header is None:
+            if lay is None:
                 while cells and not cells[-1]:  # SCALE-Sim rows end with a comma
                     cells.pop()
-                header = cells
-                dupes = sorted({c for c in header if header.count(c) > 1})
-                if dupes:
-                    raise ValueError(f"workload {path} line {line}: duplicate column(s) "
-                                     f"{', '.join(map(_show, dupes))}")
-                kind = _layout(header, path)
+                lay = _layout(cells, path)
                 continue
             where = f"workload {path} line {line}"
-            extra = [c for c in cells[len(header):] if c]
+            if lay.kind != "project" and len(cells) > len(lay.header):
+                cells.pop()  # SCALE-Sim never reads past a row's last comma (e.g. "#dw")
+            extra = [c for c in cells[len(lay.header):] if c]
             if extra:
-                raise ValueError(f"{where}: {len(header) + len(extra)} values but the header "
-                                 f"has {len(header)} columns")
+                raise ValueError(f"{where}: {len(lay.header) + len(extra)} values but the "
+                                 f"header has {len(lay.header)} columns")
             if len(out) == MAX_ROWS:
                 raise ValueError(f"{where}: more than {MAX_ROWS} GEMM rows")
-            rec = dict(zip(header, cells, strict=False))
-            out.append(_gemm(kind, rec, header, where))
+            out.append(_gemm(lay, cells, where))
     except csv.Error as exc:
         raise ValueError(f"workload {path} line {reader.line_num}: not valid CSV ({exc})"
                          ) from None
@@ -212,29 +311,75 @@ def load_workload(path: str | Path) -> list[Gemm]:
     return out
 
 
-def _gemm(kind: str, rec: dict[str, str], header: list[str], where: str) -> Gemm:
-    """One validated row of a workload of layout ``kind``."""
-    if kind == "project":  # columns checked left to right
-        layer, m = _name(rec, "layer", where), _int(rec, "M", where)
-        k, n = _int(rec, "K", where), _int(rec, "N", where)
-        count = _int(rec, "count", where) if "count" in header else 1
-        return Gemm(layer, m, k, n, count, _static(rec, header, where))
-    if kind == "scalesim-gemm":
-        return Gemm(_name(rec, "Layer", where), _int(rec, "M", where), _int(rec, "K", where),
-                    _int(rec, "N", where))
-    ih, iw = _int(rec, "IFMAP Height", where), _int(rec, "IFMAP Width", where)
-    fh, fw = _int(rec, "Filter Height", where), _int(rec, "Filter Width", where)
-    channels, filters = _int(rec, "Channels", where), _int(rec, "Num Filter", where)
-    stride = _int(rec, "Strides", where) if "Strides" in header else 1
+def _gemm(lay: _Layout, cells: list[str], where: str) -> Gemm:
+    """One validated row of a workload read with layout ``lay``."""
+    if lay.kind == "project":  # columns checked left to right
+        layer, m = _name(cells, lay, where), _int(cells, lay, "M", where)
+        k, n = _int(cells, lay, "K", where), _int(cells, lay, "N", where)
+        count = _int(cells, lay, "count", where) if "count" in lay.cols else 1
+        return Gemm(layer, m, k, n, count, _static(cells, lay, where))
+    layer, count = _counted_name(cells, lay, where)
+    if lay.kind == "scalesim-gemm":
+        m, n, k = (_int(cells, lay, f, where) for f in ("M", "N", "K"))
+    else:
+        m, k, n, count = _conv_gemm(cells, lay, where, layer, count)
+    _check_extras(cells, lay, where)
+    return Gemm(layer, m, k, n, count)
+
+
+def _counted_name(cells: list[str], lay: _Layout, where: str) -> tuple[str, int]:
+    """A SCALE-Sim row's layer name and run count (a ``*<count>`` suffix, else 1)."""
+    name = _name(cells, lay, where)
+    hit = COUNT_SUFFIX.fullmatch(name)
+    if hit is None:
+        return name, 1
+    count = int(hit.group(2))
+    if not 1 <= count <= MAX_DIM:
+        raise ValueError(f"{where}, column {lay.label('layer')!r}: the run count after '*' "
+                         f"must be in 1..{MAX_DIM} (2^31), got {count}")
+    return hit.group(1), count
+
+
+def _conv_gemm(cells: list[str], lay: _Layout, where: str, layer: str, count: int
+               ) -> tuple[int, int, int, int]:
+    """(M, K, N, count) of a SCALE-Sim convolution row (a ``DP`` layer is depthwise)."""
+    ih, iw, fh, fw, channels, filters = (_int(cells, lay, f, where) for f in _CONV_FIELDS)
+    sh = _int(cells, lay, "stride_h", where) if "stride_h" in lay.cols else 1
+    sw = _int(cells, lay, "stride_w", where) if "stride_w" in lay.cols else 1
     if fh > ih or fw > iw:
         raise ValueError(f"{where}: filter larger than the input feature map")
-    m = ((ih - fh) // stride + 1) * ((iw - fw) // stride + 1)
+    if "DP" in layer:  # SCALE-Sim's depthwise rule: one single-channel convolution a channel
+        count, channels = count * channels, 1
+    # SCALE-Sim's output size ⌈(H − R + s)/s⌉ (topology_utils.topo_calc_hyperparams): a last
+    # partial window counts, so 224, R = 7, s = 2 gives 110, not the unpadded 109
+    m = ((ih - fh + sh - 1) // sh + 1) * ((iw - fw + sw - 1) // sw + 1)
     k = fh * fw * channels
-    for key, val in (("M = output pixels", m), ("K = filter volume", k)):
+    for key, val in (("M = output pixels", m), ("K = filter volume", k),
+                     ("count = runs x channels of a depthwise (DP) layer", count)):
         if val > MAX_DIM:
             raise ValueError(f"{where}: the convolution's {key} is {val}, more than "
                              f"{MAX_DIM} (2^31)")
-    return Gemm(_name(rec, "Layer name", where), m, k, filters)
+    return m, k, filters, count
+
+
+def _check_extras(cells: list[str], lay: _Layout, where: str) -> None:
+    """SCALE-Sim's optional ``Sparsity`` (dense only) and ``Batch Size`` (1 only) cells."""
+    if "sparsity" in lay.cols and lay.cols["sparsity"] < len(cells):
+        cell = cells[lay.cols["sparsity"]]
+        hit = _SPARSITY.fullmatch(cell)
+        if cell and hit is None:
+            raise ValueError(f"{where}, column {lay.label('sparsity')!r}: expected a ratio "
+                             f"N:M such as 1:1, got {_show(cell)}")
+        if hit is not None and (hit.group(1) != hit.group(2) or int(hit.group(1)) < 1):
+            raise ValueError(f"{where}, column {lay.label('sparsity')!r}: {cell} structured "
+                             "sparsity is not modelled (the array computes dense blocks); "
+                             "use a dense topology (N = M, e.g. 1:1)")
+    if "batch" in lay.cols and lay.cols["batch"] < len(cells):
+        cell = cells[lay.cols["batch"]]
+        if cell not in ("", "1"):
+            raise ValueError(f"{where}, column {lay.label('batch')!r}: a batch of "
+                             f"{_show(cell)} is not read (SCALE-Sim does not model a batch "
+                             "column either); fold the batch into the IFMAP height (M)")
 
 
 def shipped_workloads() -> tuple[str, ...]:

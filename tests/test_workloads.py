@@ -85,7 +85,9 @@ def test_scalesim_topologies(tmp_path) -> None:
         "Num Filter, Strides,\nconv1, 224, 224, 7, 7, 3, 64, 2,\n"
     )
     (c,) = load_workload(conv)
-    assert (c.m, c.k, c.n, c.static) == (109 * 109, 7 * 7 * 3, 64, "W")
+    # SCALE-Sim's topology_utils: ofmap side = ceil((224 - 7 + 2) / 2) = 110 (a partial
+    # last window counts), not floor((224 - 7) / 2) + 1 = 109
+    assert (c.m, c.k, c.n, c.static) == (110 * 110, 7 * 7 * 3, 64, "W")
 
 
 def test_bad_workloads(tmp_path) -> None:
