@@ -61,6 +61,7 @@ verilog: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/semdialect bench
+	$(BIN)/python -m semdialect.sim.sweep_bench
 
 report: $(STAMP)
 	$(BIN)/python -m semdialect.reports.build --config $(CONFIG)

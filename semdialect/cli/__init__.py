@@ -467,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     from semdialect.cli.rtl_run import add_parsers as add_rtl_parsers  # rtl-gemm, rtl-quantize
 
     add_rtl_parsers(sub)
+    from semdialect.cli.scalesim import add_parsers as add_scalesim_parsers
+    from semdialect.cli.sweep import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)
+    add_scalesim_parsers(sub)
     return ap
 
 
