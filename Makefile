@@ -7,7 +7,7 @@ ORACLE_STAMP := $(VENV)/.stamp-oracle
 # a shipped configuration name (default, small, large, blockdialect) or a .toml path
 CONFIG ?= default
 
-.PHONY: venv asic-tools test test-oracle sim verilog bench lint report clean
+.PHONY: venv asic-tools test test-oracle test-large-rtl sim verilog bench lint report clean
 
 # The open 180 nm cell library (Debian's qflow-tech-osu018; only its .lib is taken, extracted
 # into build/tech/ so qflow and its dependencies are not installed) and OpenSTA (Debian's
@@ -52,6 +52,10 @@ test: $(STAMP) asic-tools
 
 test-oracle: $(ORACLE_STAMP)
 	$(BIN)/python -m pytest -q -m oracle
+
+# the 16x16 `large` and 32x32 `xlarge` GemmCores bit-exact on Verilator (about 8 min for xlarge)
+test-large-rtl: $(STAMP)
+	$(BIN)/python -m pytest -q -m large_rtl -n 2 --dist loadgroup --durations=5
 
 sim: $(STAMP) asic-tools
 	$(BIN)/semdialect sim --config $(CONFIG)

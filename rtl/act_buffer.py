@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from semdialect.config import check_lanes
+from semdialect.config import MAX_ARRAY, check_lanes
 
 __all__ = ["ActivationBuffer"]
 
@@ -30,7 +30,7 @@ class ActivationBuffer(wiring.Component):
     Parameters
     ----------
     rows : int
-        PE rows, 1..64.
+        PE rows, 1..128 (:data:`semdialect.config.MAX_ARRAY`).
     layout : data.Layout
         One stored block (``quantized_block(B, K)``).
     max_kb : int
@@ -50,8 +50,8 @@ class ActivationBuffer(wiring.Component):
     """
 
     def __init__(self, rows: int, layout: data.Layout, max_kb: int, lanes: int = 1) -> None:
-        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 64:
-            raise ValueError(f"rows: must be an integer in 1..64, got {rows!r}")
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= MAX_ARRAY:
+            raise ValueError(f"rows: must be an integer in 1..{MAX_ARRAY}, got {rows!r}")
         if isinstance(max_kb, bool) or not isinstance(max_kb, int) or max_kb < 1 or (
             max_kb & (max_kb - 1)
         ):

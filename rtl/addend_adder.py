@@ -13,6 +13,11 @@ from the tile drain's lane multiplexer and the addend, after the −0.0 select),
 (1 … 7) follows adder segment k (:data:`rtl.fp32_add.SEGMENTS`); the last register always
 follows the final segment, so ``o`` is registered. ``stages`` = 0 is the combinational adder
 (``o.valid`` = ``i.valid``, ``i.ready`` = ``o.ready``), the design before pipelining.
+
+Several lanes are that many one-lane adders in lockstep (a replicated cell,
+:func:`rtl.cells.cell`: one Verilog module for every lane but the first, which also carries
+the side bits), each with its own valid and stall-enable registers: the area flow's
+``addend_adder`` (one lane) × ``drain_width`` is the GEMM core's output adder exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from semdialect.rtl.cells import cell
 from semdialect.rtl.fp32_add import FP32_PAIR, SEGMENTS
 from semdialect.rtl.layouts import FP32_RESULT
 from semdialect.rtl.trees import Enables, pipeline_register
@@ -134,6 +140,8 @@ class AddendAdder(wiring.Component):
         return self._cuts
 
     def elaborate(self, platform: object) -> Module:
+        if self._lanes > 1:
+            return self._lanes_of_one(platform)
         m = Module()
         payload = self.i.payload
         cuts = self._cuts
@@ -148,22 +156,17 @@ class AddendAdder(wiring.Component):
         valid: Value = self.i.valid
         entering: Value = valid  # what the last valid register loads
         side: Value | None = payload.side if self._side else None
-        values: list[Value] = []
-        flags: list[Value] = []
-        for lane in range(self._lanes):
-            got, addend = payload.lanes[lane], payload.addends[lane]
-            operands = Signal(FP32_PAIR, name=f"operands{lane}")
-            invalid = Signal(name=f"invalid_in{lane}")
-            m.d.comb += [
-                operands.a.eq(got.value),
-                operands.b.eq(Mux(payload.add, addend.value, _NEG_ZERO)),
-                invalid.eq(got.invalid | (payload.add & addend.invalid)),
-            ]
-            values.append(operands)
-            flags.append(invalid)
+        got, addend = payload.lanes[0], payload.addends[0]
+        value: Value = Signal(FP32_PAIR, name="operands")
+        invalid: Value = Signal(name="invalid_in")
+        m.d.comb += [
+            value.a.eq(got.value),
+            value.b.eq(Mux(payload.add, addend.value, _NEG_ZERO)),
+            invalid.eq(got.invalid | (payload.add & addend.invalid)),
+        ]
 
         def stage(position: int) -> None:
-            nonlocal valid, entering, side
+            nonlocal valid, entering, side, value, invalid
             if position not in cuts:
                 return
             assert en is not None
@@ -172,22 +175,45 @@ class AddendAdder(wiring.Component):
             valid = pipeline_register(m, en, valid, f"{tag}_valid", init=0)
             if side is not None:
                 side = pipeline_register(m, en, side, f"{tag}_side")
-            for lane in range(self._lanes):
-                values[lane] = pipeline_register(m, en, values[lane], f"{tag}_value{lane}")
-                flags[lane] = pipeline_register(m, en, flags[lane], f"{tag}_invalid{lane}")
+            value = pipeline_register(m, en, value, f"{tag}_value0")
+            invalid = pipeline_register(m, en, invalid, f"{tag}_invalid0")
 
         stage(0)
         for index, segment in enumerate(SEGMENTS, start=1):
-            for lane in range(self._lanes):
-                values[lane] = segment(m, values[lane])
+            value = segment(m, value)
             stage(index)
         if en is not None:
             # o.valid's replicas load the valid entering the last register
             en.finish(entering)
-        for lane in range(self._lanes):
-            m.d.comb += [self.o.payload.lanes[lane].value.eq(values[lane]),
-                         self.o.payload.lanes[lane].invalid.eq(flags[lane])]
+        m.d.comb += [self.o.payload.lanes[0].value.eq(value),
+                     self.o.payload.lanes[0].invalid.eq(invalid)]
         if side is not None:
             m.d.comb += self.o.payload.side.eq(side)
         m.d.comb += self.o.valid.eq(valid)
+        return m
+
+    def _lanes_of_one(self, platform: object) -> Module:
+        """``lanes`` one-lane adders in lockstep (a replicated cell, :func:`rtl.cells.cell`):
+        all get the same ``valid``, ``add`` and ``o.ready``, so their control state is
+        identical and lane 0's ``i.ready``/``o.valid`` stand for all; lane 0 also carries the
+        side bits."""
+        m = Module()
+        payload = self.i.payload
+        for lane in range(self._lanes):
+            sub = cell(platform, "addend_lane", AddendAdder, 1, self._stages,
+                       side=self._side if lane == 0 else 0)
+            m.submodules[f"lane{lane}"] = sub
+            m.d.comb += [
+                sub.i.valid.eq(self.i.valid),
+                sub.i.payload.lanes[0].eq(payload.lanes[lane]),
+                sub.i.payload.addends[0].eq(payload.addends[lane]),
+                sub.i.payload.add.eq(payload.add),
+                sub.o.ready.eq(self.o.ready),
+                self.o.payload.lanes[lane].eq(sub.o.payload.lanes[0]),
+            ]
+            if lane == 0:
+                if self._side:
+                    m.d.comb += [sub.i.payload.side.eq(payload.side),
+                                 self.o.payload.side.eq(sub.o.payload.side)]
+                m.d.comb += [self.i.ready.eq(sub.i.ready), self.o.valid.eq(sub.o.valid)]
         return m

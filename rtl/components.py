@@ -10,7 +10,8 @@ Every component is built with the configuration's register stages (``[pipeline]`
 :class:`~semdialect.rtl.timing.Pipeline`): every kind's PE and MAC array with its PE, decoder
 and accumulator stages (so every design's PE core is timed with the same pipeline), the
 selector and both block quantizers with ``selector_stages``, the tile drain on the tile's
-rows × cols·d outputs, and ``addend_adder`` (one lane of the GEMM core's output adder) with
+rows × cols·d outputs (and its two parts, ``tile_drain_control`` and one ``tile_drain_lane``
+of its ``drain_width``), and ``addend_adder`` (one lane of the GEMM core's output adder) with
 ``addend_stages``.
 """
 
@@ -36,7 +37,7 @@ from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
 from semdialect.rtl.scale import FP32Mul
 from semdialect.rtl.selector import FormatSelector
-from semdialect.rtl.tile_drain import TileDrain
+from semdialect.rtl.tile_drain import DrainControl, DrainLane, TileDrain
 from semdialect.rtl.timing import TENSOR_SCALE_STAGES, Pipeline
 
 __all__ = ["KIND_MODULES", "components", "frontend_module", "kind_module"]
@@ -98,6 +99,10 @@ def components(
         "mac_array": lambda: MACArray(cfg.rows, cfg.cols, kind, pipeline=pipe),
         "act_buffer": lambda: ActivationBuffer(cfg.rows, kind.encoded_layout, max_kb, cfg.lanes),
         "tile_drain": lambda: TileDrain(cfg.rows, cfg.tile_cols, cfg.drain_width),
+        # the tile drain's parts: its beat sequencer, and one of its drain_width lanes (the
+        # rows·cols·d / drain_width results a lane emits, with their multiplexer)
+        "tile_drain_control": lambda: DrainControl(cfg.rows, cfg.tile_cols, cfg.drain_width),
+        "tile_drain_lane": lambda: DrainLane(cfg.rows * cfg.tile_cols // cfg.drain_width),
         # one lane of the GEMM core's output adder (y + yin, the decomposition's second pass;
         # every y beat passes it), with the core's addend_stages registers
         "addend_adder": lambda: AddendAdder(1, cfg.addend_stages),

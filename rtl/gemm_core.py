@@ -56,13 +56,14 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from semdialect.config import Config, check_drain_width, check_lanes
+from semdialect.config import MAX_ARRAY, Config, check_drain_width, check_lanes
 from semdialect.designs import PEKind
 from semdialect.golden.formatbook import Formatbook
 from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.addend_adder import AddendAdder
 from semdialect.rtl.block_decoder import ElementKind
 from semdialect.rtl.block_quantizer import BlockQuantizer
+from semdialect.rtl.cells import cell, prototype
 from semdialect.rtl.layouts import (
     FP32_RESULT,
     OP_QUANTIZE,
@@ -106,7 +107,7 @@ class GemmCore(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        MAC array size, 1..64.
+        MAC array size, 1..128 (:data:`semdialect.config.MAX_ARRAY`).
     block : int
         B (16, 32, 64).
     formatbook : Formatbook | str
@@ -155,8 +156,8 @@ class GemmCore(wiring.Component):
     ) -> None:
         # plain parameters first, so that no sub-component is built for a bad one
         for name, val in (("rows", rows), ("cols", cols)):
-            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= 64:
-                raise ValueError(f"{name}: must be an integer in 1..64, got {val!r}")
+            if isinstance(val, bool) or not isinstance(val, int) or not 1 <= val <= MAX_ARRAY:
+                raise ValueError(f"{name}: must be an integer in 1..{MAX_ARRAY}, got {val!r}")
         pipeline = Pipeline() if pipeline is None else pipeline
         if not isinstance(pipeline, Pipeline):
             raise ValueError(f"pipeline: expected a Pipeline, got {pipeline!r}")
@@ -169,10 +170,10 @@ class GemmCore(wiring.Component):
         self._max_kb = _positive("max_kb", max_kb)
         if max_kb & (max_kb - 1):
             raise ValueError(f"max_kb: must be a power of two, got {max_kb}")
-        self._quantizers = [BlockQuantizer(block, formatbook, select, formats_per_cycle,
-                                           residual=True, stages=pipeline.selector_stages)
-                            for _ in range(lanes)]
-        quant = self._quantizers[0]
+        # one frontend lane (the lanes are alike: built in elaborate, see rtl.cells)
+        self._quantizer = quant = prototype(BlockQuantizer(
+            block, formatbook, select, formats_per_cycle, residual=True,
+            stages=pipeline.selector_stages))
         book = quant.formatbook
         self._kind = ElementKind.for_design(PEKind.DIALECT, quant.block, book)
         self._array = MACArray(rows, cols, self._kind, pipeline=pipeline)
@@ -249,16 +250,16 @@ class GemmCore(wiring.Component):
 
     @property
     def block(self) -> int:
-        return self._quantizers[0].block
+        return self._quantizer.block
 
     @property
     def formatbook(self) -> Formatbook:
-        return self._quantizers[0].formatbook
+        return self._quantizer.formatbook
 
     @property
     def selector_cycles(self) -> int:
         """C_sel: cycles per frontend beat (each lane's quantizer initiation interval)."""
-        return self._quantizers[0].initiation_interval
+        return self._quantizer.initiation_interval
 
     @property
     def max_kb(self) -> int:
@@ -273,7 +274,10 @@ class GemmCore(wiring.Component):
         rows, cols, lanes = self._rows, self._cols, self._lanes
         d = self._pipeline.acc_stages
         tile_cols = cols * d
-        quants = self._quantizers
+        proto = self._quantizer
+        quants = [cell(platform, "block_quantizer_residual", BlockQuantizer, proto.block,
+                       proto.formatbook, proto.mode, proto.formats_per_cycle, residual=True,
+                       stages=proto.stages) for _ in range(lanes)]
         for lane, quant in enumerate(quants):
             m.submodules[f"quantizer{lane}"] = quant
         q0 = quants[0]  # all lanes get the same valid/ready: lane 0's handshake stands for all
@@ -456,9 +460,10 @@ class GemmCore(wiring.Component):
         # -- capture: finished tiles into the drain; the last column tile releases the bank ----
         capture = Signal()
         m.d.comb += [
-            drain.i.payload.results.eq(arr.o.payload),
-            drain.i.payload.rows.eq(c_rows.extent),
-            drain.i.payload.cols.eq(c_cols.extent),
+            *(drain.i.results[r][c].eq(arr.o.results[r][c])
+              for r in range(rows) for c in range(tile_cols)),
+            drain.i.rows.eq(c_rows.extent),
+            drain.i.cols.eq(c_cols.extent),
             drain.i.valid.eq(arr.o.valid),
             arr.o.ready.eq(drain.i.ready),
             capture.eq(arr.o.valid & drain.i.ready),

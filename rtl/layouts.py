@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from amaranth.hdl import Const, Value, signed
-from amaranth.lib import data
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from semdialect.golden.formatbook import index_bits
 
@@ -177,19 +178,23 @@ def array_operands(operand: data.Layout, rows: int, cols: int) -> data.StructLay
     })
 
 
-def array_results(rows: int, cols: int) -> data.ArrayLayout:
-    """MAC array output: ``[r][c]`` = :data:`FP32_RESULT` of PE (r, c)."""
-    return data.ArrayLayout(data.ArrayLayout(FP32_RESULT, cols), rows)
+def tile_stream(rows: int, cols: int, *, results: bool = True,
+                extent: bool = False) -> wiring.Signature:
+    """A tile of FP32 results with one stream handshake (``valid``, ``ready``): ``results``,
+    one :data:`FP32_RESULT` member per position (``results[r][c]``, r < ``rows``, c <
+    ``cols``; left out with ``results=False``). With ``extent`` (the tile drain's input) also
+    the tile's valid extent ``rows`` (range(rows + 1), 1..rows) and ``cols`` (range(cols + 1),
+    1..cols).
 
-
-def drain_tile(rows: int, cols: int) -> data.StructLayout:
-    """Tile drain input: ``results`` (:func:`array_results`) and the tile's valid extent
-    ``rows`` (range(rows + 1), 1..rows) and ``cols`` (range(cols + 1), 1..cols)."""
-    return data.StructLayout({
-        "results": array_results(rows, cols),
-        "rows": range(rows + 1),
-        "cols": range(cols + 1),
-    })
+    A member per result rather than one payload: Amaranth emits no signal (port) wider than
+    2^16 bits (a 32 × 160 tile is 168 960), and results that stay 33-bit words are copied
+    word by word in a Verilator model instead of being packed into one wide vector."""
+    members: dict[str, wiring.Member] = {"valid": Out(1), "ready": In(1)}
+    if results:
+        members["results"] = Out(FP32_RESULT).array(rows, cols)
+    if extent:
+        members.update(rows=Out(range(rows + 1)), cols=Out(range(cols + 1)))
+    return wiring.Signature(members)
 
 
 #: Tile drain / GEMM output: ``result`` (:data:`FP32_RESULT`) and ``last`` (1: the tile's last

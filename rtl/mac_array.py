@@ -22,6 +22,9 @@ as ``for kb: for s < d:`` one beat (the row blocks of k-block kb, again for ever
 weight blocks of group s), consecutive enabled cycles for consecutive beats — or, after a gap,
 a beat only when its ring position comes round again (``GemmCore``'s sequencer counts the
 enabled cycles). ``o`` presents the whole tile: ``[r][s·cols + c]`` = PE (r, c)'s output s.
+
+The PEs and the edge decoders are replicated cells (:func:`rtl.cells.cell`): in Verilog one
+PE-core module and one decoder module, instantiated rows·cols and rows + cols times.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from semdialect.config import MAX_ARRAY
 from semdialect.rtl.block_decoder import BlockDecoder, ElementKind
-from semdialect.rtl.layouts import array_operands, array_results
+from semdialect.rtl.cells import cell
+from semdialect.rtl.layouts import array_operands, tile_stream
 from semdialect.rtl.pe import BlockPE
 from semdialect.rtl.timing import Pipeline
 
@@ -50,7 +55,7 @@ class MACArray(wiring.Component):
     Parameters
     ----------
     rows, cols : int
-        Array size, 1..64 each.
+        Array size, 1..128 each (:data:`semdialect.config.MAX_ARRAY`).
     kind : ElementKind
         Element kind of the operand blocks (dialect, MXFP4 or MXINT8).
     pipeline : Pipeline | None
@@ -60,11 +65,12 @@ class MACArray(wiring.Component):
     -------
     i : ``In(stream.Signature(array_operands(kind.encoded_layout, rows, cols)))``
         ``a`` (rows blocks), ``w`` (cols blocks), ``last``.
-    o : ``Out(stream.Signature(array_results(rows, cols·d)))``
-        ``[r][s·cols + c]`` = FP32 result (``value``, ``invalid``) s of PE (r, c).
+    o : ``Out(tile_stream(rows, cols·d))``
+        ``valid``, ``ready`` and ``results[r][s·cols + c]`` = FP32 result (``value``,
+        ``invalid``) s of PE (r, c) (:func:`~rtl.layouts.tile_stream`: one member each).
     """
 
-    MAX_SIZE = 64
+    MAX_SIZE = MAX_ARRAY
 
     def __init__(self, rows: int, cols: int, kind: ElementKind, *,
                  pipeline: Pipeline | None = None) -> None:
@@ -81,7 +87,7 @@ class MACArray(wiring.Component):
         d = self._pipeline.acc_stages
         super().__init__({
             "i": In(stream.Signature(array_operands(kind.encoded_layout, rows, cols))),
-            "o": Out(stream.Signature(array_results(rows, cols * d))),
+            "o": Out(tile_stream(rows, cols * d)),
         })
 
     @property
@@ -112,13 +118,13 @@ class MACArray(wiring.Component):
         valid, last = self.i.valid, self.i.payload.last
         row_blocks = []
         for r in range(self._rows):
-            dec = BlockDecoder(self._kind)
+            dec = cell(platform, "block_decoder", BlockDecoder, self._kind)
             m.submodules[f"row_dec{r}"] = dec
             m.d.comb += dec.i.eq(self.i.payload.a[r])
             row_blocks.append(dec.o)
         col_blocks = []
         for c in range(self._cols):
-            dec = BlockDecoder(self._kind)
+            dec = cell(platform, "block_decoder", BlockDecoder, self._kind)
             m.submodules[f"col_dec{c}"] = dec
             m.d.comb += dec.i.eq(self.i.payload.w[c])
             col_blocks.append(dec.o)
@@ -142,7 +148,7 @@ class MACArray(wiring.Component):
             row_blocks, col_blocks = blocks
         for r in range(self._rows):
             for c in range(self._cols):
-                pe = BlockPE(self._kind, **self._pe_args)
+                pe = cell(platform, "pe_core", BlockPE, self._kind, **self._pe_args)
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
                     pe.i.payload.a.eq(row_blocks[r]),
@@ -152,9 +158,9 @@ class MACArray(wiring.Component):
                     pe.o.ready.eq(self.o.ready),
                 ]
                 if d == 1:
-                    m.d.comb += self.o.payload[r][c].eq(pe.o.payload)
+                    m.d.comb += self.o.results[r][c].eq(pe.o.payload)
                 else:
-                    m.d.comb += [self.o.payload[r][s * self._cols + c].eq(pe.o.payload[s])
+                    m.d.comb += [self.o.results[r][s * self._cols + c].eq(pe.o.payload[s])
                                  for s in range(d)]
                 if r == 0 and c == 0:
                     m.d.comb += [

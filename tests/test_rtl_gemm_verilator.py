@@ -26,11 +26,13 @@ product, 2 scale, 4 selector and 5 output-adder stages) and ``blockdialect`` (df
 two-stage, the same pipeline) run on reduced arrays with every pipeline stage of the shipped
 configuration: ``default-3x2`` (3 × 14 tiles, 3 lanes, drain 7 = half a tile row per
 beat) and ``blockdialect-2x3`` (2 × 21 tiles, 1 lane, drain 42 = the whole tile in one beat).
-A full 8×8 d = 7 core takes 5.5–12 min of Verilog generation and 6–12 min of Verilator
-build on this 2-core machine (``semdialect sim``
-builds it); ``SEMDIALECT_FULL_ARRAYS=1`` runs the shipped 8×8 ``default`` and
-``blockdialect`` cores here too. The shipped ``large`` core runs only with
-``SEMDIALECT_LARGE_ARRAYS=1`` (see ``LARGE``); the ``xlarge`` core is not run.
+A full 8×8 d = 7 core takes 14 s of Verilog generation (cold cache) and 42 s of Verilator
+build on this 2-core machine since the replicated parts are generated and compiled once
+(:mod:`rtl.cells`, :data:`tb.runner.FAST_BUILD_ARGS`; before: 5.5–12 and 6–12 min);
+``SEMDIALECT_FULL_ARRAYS=1`` runs the shipped 8×8 ``default`` and ``blockdialect`` cores here
+too, ``SEMDIALECT_LARGE_ARRAYS=1`` the 16×16 ``large`` one (see ``LARGE``). The shipped
+``large`` and ``xlarge`` (32×32) cores are tested in ``tests/test_rtl_large_array.py``
+(marker ``large_rtl``).
 """
 
 from __future__ import annotations
@@ -69,15 +71,16 @@ PE_MODULE = "semdialect.tb.cocotb_pe"
 CYCLES_DIR = build_dir() / "cycles"  # read by semdialect sim (model_vs_rtl.csv)
 CONFIGS = REPO_ROOT / "configs"
 
-#: ``SEMDIALECT_FULL_ARRAYS=1``: also run the shipped 8×8 default/blockdialect cores (6–12
-#: minutes of Verilator build each); by default they run on reduced arrays with the same
-#: book, B, selector and every ``[pipeline]`` stage
+#: ``SEMDIALECT_FULL_ARRAYS=1``: also run the shipped 8×8 default/blockdialect cores (about
+#: a minute of Verilog and Verilator build each); by default they run on reduced arrays with
+#: the same book, B, selector and every ``[pipeline]`` stage
 FULL = os.environ.get("SEMDIALECT_FULL_ARRAYS") == "1"
 
 #: ``SEMDIALECT_LARGE_ARRAYS=1``: also run the shipped 16×16 ``large`` core (16 lanes, drain
-#: 112). Off by default: its Verilog generation plus Verilator build take far longer than the
-#: test suite's budget (the 32×32 ``xlarge`` more still); the random configurations of
-#: ``test_rtl_random_cycles.py`` cover the same cycle formula on small arrays.
+#: 112; 1.6 min of Verilog and build) on these cases. Off by default:
+#: ``tests/test_rtl_large_array.py`` runs it and the 32×32 ``xlarge`` (marker ``large_rtl``);
+#: the random configurations of ``test_rtl_random_cycles.py`` cover the same cycle formula on
+#: small arrays.
 LARGE = os.environ.get("SEMDIALECT_LARGE_ARRAYS") == "1"
 
 
