@@ -648,7 +648,7 @@ def test_gemm_cycles_rejects_bad_sizes(args, match) -> None:
         (lambda: BlockPE("dialect"), "kind"),
         (lambda: BlockPE(ElementKind.for_design(PEKind.MXINT8), decode=1), "decode"),
         (lambda: MACArray(0, 2, ElementKind.for_design(PEKind.MXINT8)), "rows"),
-        (lambda: MACArray(2, 65, ElementKind.for_design(PEKind.MXINT8)), "cols"),
+        (lambda: MACArray(2, 129, ElementKind.for_design(PEKind.MXINT8)), "cols"),
         (lambda: ActivationBuffer(2, quantized_block(16, 16), 6), "max_kb"),
         (lambda: TileDrain(2, 0), "cols"),
         (lambda: TileDrain(2, 2, 3), "drain_width"),
