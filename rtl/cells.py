@@ -55,7 +55,7 @@ def cell(platform: object, name: str, factory: Callable[..., wiring.Component],
          *args: Any, **kwargs: Any) -> wiring.Component:
     """The replicated part ``factory(*args, **kwargs)`` for a parent elaborated on
     ``platform``: the component itself, or (``platform`` a :class:`CellLibrary`) a stand-in
-    instantiating the shared module ``<name>_<key>`` (module docstring). Add it to the
+    instantiating the shared module ``<name>_<digest>`` (module docstring). Add it to the
     parent as a submodule and connect its members as those of the component. ``factory`` and
     the arguments must be keyable by :func:`rtl.emit.verilog_key` (a module-level class or
     function; plain values, dataclasses, enums)."""
@@ -113,11 +113,6 @@ class CellLibrary:
         self._cells: dict[str, tuple[str, wiring.Signature, tuple[str, ...]]] = {}
         #: module → its Verilog text (the module and its submodules)
         self._texts: dict[str, str] = {}
-
-    @property
-    def modules(self) -> tuple[str, ...]:
-        """The shared modules instantiated so far, by name."""
-        return tuple(sorted(self._texts))
 
     def instance(self, name: str, factory: Callable[..., wiring.Component],
                  args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None

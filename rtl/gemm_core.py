@@ -82,6 +82,9 @@ from semdialect.rtl.timing import Pipeline
 
 __all__ = ["GemmCore"]
 
+#: widest signal (bits) Amaranth's RTLIL backend emits (and its simulator takes): a stream
+#: payload over it (the ``x`` stream of 128 lanes at B = 32: 69 760 bits) cannot be generated
+MAX_SIGNAL_BITS = 1 << 16
 #: defaults of :meth:`GemmCore.from_config` (K up to 512 blocks = 16384 at B = 32)
 DEFAULT_MAX_M = (1 << 17) - 1
 DEFAULT_MAX_N = (1 << 16) - 1
@@ -122,7 +125,10 @@ class GemmCore(wiring.Component):
         Largest K/B, a power of two (activation buffer depth per bank).
     lanes, drain_width : int
         Frontend quantizer lanes (a divisor of rows) and outputs per drain beat (a divisor of
-        the tile's cols·d columns, or a multiple of them dividing rows·cols·d).
+        the tile's cols·d columns, or a multiple of them dividing rows·cols·d). No stream
+        payload may exceed :data:`MAX_SIGNAL_BITS` (``ValueError``): at B = 32 with 32
+        dialects at most 120 lanes (the ``x`` beat: 545 bits a lane), so the 128×128
+        configuration's core is not generated (its area is counted per module).
     pipeline : Pipeline | None
         Register stages (:class:`~rtl.timing.Pipeline`; None: unpipelined).
 
@@ -175,6 +181,20 @@ class GemmCore(wiring.Component):
             block, formatbook, select, formats_per_cycle, residual=True,
             stages=pipeline.selector_stages))
         book = quant.formatbook
+        k, b = book.size, quant.block
+        payloads = {
+            "x": data.ArrayLayout(salient_masked_fp16_block(b, k), lanes),
+            "w": data.ArrayLayout(quantized_block(b, k), cols),
+            "y": drain_beat(drain_width),
+            "yin": data.ArrayLayout(FP32_RESULT, drain_width),
+            "q": quantized_beat(b, k, lanes),
+            "r": residual_beat(b, lanes),
+        }
+        for name, layout in payloads.items():
+            if layout.size > MAX_SIGNAL_BITS:
+                param = {"w": "cols", "y": "drain_width", "yin": "drain_width"}.get(name, "lanes")
+                raise ValueError(f"{param}: the {name} stream's payload would be {layout.size} "
+                                 f"bits wide; Amaranth emits no signal over {MAX_SIGNAL_BITS}")
         self._kind = ElementKind.for_design(PEKind.DIALECT, quant.block, book)
         self._array = MACArray(rows, cols, self._kind, pipeline=pipeline)
         self._buffer = ActivationBuffer(rows, self._kind.encoded_layout, max_kb, lanes)
@@ -184,20 +204,18 @@ class GemmCore(wiring.Component):
         self._cols = cols
         self._lanes = lanes
         self._drain_width = drain_width
-        k = book.size
-        b = quant.block
         self._cmd_layout = gemm_command(
             max(max_m, rows).bit_length(), max(max_n, cols * d).bit_length(),
             max_kb.bit_length()
         )
         super().__init__({
             "cmd": In(stream.Signature(self._cmd_layout)),
-            "x": In(stream.Signature(data.ArrayLayout(salient_masked_fp16_block(b, k), lanes))),
-            "w": In(stream.Signature(data.ArrayLayout(quantized_block(b, k), cols))),
-            "y": Out(stream.Signature(drain_beat(drain_width))),
-            "yin": In(stream.Signature(data.ArrayLayout(FP32_RESULT, drain_width))),
-            "q": Out(stream.Signature(quantized_beat(b, k, lanes))),
-            "r": Out(stream.Signature(residual_beat(b, lanes))),
+            "x": In(stream.Signature(payloads["x"])),
+            "w": In(stream.Signature(payloads["w"])),
+            "y": Out(stream.Signature(payloads["y"])),
+            "yin": In(stream.Signature(payloads["yin"])),
+            "q": Out(stream.Signature(payloads["q"])),
+            "r": Out(stream.Signature(payloads["r"])),
         })
 
     @classmethod

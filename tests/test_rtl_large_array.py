@@ -238,3 +238,17 @@ def test_cell_names_follow_their_logic_not_the_sources(tmp_path: Path,
     second = cached_verilog("adder3", AddendAdder, (3, 1), cache_dir=tmp_path)
     assert not second.hit and second.key != first.key
     assert second.text == first.text and second.path == first.path
+
+
+def test_cores_generate_up_to_where_a_stream_fits_a_signal() -> None:
+    """The 64×64 core builds; the 128×128 one (128 lanes: an x beat of 128 × (32·16 + 32 + 1)
+    = 69 760 bits, over Amaranth's 2^16-bit signals) is refused by name, before any part of
+    it is built. The cores are only built here, never elaborated (their warnings silenced)."""
+    assert 128 * (32 * 16 + 32 + 1) == 69_760 > 1 << 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        assert GemmCore.from_config(resolve_config("array64"), **TEST_LIMITS.kwargs()).lanes == 64
+        with pytest.raises(ValueError,
+                           match=r"^lanes: the x stream's payload would be 69760 bits"):
+            GemmCore.from_config(resolve_config("array128"))
+        gc.collect()
