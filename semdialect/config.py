@@ -14,6 +14,9 @@ Loaded from ``configs/*.toml``::
     block = 32          # B, elements per block along K
     formatbook = "sd32" # builtin name or a formatbook .toml (relative to the config file)
     select = "lut"      # "lut" | "two-stage"
+    rotate = "none"     # "none" | "hadamard": block Hadamard of size B before quantization
+                        # (docs/SPEC.md §11; activations in the frontend, weights offline)
+    rotate_seed = 0     # SplitMix64 seed of the rotation's sign vector, 0 <= seed < 2^64
     [selector]
     formats_per_cycle = 32  # dialect costs evaluated per cycle by the LUT selector
     [frontend]
@@ -68,6 +71,7 @@ from typing import Any
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.golden.formatbook import Formatbook, get_formatbook
 from semdialect.golden.luts import two_stage_tables
+from semdialect.golden.rotation import ROTATIONS, Rotation
 from semdialect.paths import configs_dir
 
 DATAFLOWS = ("output-stationary",)
@@ -114,6 +118,8 @@ class Config:
     block: int = 32
     formatbook: str = "sd32"
     select: str = "lut"
+    rotate: str = "none"
+    rotate_seed: int = 0
     formats_per_cycle: int = 32
     drain_width: int = 32
     lanes: int = 8
@@ -163,6 +169,12 @@ class Config:
             raise ValueError(f"block: must be one of {BLOCK_SIZES}, got {self.block}")
         if self.select not in SELECTS:
             raise ValueError(f"select: must be one of {SELECTS}, got {self.select!r}")
+        if self.rotate not in ROTATIONS:
+            raise ValueError(f"rotate: must be one of {ROTATIONS}, got {self.rotate!r}")
+        if isinstance(self.rotate_seed, bool) or not isinstance(self.rotate_seed, int) \
+                or not 0 <= self.rotate_seed < 1 << 64:
+            raise ValueError(f"rotate_seed: must be an integer in [0, 2^64), "
+                             f"got {self.rotate_seed!r}")
         book = self.book()  # raises ValueError naming the formatbook
         if self.select == "two-stage":
             two_stage_tables(book)
@@ -253,6 +265,10 @@ class Config:
         """The configured formatbook."""
         return get_formatbook(self.formatbook)
 
+    def rotation(self) -> Rotation | None:
+        """The configured block rotation (size B, SPEC §11), or None for ``rotate = "none"``."""
+        return None if self.rotate == "none" else Rotation(self.block, self.rotate_seed)
+
     @property
     def selector_cycles(self) -> int:
         """Cycles the LUT selector needs per block (K / formats per cycle; 1 for two-stage)."""
@@ -296,6 +312,16 @@ def check_lanes(lanes: int, rows: int) -> None:
         raise ValueError(f"lanes: must divide rows={rows}, got {lanes!r}")
 
 
+#: the configuration TOML's core sections (what the core's RTL depends on) → their keys
+CORE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "array": ("rows", "cols", "dataflow", "drain_width"),
+    "format": ("block", "formatbook", "select", "rotate", "rotate_seed"),
+    "selector": ("formats_per_cycle",),
+    "frontend": ("lanes",),
+    "pipeline": tuple(PIPELINE_RANGES),
+}
+
+
 def shipped_configs() -> tuple[str, ...]:
     """Names of the configurations shipped in :func:`semdialect.paths.configs_dir`."""
     return tuple(sorted(p.stem for p in configs_dir().glob("*.toml")))
@@ -328,11 +354,7 @@ def load_config(path: str | Path) -> Config:
         raise ValueError(f"config {path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"config {path}: not valid TOML ({exc})") from None
-    sections = {"array": ("rows", "cols", "dataflow", "drain_width"),
-                "format": ("block", "formatbook", "select"),
-                "selector": ("formats_per_cycle",),
-                "frontend": ("lanes",),
-                "pipeline": tuple(PIPELINE_RANGES), **SYSTEM_SECTIONS}
+    sections = {**CORE_SECTIONS, **SYSTEM_SECTIONS}
     flat: dict[str, Any] = {"name": doc.pop("name", path.stem)}
     for sec, keys in sections.items():
         table = doc.pop(sec, {})

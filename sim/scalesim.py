@@ -61,11 +61,11 @@ from pathlib import Path
 from typing import Any
 
 from semdialect.config import (
+    CORE_SECTIONS,
     MAX_ARRAY,
     MAX_DRAM_GBPS,
     MAX_SRAM_KIB,
     NAME_PATTERN,
-    PIPELINE_RANGES,
     SYSTEM_SECTIONS,
     Config,
     system_fields,
@@ -655,16 +655,6 @@ def read_config(path: str | Path, *, clock_mhz: float,
     return ImportedConfig(keys, tuple(dict.fromkeys(notes)))
 
 
-#: our configuration TOML's core sections (``semdialect.config.load_config``) → keys
-_CORE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "array": ("rows", "cols", "dataflow", "drain_width"),
-    "format": ("block", "formatbook", "select"),
-    "selector": ("formats_per_cycle",),
-    "frontend": ("lanes",),
-    "pipeline": tuple(PIPELINE_RANGES),
-}
-
-
 #: characters a TOML comment may not hold (control characters but tab)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -692,7 +682,7 @@ def config_toml(cfg: Config, comments: Sequence[str] = ()) -> str:
                       system_fields(), strict=True))
     lines = ["# " + _CONTROL.sub(" ", c) for c in comments]
     lines.append(f"name = {_toml_value(cfg.name)}")
-    for section, keys in {**_CORE_SECTIONS, **SYSTEM_SECTIONS}.items():
+    for section, keys in {**CORE_SECTIONS, **SYSTEM_SECTIONS}.items():
         lines += ["", f"[{section}]"]
         lines += [f"{key} = {_toml_value(values[system.get(key, key)])}" for key in keys
                   if values[system.get(key, key)] is not None]
