@@ -1,12 +1,14 @@
-"""The decomposition study: attention-selected salient tokens against random and oracle ones.
+"""The decomposition study: attention- and ERR-selected salient tokens against random and oracle.
 
 The configured (SemanticDialect) design's main path (its format with ``lut`` over the whole
 formatbook); the residual
 R = fp16(x - deq(Q(x))) of the salient rows is quantized in the same format (SPEC §6). At each
-ρ of :data:`STUDY_RHOS` the same number of salient rows n_S = ⌈ρ·N⌉ is chosen three ways:
-*attention* (the tokens receiving the most attention, SPEC §6), *random* (uniform, one draw per
-:data:`SEEDS` seed) and *oracle* (the rows with the largest quantization error, a reference
-that needs the error rather than an attention map). ρ = 0 is the main path alone.
+ρ of :data:`STUDY_RHOS` the same number of salient rows n_S = ⌈ρ·N⌉ is chosen four ways:
+*attention* (the tokens receiving the most attention, SPEC §6; the design's default rule),
+*err* (the highest ERR-sum score: the main path's own minimum ``lut`` block costs summed per
+row, :mod:`semdialect.golden.saliency`), *random* (uniform, one draw per :data:`SEEDS` seed)
+and *oracle* (the rows with the largest quantization error ‖x − deq(Q(x))‖², a reference that
+needs the exact error). ρ = 0 is the main path alone.
 
 MiniLM (:func:`minilm_study`): every linear on its FP32 input (isolated layers, so every
 selection sees identical inputs). Video (:func:`video_study`): token SQNR.
@@ -30,6 +32,7 @@ from semdialect.golden import gemm_quantized, quantize
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import n_salient, residual, saliency_order, salient_tokens
 from semdialect.golden.metrics import sqnr_db_from_sums
+from semdialect.golden.saliency import err_saliency_quantized, top_rows
 
 __all__ = ["SEEDS", "SELECTIONS", "STUDY_RHOS", "StudyRow", "minilm_study", "video_study"]
 
@@ -37,7 +40,7 @@ __all__ = ["SEEDS", "SELECTIONS", "STUDY_RHOS", "StudyRow", "minilm_study", "vid
 STUDY_RHOS = ("0.02", "0.05", "0.1")
 SEEDS = 5
 #: the ways of choosing the salient rows, in table order
-SELECTIONS = ("attention", "random", "oracle")
+SELECTIONS = ("attention", "err", "random", "oracle")
 
 Progress = Callable[[str], None]
 
@@ -48,7 +51,7 @@ class StudyRow:
 
     Attributes:
         rho: salient fraction ρ as written ("0" = no decomposition).
-        selection: "none", "attention", "random" or "oracle".
+        selection: "none", "attention", "err", "random" or "oracle".
         bits: activation bits per element, residual rows included.
         salient_fraction: salient rows / all rows (0..1).
         values: metric → one SQNR in dB per seed (a single value unless random).
@@ -71,16 +74,18 @@ class StudyRow:
         return float(np.std(self.values[metric]))
 
 
-def _selections(rho: str, n: int, attn: Any, err: np.ndarray,
+def _selections(rho: str, n: int, attn: Any, err_scores: np.ndarray, noise: np.ndarray,
                 key: tuple[int, ...]) -> dict[tuple[str, int], np.ndarray]:
     """Salient rows per (selection, seed) for one sequence of ``n`` rows (one layer's map).
 
-    ``err``: per-row squared quantization error (the oracle's score); ``key`` seeds the
-    random draws together with the seed number.
+    ``err_scores``: exact ERR-sum score per row (Python ints, from the main path's own
+    quantization); ``noise``: per-row squared quantization error (the oracle's score);
+    ``key`` seeds the random draws together with the seed number.
     """
     ns = n_salient(rho, n)
     sel = {("attention", 0): salient_tokens(attn, rho),
-           ("oracle", 0): np.sort(saliency_order(err)[:ns])}
+           ("err", 0): top_rows(err_scores, rho),
+           ("oracle", 0): np.sort(saliency_order(noise)[:ns])}
     for seed in range(SEEDS):
         rng = np.random.default_rng((seed,) + key)
         sel[("random", seed)] = np.sort(rng.choice(n, ns, replace=False))
@@ -132,6 +137,7 @@ def minilm_study(model: MiniLM, ref: Reference, weights: Weights,
             n = x.shape[0]
             x16 = to_fp16(x, f"X of {name}", b)
             qx = quantize(x16, fmt, block=b, name=f"X of {name}")
+            scores = err_saliency_quantized(x16, qx, name=f"X of {name}")
             qr = quantize(residual(x16, qx), fmt, block=b, name=f"residual of {name}")
             y_main = gemm_quantized(qx, qw)
             y0 = y_main + bias
@@ -147,7 +153,7 @@ def minilm_study(model: MiniLM, ref: Reference, weights: Weights,
             acc.add(("0", "none", 0, "out" + name), o_sig, float(o0.sum()))
             acc.bits[("0", "none")] += qx.bits_per_element * x.size
             for rho in STUDY_RHOS:
-                sel = _selections(rho, n, ref.maps[layer][k], a0, (layer, k))
+                sel = _selections(rho, n, ref.maps[layer][k], scores, a0, (layer, k))
                 for (how, seed), s in sel.items():
                     a_noise = float(a0.sum() - a0[s].sum() + a1[s].sum())
                     o_noise = float(o0.sum() - o0[s].sum() + o1[s].sum())
@@ -184,6 +190,7 @@ def video_study(tokens: np.ndarray, x16: np.ndarray, attention: np.ndarray) -> l
     x = tokens
     n = x.shape[0]
     q = quantize(x16, fmt, block=b, name="video tokens")
+    scores = err_saliency_quantized(x16, q, name="video tokens")
     qr = quantize(residual(x16, q), fmt, block=b, name="video residual")
     weight_bits = fmt.bits_per_element(b)
     x0 = q.dequant.astype(np.float64)
@@ -193,7 +200,7 @@ def video_study(tokens: np.ndarray, x16: np.ndarray, attention: np.ndarray) -> l
     rows = [StudyRow("0", "none", q.bits_per_element, 0.0,
                      {"sqnr": [sqnr_db_from_sums(signal, e0.sum())]}, weight_bits)]
     for rho in STUDY_RHOS:
-        sel = _selections(rho, n, attention, e0, ())
+        sel = _selections(rho, n, attention, scores, e0, ())
         for how in SELECTIONS:
             vals = []
             for (h, _), s in sel.items():

@@ -214,14 +214,21 @@ def markdown(res: Results) -> str:
         )
     lines += [
         "",
-        "## 3. Decomposition: attention-selected vs random salient tokens",
+        "## 3. Decomposition: how the salient tokens are selected",
         "",
         f"{path} main path; the residual R = fp16(x − deq(Q(x))) of the salient rows is "
         f"quantized in {book} over the whole formatbook (SPEC §6). Same number of salient rows "
         "n_S = ⌈ρ·N⌉ for every selection: *attention* = the n_S tokens receiving the most "
-        f"attention (SPEC §6); *random* = uniformly random rows, mean ± std over {SEEDS} seeds; "
-        "*oracle* = the rows with the largest quantization error ‖x − deq(Q(x))‖² (a reference "
-        f"that needs the error, not an attention map). ρ = 0 is {path} alone.",
+        "attention (SPEC §6; the design's default rule, used in sections 1 and 2); "
+        "*err* = the selector's own minimum block cost summed per token, SPEC §6 ERR-sum "
+        "saliency: s_j = Σ_b min_f Σ_i ERR[f][q_i] · 4^(SE + 16) over the row's blocks, i.e. "
+        "the row's squared error of the floored magnitudes q_i, taken from the main path's own "
+        "quantization (exact integers, ties to the lower index; hardware: a shift and an "
+        "accumulator per token beside the selector, but a pre-pass over the activations before "
+        f"the top n_S are known); *random* = uniformly random rows, mean ± std over {SEEDS} "
+        "seeds; *oracle* = the rows with the largest quantization error ‖x − deq(Q(x))‖² (a "
+        "reference that needs the exact error of the dequantized values, not an attention map "
+        f"or a selector cost). ρ = 0 is {path} alone.",
         "",
         "MiniLM: every linear on its **FP32 input** (isolated layers, so all selections see "
         "identical inputs; unlike section 1 no error propagates), mean over the 36 linears "

@@ -244,7 +244,7 @@ def test_quick_run_writes_every_format(quick) -> None:
         assert f"| {v.label}" in md
     for tbl in ("decomposition_minilm", "decomposition_video"):
         for rho in STUDY_RHOS:
-            for how in ("attention", "random", "oracle"):
+            for how in ("attention", "err", "random", "oracle"):
                 assert any(k[0] == tbl and k[1] == f"rho={rho} {how}" for k in table)
     with (out / "accuracy_layers.csv").open(encoding="utf-8") as fh:
         layers = list(csv.DictReader(fh))
@@ -293,6 +293,7 @@ def test_quick_run_values_are_sane(quick) -> None:
     none = val("decomposition_video", "rho=0 none", "sqnr_db")
     assert val("decomposition_video", "rho=0.1 oracle", "sqnr_db") > none
     assert val("decomposition_video", "rho=0.1 attention", "sqnr_db") > none
+    assert val("decomposition_video", "rho=0.1 err", "sqnr_db") > none
 
 
 def test_eval_rejects_too_few_sentences(tmp_path) -> None:
