@@ -8,7 +8,8 @@ Two families share their arithmetic:
 
 * power-of-two scaled (dfp4/sd32, MXFP4, MXINT8): dequant = integer element · 2^exp exactly,
   with a per-block ``exp``; their GEMM is SPEC §5 on those integers;
-* float scaled (NVFP4, INT4): accuracy baselines whose GEMM is SPEC §8's float64 block sum.
+* float scaled (NVFP4 and its Four Over Six variant, NVINT4, INT4): accuracy baselines whose
+  GEMM is SPEC §8's float64 block sum.
 """
 
 from __future__ import annotations
@@ -267,7 +268,64 @@ class MXINT8(BlockFormat):
         return Encoded(ints.view(np.uint8), deq, meta)
 
 
-class NVFP4(BlockFormat):
+def tensor_amax(rows16: np.ndarray) -> np.float32:
+    """FP32 max |x| over a whole (FP16) tensor; 0 for an empty one."""
+    return np.float32(np.abs(rows16).max()) if rows16.size else np.float32(0)
+
+
+def e2m1_elements(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E2M1 codes and signed element values of block-scaled FP32 values (NVFP4 family).
+
+    |scaled| saturates at 6, then rounds RNE (:func:`e2m1_encode`); the sign comes from
+    ``scaled``'s sign bit, so -0.0 and negatives that round to 0 give code 8 and value -0.0.
+
+    Returns:
+        (codes uint8: bit 3 sign, bits 2:0 magnitude index; values float32 in ±{0 … 6}).
+    """
+    mag = e2m1_encode(np.clip(scaled, -E2M1_MAX, E2M1_MAX))
+    values = np.copysign(E2M1_HU.take(mag) / np.float32(2), scaled)
+    return mag | (np.signbit(scaled).astype(np.uint8) << 3), values
+
+
+class E4M3Scaled(BlockFormat):
+    """The NVFP4 family: B = 16, an E4M3 scale byte per block, one FP32 word per tensor.
+
+    Float-scaled accuracy baselines (SPEC §8 float GEMM contract): 4 + 8/16 = 4.5 bits per
+    element plus 32 bits per tensor. An all-zero tensor gives codes 0, scale bytes 0 and
+    +0.0 values. Subclasses compute ``ctx["tensor_scale"]`` (the per-tensor word, 0 for an
+    all-zero tensor) in :meth:`prepare` and quantize the blocks of a non-zero tensor in
+    :meth:`encode_blocks`.
+    """
+
+    pow2_scaled = False
+    #: elements per block (the E4M3 scale's block)
+    BLOCK: ClassVar[int] = 16
+
+    def block_size(self, requested: int | None) -> int:
+        return check_block(self.BLOCK if requested is None else requested, (self.BLOCK,),
+                           f"{self.name} ")
+
+    def scale_bits(self) -> int:
+        return 8
+
+    def tensor_bits(self) -> int:
+        return 32
+
+    def encode(
+        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
+    ) -> Encoded:
+        n, b = xb.shape
+        if ctx["tensor_scale"] == 0:  # all-zero tensor
+            return Encoded(np.zeros((n, b), np.uint8), np.zeros((n, b), np.float32),
+                           {"scale": np.zeros(n, np.uint8)})
+        return self.encode_blocks(xb.astype(np.float32), ctx)
+
+    def encode_blocks(self, x32: np.ndarray, ctx: dict[str, Any]) -> Encoded:
+        """Codes, FP32 dequant and ``{"scale": E4M3 bytes}`` of (n, B) FP32 blocks."""
+        raise NotImplementedError
+
+
+class NVFP4(E4M3Scaled):
     """NVFP4: B = 16, FP32 tensor scale amax/(448·6), E4M3 block scales, E2M1 elements.
 
     Follows torchao 0.18 ``NVFP4Tensor.to_nvfp4(x, per_tensor_scale=
@@ -281,32 +339,13 @@ class NVFP4(BlockFormat):
     """
 
     name = "nvfp4"
-    pow2_scaled = False
-
-    def block_size(self, requested: int | None) -> int:
-        return check_block(16 if requested is None else requested, (16,), "nvfp4 ")
-
-    def scale_bits(self) -> int:
-        return 8
-
-    def tensor_bits(self) -> int:
-        return 32
 
     def prepare(self, rows16: np.ndarray) -> dict[str, Any]:
-        amax = np.float32(np.abs(rows16).max()) if rows16.size else np.float32(0)
+        amax = tensor_amax(rows16)
         return {"tensor_scale": np.float32(amax / np.float32(E4M3_MAX * E2M1_MAX))}
 
-    def encode(
-        self, xb: np.ndarray, ctx: dict[str, Any], candidates: Any = None, out: Any = None
-    ) -> Encoded:
+    def encode_blocks(self, x32: np.ndarray, ctx: dict[str, Any]) -> Encoded:
         ts = ctx["tensor_scale"]
-        n, b = xb.shape
-        if ts == 0:  # all-zero tensor [ours]
-            zeros = np.zeros(n, np.uint8)
-            return Encoded(
-                np.zeros((n, b), np.uint8), np.zeros((n, b), np.float32), {"scale": zeros}
-            )
-        x32 = xb.astype(np.float32)
         block_scale = np.abs(x32).max(axis=-1) / np.float32(E2M1_MAX)
         s = np.clip(block_scale / ts, np.float32(E4M3_EPS), np.float32(E4M3_MAX))
         s_bits = e4m3_encode(s)
@@ -314,12 +353,117 @@ class NVFP4(BlockFormat):
         total = ts * s32
         # torchao scales by a twice-rounded reciprocal, not by dividing by ts·s
         recip = (np.float32(1) / ts) / s32
-        scaled = np.clip(x32 * recip[:, None], -E2M1_MAX, E2M1_MAX)
-        mag = e2m1_encode(scaled)
-        deq = (E2M1_HU.take(mag) / np.float32(2)) * total[:, None]
-        np.copysign(deq, xb, out=deq)
-        codes = mag | (sign_bits(xb) << 3)
-        return Encoded(codes, deq, {"scale": s_bits})
+        codes, values = e2m1_elements(x32 * recip[:, None])
+        return Encoded(codes, values * total[:, None], {"scale": s_bits})
+
+
+class AmaxScaled(E4M3Scaled):
+    """The NVFP4 family as the Four Over Six code computes it (github.com/mit-han-lab/
+    fouroversix, ``quantize/pytorch/reference.py``): the per-tensor word is the tensor amax
+    A (FP32), and with K = ``ELEMENT_MAX`` · ``SCALE_MAX`` every step is one FP32 RNE op:
+
+    * enc = K / A, dec = 1 / enc (per tensor);
+    * block scale s = E4M3_RNE(fp32(amax_b / ELEMENT_MAX) · enc [· expansion]), subnormal
+      E4M3 values and 0 included (no floor, unlike torchao's NVFP4);
+    * scaled element = x · fp32(1 / fp32(dec · s)), or +0.0 where s = 0;
+    * dequant = fp32(fp32(element · s · A) / K) (element · s is exact).
+    """
+
+    #: largest element magnitude the block amax maps to, and the largest block scale
+    ELEMENT_MAX: ClassVar[float]
+    SCALE_MAX: ClassVar[float]
+
+    def prepare(self, rows16: np.ndarray) -> dict[str, Any]:
+        amax = tensor_amax(rows16)
+        if amax == 0:
+            return {"tensor_scale": amax}
+        enc = np.float32(self.ELEMENT_MAX * self.SCALE_MAX) / amax
+        return {"tensor_scale": amax, "encode": enc, "decode": np.float32(1) / enc}
+
+    def block_scales(
+        self, x32: np.ndarray, ctx: dict[str, Any], expansion: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n,) E4M3 scale bytes, their FP32 values s, and the (n, B) scaled elements
+        x · fp32(1 / fp32(dec · s)) (+0.0 in blocks with s = 0) of (n, B) FP32 blocks.
+
+        ``expansion`` multiplies the FP32 scale before its E4M3 rounding (Four Over Six's
+        1.5 turns the block-max-to-6 scale into the block-max-to-4 one).
+        """
+        s_hp = (np.abs(x32).max(axis=-1) / np.float32(self.ELEMENT_MAX)) * ctx["encode"]
+        if expansion is not None:
+            s_hp = s_hp * np.float32(expansion)
+        s_bits = e4m3_encode(s_hp)
+        s32 = E4M3_GRID.astype(np.float32).take(s_bits)
+        nonzero = s32 > 0
+        with np.errstate(divide="ignore"):
+            recip = np.where(nonzero, np.float32(1) / (ctx["decode"] * s32), np.float32(0))
+        scaled = np.where(nonzero[:, None], x32 * recip[:, None], np.float32(0))
+        return s_bits, s32, scaled
+
+    def dequantize(self, values: np.ndarray, s32: np.ndarray, ctx: dict[str, Any]) -> np.ndarray:
+        """fp32(fp32(values · s · A) / K) for (n, B) element values and (n,) scales."""
+        k = np.float32(self.ELEMENT_MAX * self.SCALE_MAX)
+        return (values * s32[:, None]) * ctx["tensor_scale"] / k
+
+
+class NVFP4FourOverSix(AmaxScaled):
+    """NVFP4 with Four Over Six (4/6) adaptive block scaling (arXiv 2512.02010), MSE rule.
+
+    Each block is quantized twice with E2M1 elements (:meth:`AmaxScaled.block_scales`, K =
+    6 · 256): with the scale that maps its amax to 6, and with that FP32 scale · 1.5 (amax
+    to 4; the tensor scale uses 256, not 448, so this one never exceeds 384 < 448). The block
+    keeps the candidate with the smaller Σ(dequant − x)² (evaluated in float64 [ours]; the
+    published code sums in FP32); a tie keeps the scale-to-6 candidate (the code's strict
+    ``err4 < err6``). Elements saturate at ±6 before RNE [ours: as the CUDA/Triton path's
+    ``cvt.rn.satfinite``; the PyTorch reference would round 7 to 8, reachable only with
+    subnormal E4M3 scales]. The per-tensor word (``tensor_scale``) is the tensor amax.
+    """
+
+    name = "nvfp4-4o6"
+    ELEMENT_MAX = E2M1_MAX
+    #: Four Over Six's largest scale-to-6 block scale (E4M3_MAX_FOUROVERSIX)
+    SCALE_MAX = 256.0
+    #: FP32 factor from the scale-to-6 block scale to the scale-to-4 one
+    FOUR_EXPANSION = 1.5
+
+    def candidate(
+        self, x32: np.ndarray, ctx: dict[str, Any], expansion: float | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One candidate scaling of (n, B) FP32 blocks: E2M1 codes, FP32 dequant, E4M3 scale
+        bytes and the float64 block error Σ(dequant − x)² ((n,))."""
+        s_bits, s32, scaled = self.block_scales(x32, ctx, expansion)
+        codes, values = e2m1_elements(scaled)
+        deq = self.dequantize(values, s32, ctx)
+        diff = deq.astype(np.float64) - x32
+        return codes, deq, s_bits, np.einsum("ij,ij->i", diff, diff)
+
+    def encode_blocks(self, x32: np.ndarray, ctx: dict[str, Any]) -> Encoded:
+        codes6, deq6, s6, err6 = self.candidate(x32, ctx, None)
+        codes4, deq4, s4, err4 = self.candidate(x32, ctx, self.FOUR_EXPANSION)
+        four = err4 < err6  # a tie keeps the scale-to-6 candidate
+        return Encoded(np.where(four[:, None], codes4, codes6),
+                       np.where(four[:, None], deq4, deq6), {"scale": np.where(four, s4, s6)})
+
+
+class NVINT4(AmaxScaled):
+    """NVINT4 (arXiv 2510.25602): NVFP4's two-level scaling with symmetric INT4 elements.
+
+    B = 16, K = 7 · 448 (:meth:`AmaxScaled.block_scales`: the block amax maps to 7), element
+    q = RNE_int(clamp(scaled, −7, 7)) ∈ [−7, 7] (symmetric: −8 is never used), stored two's
+    complement (q & 0xF); dequant = fp32(fp32(q · s · A) / K), q = 0 giving +0.0. As the
+    fouroversix code's ``nvint4`` (``ScaleRule.static_6``). The per-tensor word
+    (``tensor_scale``) is the tensor amax.
+    """
+
+    name = "nvint4"
+    ELEMENT_MAX = 7.0
+    SCALE_MAX = E4M3_MAX
+
+    def encode_blocks(self, x32: np.ndarray, ctx: dict[str, Any]) -> Encoded:
+        s_bits, s32, scaled = self.block_scales(x32, ctx)
+        q = np.rint(np.clip(scaled, -self.ELEMENT_MAX, self.ELEMENT_MAX)).astype(np.int8)
+        deq = self.dequantize(q.astype(np.float32), s32, ctx)  # q = 0 gives +0.0
+        return Encoded((q & 0xF).astype(np.uint8), deq, {"scale": s_bits})
 
 
 class INT4(BlockFormat):
@@ -355,6 +499,8 @@ BASELINES: dict[str, type[BlockFormat]] = {
     "mxint8": MXINT8,
     "nvfp4": NVFP4,
     "int4": INT4,
+    "nvfp4-4o6": NVFP4FourOverSix,
+    "nvint4": NVINT4,
 }
 DIALECT_FORMATS = ("dfp4", "sd32")
 FORMAT_NAMES = DIALECT_FORMATS + tuple(BASELINES)
