@@ -5,6 +5,11 @@ residual quantization: R = fp16(fp32(x) - fp32(deq(Q(x)))), quantized with the s
 B and selection over the whole formatbook. A quantized linear layer then computes
 Y = RNE_fp32(main + resid) for salient rows, where main = Q(X)·Q(W) and resid = Q(R_S)·Q(W)
 are two independent SPEC §5 accumulations.
+
+With a block rotation (SPEC §11) the main path quantizes the rotated X; the residual is formed
+in the rotated basis, R = fp16(y - deq_rot(Q(y))) with y the rotated FP16 blocks, and
+quantized without a further rotation (:func:`residual_format`) but carrying the rotation, so
+that the second pass multiplies the same rotated W.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import to_fp16
-from .formats import DialectFormat, resolve_format
-from .gemm import check_out, gemm_quantized, output_precision
+from .blocks import pad_last, to_fp16
+from .formats import BlockFormat
+from .gemm import check_out, gemm_quantized, operand_formats, output_precision
 from .quantize import QTensor, quantize, quantize_weights
+from .rotated import RotatedFormat, base_format
+from .rotation import Rotation
 
 #: default salient fraction ρ
 DEFAULT_RHO = "0.05"
@@ -76,9 +83,43 @@ def salient_tokens(attn: Any, rho: Any = DEFAULT_RHO) -> np.ndarray:
 
 
 def residual(x16: np.ndarray, q: QTensor) -> np.ndarray:
-    """R = fp16(fp32(x) - fp32(deq(Q(x)))) with IEEE RNE (the subtraction is exact)."""
-    diff = x16.astype(np.float32) - q.dequant
+    """R = fp16(fp32(x) - fp32(deq(Q(x)))) with IEEE RNE (the subtraction is exact).
+
+    ``x16``: the FP16 rows that ``q`` quantized (input basis). For a rotated ``q`` (SPEC §11)
+    the residual is formed in the rotated basis: R = fp16(fp32(y) - q.rotated) with y the
+    rows rotated as ``q`` was (zero-padded to ``q.rotated``'s length), so R has that length;
+    quantize it with :func:`residual_format`. ``q`` must keep ``rotated``
+    (:meth:`QTensor.take_rows` does; otherwise ``ValueError`` starting ``rotate:``).
+    """
+    if q.rotation is None:
+        diff = x16.astype(np.float32) - q.dequant
+        return diff.astype(np.float16)
+    deq = q.gemm_dequant  # q.rotated, or the error naming it
+    x16 = np.asarray(x16, np.float16)
+    if x16.shape[:-1] != deq.shape[:-1]:
+        raise ValueError(f"residual: rows of shape {x16.shape} do not match the quantized "
+                         f"rows {deq.shape}")
+    x16 = pad_last(x16, q.block, True, "residual")
+    if x16.shape != deq.shape:
+        raise ValueError(f"residual: rows of shape {x16.shape} do not match the quantized "
+                         f"rows {deq.shape}")
+    y, bad = q.rotation.forward(x16.reshape(-1, q.block), q.role or "activation")
+    if bad.any():
+        raise ValueError("residual: the rows are outside the FP16 range after rotation (they "
+                         "are not the rows q quantized)")
+    diff = y.reshape(deq.shape).astype(np.float32) - deq
     return diff.astype(np.float16)
+
+
+def residual_format(q: QTensor, fmt: BlockFormat) -> BlockFormat:
+    """The format that quantizes the residual of ``q``: ``fmt`` (its unrotated inner format
+    if it is rotated) — behind ``q``'s rotation with ``input_rotated`` when ``q`` is rotated
+    (R already is in the rotated basis: not rotated again, but its ``dequant`` is mapped back
+    to the input's basis and its GEMM uses the rotated W, SPEC §11)."""
+    inner = base_format(fmt)
+    if q.rotation is None:
+        return inner
+    return RotatedFormat(inner, q.rotation, q.role or "activation", input_rotated=True)
 
 
 @dataclass(frozen=True)
@@ -141,6 +182,8 @@ def decomposed_linear(
     extra_bits_per_element: float = 0.0,
     out: str = "fp32",
     qw: QTensor | None = None,
+    rotate: str | Rotation | None = None,
+    rotate_seed: int = 0,
 ) -> DecomposedLinear:
     """Y = Q(X)·Q(W) + Q(R_S)·Q(W) for one sequence X (N, k) and weights W (k, n).
 
@@ -149,6 +192,8 @@ def decomposed_linear(
     always chooses over the whole formatbook. ``extra_bits_per_element`` adds metadata
     (SeDA's) to the accounting. ``qw``: W already quantized by ``quantize_weights(w, fmt,
     block=...)`` (e.g. cached once per layer); ``w`` is then used only for its shape check.
+    ``rotate``/``rotate_seed``: a block Hadamard rotation of X and W (SPEC §11; a given ``qw``
+    must carry the same rotation, weight role); the residual is formed in the rotated basis.
     """
     x = np.asarray(x)
     w = np.asarray(w)
@@ -164,8 +209,7 @@ def decomposed_linear(
     salient = np.asarray(salient, dtype=np.intp)
     if salient.size and (salient.min() < 0 or salient.max() >= n_tok):
         raise ValueError(f"salient: token index out of range 0..{n_tok - 1}")
-    f = resolve_format(fmt, select=select)
-    fw = resolve_format(fmt) if isinstance(f, DialectFormat) else f
+    f, fw = operand_formats(fmt, select, block=block, rotate=rotate, rotate_seed=rotate_seed)
     b = f.block_size(block)
     x16 = to_fp16(x, "X", b)
     qx = quantize(x16, f, block=b, candidates=candidates, name="X")
@@ -180,18 +224,11 @@ def decomposed_linear(
     bits = qx.bits_per_element + extra_bits_per_element
     if salient.size:
         rows = x16[salient]
-        r = residual(rows, _rows(qx, salient))
-        qr = quantize(r, f, block=b, name="residual")
+        r = residual(rows, qx.take_rows(salient))
+        qr = quantize(r, residual_format(qx, f), block=b, name="residual")
         resid = gemm_quantized(qr, qw)
         bits += qr.bits_per_element * salient.size / n_tok
     parts = DecomposedParts(main=main, residual=resid, salient=salient)
     return DecomposedLinear(y=parts.combine(out), salient=salient, qx=qx, qr=qr,
                             bits_per_element=bits, parts=parts)
 
-
-def _rows(q: QTensor, rows: np.ndarray) -> QTensor:
-    """The given rows of a 2-D quantized tensor (only ``dequant`` is needed by callers)."""
-    return QTensor(
-        format=q.format, block=q.block, codes=q.codes[rows], dequant=q.dequant[rows],
-        bits_per_element=q.bits_per_element, fmt=q.fmt,
-    )

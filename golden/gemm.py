@@ -12,6 +12,12 @@ Y[m, n] = Σ_k X[m, k]·W[k, n], X quantized in blocks along k per row, W along 
 
 Both then accumulate block contributions in FP32 round-to-nearest-even, starting from +0.0,
 in ascending k-block order (:func:`accumulate_blocks`).
+
+Block rotation (SPEC §11 [ours]): with ``rotate``, X is rotated in the activation role and Wᵀ's
+rows (W's columns) in the weight role, by the same :class:`~golden.rotation.Rotation`; the
+contracts above are applied unchanged to the rotated operands (codes/exp, or ``rotated`` for
+the float baselines). Because c_a + c_w = log2 B, the result approximates X·W with no output
+correction. A run-time second operand (attention, SPEC §6a) is not rotated [ours].
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import numpy as np
 
 from .blocks import as_blocks, check_nonempty, pad_last
 from .formatbook import Formatbook
-from .formats import E2M1_HU, E4M3_GRID, NVFP4, DialectFormat, resolve_format
+from .formats import E2M1_HU, E4M3_GRID, NVFP4, BlockFormat, DialectFormat, resolve_format
 from .quantize import QTensor, quantize, quantize_weights
+from .rotated import base_format, rotated_format
+from .rotation import Rotation
 
 #: bytes of temporaries a GEMM chunk may use
 CHUNK_BYTES = 1 << 27
@@ -54,7 +62,8 @@ def _dequant_blocks(q: QTensor) -> np.ndarray:
     zero-padded back to B here, so the product equals that of zero-padded operands (SPEC §2:
     padding equals a short block).
     """
-    rows = q.dequant.reshape(-1, q.dequant.shape[-1])
+    deq = q.gemm_dequant  # the rotated basis for a rotated tensor (SPEC §11)
+    rows = deq.reshape(-1, deq.shape[-1])
     return as_blocks(pad_last(rows, q.block, True, q.format), q.block)
 
 
@@ -119,14 +128,33 @@ def output_precision(y: np.ndarray, out: str) -> np.ndarray:
         return y.astype(np.float16)
 
 
+def check_rotation(qx: QTensor, qw: QTensor) -> None:
+    """X and Wᵀ must share the same rotation (or none), X in the activation role and W in
+    the weight role (SPEC §11): ``ValueError`` starting ``rotate:`` otherwise."""
+    def what(q: QTensor) -> str:
+        r = q.rotation
+        return "not rotated" if r is None else (
+            f"rotated (Hadamard B = {r.block}, seed {r.seed}, {q.role} role)")
+
+    if qx.rotation != qw.rotation:
+        raise ValueError(f"rotate: X and W must share one rotation, but X is {what(qx)} and "
+                         f"W is {what(qw)}")
+    if qx.rotation is not None and (qx.role != "activation" or qw.role != "weight"):
+        raise ValueError(f"rotate: X must be rotated in the activation role and W in the "
+                         f"weight role, got X {qx.role} and W {qw.role}")
+
+
 def gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.ndarray:
     """Y from a quantized X (…, k) and a quantized Wᵀ (n, k) of the same format and B.
 
     Either may come from ``pad=True`` (k not a multiple of B): the short last block counts
-    as zero-padded. Empty operands raise ``ValueError`` naming X or W.
+    as zero-padded. Empty operands raise ``ValueError`` naming X or W. Rotated operands
+    (SPEC §11) must share their rotation (:func:`check_rotation`); they are multiplied in the
+    rotated basis.
     """
     check_nonempty(qx.codes, "X")
     check_nonempty(qw.codes, "W")
+    check_rotation(qx, qw)
     if qx.format != qw.format or qx.block != qw.block:
         raise ValueError(
             f"gemm: X is {qx.format}/B={qx.block} but W is {qw.format}/B={qw.block}"
@@ -162,25 +190,51 @@ def check_operands(x: Any, w: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, w
 
 
+def operand_formats(
+    fmt: str | BlockFormat,
+    select: str | None = None,
+    formatbook: Formatbook | str | None = None,
+    block: int | None = None,
+    rotate: str | Rotation | None = None,
+    rotate_seed: int = 0,
+) -> tuple[BlockFormat, BlockFormat]:
+    """(X's format, W's format) of a GEMM: activations with ``select``, dialect weights with
+    ``lut`` over the whole formatbook (SPEC §4); with ``rotate`` (or a rotated ``fmt``) both
+    behind the same rotation, X in the activation role and W in the weight role (SPEC §11)."""
+    fx = resolve_format(fmt, select=select, formatbook=formatbook)
+    rotation = getattr(fx, "rotation", None)
+    if rotation is not None and rotate not in (None, "none"):
+        raise ValueError(f"rotate: {fx.name} is already rotated")
+    inner = base_format(fx)
+    fw = DialectFormat(inner.formatbook) if (
+        isinstance(inner, DialectFormat) and inner.select != "lut") else inner
+    rot = rotation if rotation is not None else rotate
+    return (rotated_format(inner, rot, rotate_seed, block, "activation"),
+            rotated_format(fw, rot, rotate_seed, block, "weight"))
+
+
 def gemm(
     x: Any,
     w: Any,
-    fmt: str = "sd32",
+    fmt: str | BlockFormat = "sd32",
     *,
     select: str | None = None,
     block: int | None = None,
     formatbook: Formatbook | str | None = None,
     pad: bool = False,
     out: str = "fp32",
+    rotate: str | Rotation | None = None,
+    rotate_seed: int = 0,
 ) -> np.ndarray:
     """Quantize X (…, k) and W (k, n) and multiply per the format's GEMM contract.
 
     Activations use ``select``; weights always use ``lut`` over the whole formatbook (SPEC
     §4). X is checked before W. Returns float32 (``out='fp16'``: rounded once to FP16).
+    ``rotate``/``rotate_seed``: a block Hadamard rotation of X (activation role) and of W's
+    columns (weight role), SPEC §11; the result approximates X·W without any correction.
     """
     x, w = check_operands(x, w)
-    fx = resolve_format(fmt, select=select, formatbook=formatbook)
-    fw = resolve_format(fmt, formatbook=formatbook) if isinstance(fx, DialectFormat) else fx
+    fx, fw = operand_formats(fmt, select, formatbook, block, rotate, rotate_seed)
     qx = quantize(x, fx, block=block, pad=pad, name="X")
     qw = quantize_weights(w, fw, block=block, pad=pad, name=W_NAME)
     return gemm_quantized(qx, qw, out=out)
@@ -227,8 +281,10 @@ def nvfp4_hw_contributions(qx: QTensor, qw: QTensor) -> np.ndarray:
 def _check_nvfp4_pair(qx: QTensor, qw: QTensor) -> None:
     check_nonempty(qx.codes, "X")
     check_nonempty(qw.codes, "W")
+    check_rotation(qx, qw)
     for name, q in (("X", qx), ("W", qw)):
-        if q.format != NVFP4.name or q.scale is None or q.tensor_scale is None:
+        base = base_format(q.fmt).name if q.fmt is not None else q.format
+        if base != NVFP4.name or q.scale is None or q.tensor_scale is None:
             raise ValueError(f"nvfp4_hw_gemm: {name} must be an NVFP4 tensor, got {q.format}")
     if qx.codes.shape[-1] != qw.codes.shape[-1]:
         raise ValueError(f"gemm: X has k={qx.codes.shape[-1]}, W has k={qw.codes.shape[-1]}")
@@ -273,13 +329,15 @@ def nvfp4_hw_gemm_quantized(qx: QTensor, qw: QTensor, out: str = "fp32") -> np.n
     return output_precision(y, out)
 
 
-def nvfp4_hw_gemm(x: Any, w: Any, *, pad: bool = False, out: str = "fp32") -> np.ndarray:
+def nvfp4_hw_gemm(x: Any, w: Any, *, pad: bool = False, out: str = "fp32",
+                  rotate: str | Rotation | None = None, rotate_seed: int = 0) -> np.ndarray:
     """Quantize X (…, k) and W (k, n) to NVFP4 (SPEC §8: X under one tensor amax, W as Wᵀ
     under its own) and multiply per the NVFP4 hardware contract
     (:func:`nvfp4_hw_gemm_quantized`). Same checks and errors as :func:`gemm` (X before W).
-    Returns float32 (``out='fp16'``: rounded once to FP16)."""
+    Returns float32 (``out='fp16'``: rounded once to FP16). ``rotate``: as :func:`gemm`
+    (SPEC §11: the codes, scales and tensor amax are those of the rotated operands)."""
     x, w = check_operands(x, w)
-    f = NVFP4()
-    qx = quantize(x, f, pad=pad, name="X")
-    qw = quantize_weights(w, f, pad=pad, name=W_NAME)
+    fx, fw = operand_formats(NVFP4(), rotate=rotate, rotate_seed=rotate_seed)
+    qx = quantize(x, fx, pad=pad, name="X")
+    qw = quantize_weights(w, fw, pad=pad, name=W_NAME)
     return nvfp4_hw_gemm_quantized(qx, qw, out=out)

@@ -28,6 +28,8 @@ from types import MappingProxyType
 from semdialect.config import Config
 from semdialect.golden.formatbook import BUILTIN_FORMATBOOKS, Formatbook, get_formatbook
 from semdialect.golden.formats import MX_BLOCK, NVFP4, BlockFormat, DialectFormat, resolve_format
+from semdialect.golden.rotated import RotatedFormat, base_format
+from semdialect.golden.rotation import Rotation
 
 __all__ = [
     "DESIGNS",
@@ -215,26 +217,46 @@ class Design:
             return cfg.formatbook, cfg.select
         return self.fmt, self.select
 
+    def rotation(self, cfg: Config | None = None) -> Rotation | None:
+        """The block rotation of this design under ``cfg`` (SPEC §11): ``cfg.rotation()``'s
+        seed at this design's block size (a fixed-block design, MX 32 or NVFP4 16, is
+        rotated at its own B), or None for ``rotate = "none"``."""
+        if cfg is None or cfg.rotation() is None:
+            return None
+        return Rotation(self.block_size(cfg), cfg.rotate_seed)
+
+    def _rotated(self, fmt: BlockFormat, cfg: Config | None, role: str) -> BlockFormat:
+        rotation = self.rotation(cfg)
+        return fmt if rotation is None else RotatedFormat(fmt, rotation, role)
+
     def golden_format(self, cfg: Config | None = None) -> BlockFormat:
-        """The golden model's format object of this design's activations under ``cfg``."""
+        """The golden model's format object of this design's activations under ``cfg``
+        (behind ``cfg``'s rotation in the activation role, if any: :meth:`rotation`)."""
         fmt, select = self.format_spec(cfg)
         if self.pe is PEKind.DIALECT:
-            return _book_format(fmt, select)
-        return _builtin_format(fmt, select)
+            return self._rotated(_book_format(fmt, select), cfg, "activation")
+        return self._rotated(_builtin_format(fmt, select), cfg, "activation")
 
     def weight_format(self, cfg: Config | None = None) -> BlockFormat:
         """The golden format of this design's weights: dialect weights always use ``lut``
-        selection over the whole formatbook (SPEC §4); other formats equal the activations'."""
+        selection over the whole formatbook (SPEC §4); other formats equal the activations'.
+        Behind ``cfg``'s rotation in the weight role, if any (SPEC §11)."""
         if self.pe is PEKind.DIALECT:
-            return _book_format(self.format_spec(cfg)[0], "lut")
-        return self.golden_format(cfg)
+            return self._rotated(_book_format(self.format_spec(cfg)[0], "lut"), cfg, "weight")
+        return self._rotated(base_format(self.golden_format(cfg)), cfg, "weight")
 
     def row_label(self, cfg: Config | None = None) -> str:
         """The design's row label in accuracy tables under ``cfg``: ``"<format> <select>"`` for
-        dialect formats, the format name otherwise, then `` (<role>)`` if it has one — e.g.
-        ``"sd32 lut (SemanticDialect)"``, ``"dfp4 two-stage (BlockDialect)"``, ``"mxfp4"``."""
-        fmt = self.golden_format(cfg)
+        dialect formats, the format name otherwise, then `` + hadamard`` (`` + hadamard seed
+        N`` for a seed N ≠ 0) under a rotation, then `` (<role>)`` if it has one — e.g.
+        ``"sd32 lut (SemanticDialect)"``, ``"dfp4 two-stage (BlockDialect)"``, ``"mxfp4"``,
+        ``"mxfp4 + hadamard"``."""
+        rotated = self.golden_format(cfg)
+        fmt = base_format(rotated)
         text = f"{fmt.name} {fmt.select}" if isinstance(fmt, DialectFormat) else fmt.name
+        if isinstance(rotated, RotatedFormat):
+            seed = rotated.rotation.seed
+            text += " + hadamard" + (f" seed {seed}" if seed else "")
         return f"{text} ({self.role})" if self.role else text
 
     def config(self, cfg: Config) -> Config:
