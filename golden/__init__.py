@@ -10,6 +10,8 @@ Public API::
     nvfp4_hw_accumulate(qx, qw)        (its accumulators before the tensor scales: a PE's sum)
                                        (NVFP4 hardware GEMM contract, SPEC §8 [ours])
     get_formatbook / load_formatbook / build_luts / pack_nibbles / unpack_nibbles
+    # SPEC §11: block Hadamard rotation (quantize/quantize_weights/gemm take rotate=)
+    Rotation(block, seed) / RotatedFormat(inner, rotation, role)
     FlushWarning                       (non-zero blocks flushed to zero, SPEC §2)
 
     # SPEC §6: attention-guided activation decomposition
@@ -20,6 +22,9 @@ Public API::
     # SPEC §7: SeDA
     seda_groups(attn, layout=, tau=) -> SedaGroups
     seda_quantize(x, groups, fmt, block=) -> SedaResult (.q, .variant, .candidates, ...)
+
+    # SPEC §6: ERR-sum saliency (the selector's own minimum block cost per token)
+    err_saliency(x, fmt, block=) / err_salient_tokens(x, rho, fmt) / top_rows(scores, rho)
 
 The modules themselves are ``semdialect.golden.decompose`` and ``semdialect.golden.seda``.
 """
@@ -46,7 +51,10 @@ from .luts import Luts, build_luts, two_stage_tables
 from .metrics import mse, sqnr_db
 from .packing import pack_nibbles, unpack_nibbles
 from .quantize import FlushWarning, QTensor, quantize, quantize_weights
+from .rotated import RotatedFormat
+from .rotation import Rotation
 from .seda import SedaGroups, SedaResult, seda_groups, seda_quantize
+from .selector_saliency import err_saliency, err_salient_tokens, top_rows
 
 __all__ = [
     "FORMAT_NAMES",
@@ -56,12 +64,16 @@ __all__ = [
     "Formatbook",
     "Luts",
     "QTensor",
+    "RotatedFormat",
+    "Rotation",
     "SedaGroups",
     "SedaResult",
     "build_luts",
     "decompose",
     "decomposed_linear",
     "dfp4",
+    "err_saliency",
+    "err_salient_tokens",
     "gemm",
     "gemm_quantized",
     "get_formatbook",
@@ -82,6 +94,7 @@ __all__ = [
     "seda_groups",
     "seda_quantize",
     "sqnr_db",
+    "top_rows",
     "two_stage_tables",
     "unpack_nibbles",
 ]

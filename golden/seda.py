@@ -21,6 +21,7 @@ from .decompose import as_fraction, check_attention, saliency, saliency_order
 from .formatbook import Formatbook, index_bits
 from .formats import DialectFormat, resolve_format
 from .quantize import QTensor, dialect_costs, quantize
+from .rotated import base_format
 
 #: default group threshold τ
 DEFAULT_TAU = "0.5"
@@ -164,7 +165,8 @@ def seda_quantize(
     ``lut``'s lowest id.
     """
     f = resolve_format(fmt)
-    if not isinstance(f, DialectFormat) or f.select != "lut":
+    inner = base_format(f)  # a rotated format (SPEC §11): SeDA on the rotated blocks
+    if not isinstance(inner, DialectFormat) or inner.select != "lut":
         raise ValueError("format: SeDA needs a dialect format with lut selection")
     book = f.formatbook
     if book.variants < 2:

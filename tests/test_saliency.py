@@ -1,4 +1,4 @@
-"""ERR-sum saliency (golden/saliency.py) against a brute-force Python reference."""
+"""ERR-sum saliency (golden/selector_saliency.py) against a brute-force Python reference."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import ref_q, ref_se
 from semdialect.golden import get_formatbook, quantize
 from semdialect.golden.decompose import saliency_order
 from semdialect.golden.quantize import dialect_costs
-from semdialect.golden.saliency import (
+from semdialect.golden.selector_saliency import (
     err_saliency,
     err_saliency_quantized,
     err_salient_tokens,

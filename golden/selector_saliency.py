@@ -39,6 +39,7 @@ from .decompose import DEFAULT_RHO, n_salient
 from .formatbook import Formatbook
 from .formats import DialectFormat, resolve_format
 from .quantize import QTensor
+from .rotated import RotatedFormat, base_format
 from .select import SE_BIAS, lut_costs, preprocess, q_histogram, signed_bins
 
 __all__ = [
@@ -106,15 +107,19 @@ def err_saliency_quantized(x: Any, q: QTensor, *, name: str = "x") -> np.ndarray
 
     Args:
         x: the tensor ``q`` quantizes (any dtype; rounded to FP16 as ``quantize`` does).
-        q: its dialect-format QTensor with ``lut`` selection.
+        q: its dialect-format QTensor with ``lut`` selection (possibly behind a block
+            rotation, SPEC §11: the scores are then those of the rotated blocks, which the
+            selector saw).
 
     Raises:
         ValueError: ``q`` is not a ``lut`` dialect quantization (naming ``format``), or does
             not match ``x`` (naming ``q``).
     """
-    f = _dialect_format(q.fmt)
+    f = _dialect_format(base_format(q.fmt))
     b = q.block
     x16 = to_fp16(x, name, b)
+    if isinstance(q.fmt, RotatedFormat):  # SPEC §11: the costs are those of the rotated blocks
+        x16 = q.fmt.rotate_rows(pad_last(x16, b, True, name), name)
     if x16.shape != q.codes.shape:
         raise ValueError(f"q: quantizes shape {q.codes.shape}, {name} has shape {x16.shape}")
     x16 = pad_last(x16, b, True, name)
