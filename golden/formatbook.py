@@ -13,7 +13,10 @@ with max group p and variant v (G = 2 for ``dfp4``, 4 for ``sd32``). A user book
 from __future__ import annotations
 
 import functools
+import json
 import operator
+import os
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,6 +268,46 @@ def load_formatbook(path: str | Path) -> Formatbook:
                           variants=doc.get("variants", 1))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def formatbook_toml(book: Formatbook, comments: tuple[str, ...] | list[str] = ()) -> str:
+    """The TOML text of ``book`` that :func:`load_formatbook` reads back to an equal book
+    (same name, variants and dialects in the same order).
+
+    ``comments`` become ``#`` lines at the top (a comment holding newlines gives several).
+    ``variants`` is written only when it is not 1.
+    """
+    # TOML comments may not hold control characters other than tab: those become '?'
+    clean = ["".join(ch if ch == "\t" or (ch >= " " and ch != "\x7f") else "?" for ch in part)
+             for c in comments for part in (str(c).splitlines() or [""])]
+    lines = [f"# {part}".rstrip() for part in clean]
+    # a TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML requires escaped
+    name = json.dumps(book.name, ensure_ascii=False).replace("\x7f", "\\u007f")
+    lines.append(f"name = {name}")
+    if book.variants != 1:
+        lines.append(f"variants = {book.variants}")
+    lines.append("dialects = [")
+    lines += [f"  [{', '.join(str(int(v)) for v in row)}],  # {i}"
+              for i, row in enumerate(book.hu)]
+    lines.append("]")
+    return "\n".join(lines) + "\n"
+
+
+def write_formatbook(book: Formatbook, path: str | Path,
+                     comments: tuple[str, ...] | list[str] = ()) -> None:
+    """Write :func:`formatbook_toml` to ``path`` atomically (a temporary file in the same
+    folder, renamed over the target; the old file stays whole if writing fails)."""
+    target = Path(os.path.realpath(path))
+    text = formatbook_toml(book, comments)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @functools.cache

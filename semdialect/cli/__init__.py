@@ -37,6 +37,8 @@ from semdialect.config import Config, resolve_config, shipped_configs
 from semdialect.evaluation.compare import error_rows
 from semdialect.golden import FORMAT_NAMES, gemm, get_formatbook, quantize, resolve_format
 from semdialect.golden.decompose import decomposed_linear
+from semdialect.golden.rotated import rotated_format
+from semdialect.golden.rotation import ROTATIONS
 from semdialect.reports.tables import format_error_table
 
 #: exit status of bad input, and of a run stopped by Ctrl-C (128 + SIGINT, as shells do)
@@ -60,12 +62,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_format_args(args: argparse.Namespace) -> None:
-    """Validate --format/--select/--block/--formatbook without touching the data; a user
-    formatbook file is read and checked once, here (``args.formatbook`` becomes the book)."""
+    """Validate --format/--select/--block/--formatbook/--rotate without touching the data; a
+    user formatbook file is read and checked once, here (``args.formatbook`` becomes the book)."""
     if args.formatbook is not None:
         args.formatbook = get_formatbook(args.formatbook)
     fmt = resolve_format(args.format, select=args.select, formatbook=args.formatbook)
+    rotated_format(fmt, args.rotate, args.rotate_seed, args.block)  # rotate: size != B
     fmt.block_size(args.block)
+
+
+def _rotation_text(args: argparse.Namespace) -> str:
+    """The rotation of a command for its summary line (SPEC §11)."""
+    if args.rotate == "none":
+        return "no rotation"
+    return f"{args.rotate} rotation, seed {args.rotate_seed}"
 
 
 def _input_paths(args: argparse.Namespace, **arrays: str) -> dict[str, str]:
@@ -89,10 +99,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     x = _load_npy(args.input, "IN")
     q = quantize(
         x, args.format, select=args.select, block=args.block, formatbook=args.formatbook,
-        pad=args.pad, name=args.input,
+        pad=args.pad, name=args.input, rotate=args.rotate, rotate_seed=args.rotate_seed,
     )
     out: dict[str, np.ndarray] = {"codes": q.codes, "dequant": q.dequant}
-    for key in ("se", "dialect", "scale"):
+    for key in ("se", "dialect", "scale", "rotated"):
         val = getattr(q, key)
         if val is not None:
             out[key] = val
@@ -101,11 +111,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     out["format"] = np.array(q.format)
     out["block"] = np.int32(q.block)
     out["bits_per_element"] = np.float64(q.bits_per_element)
+    out["rotate"] = np.array(args.rotate)
+    out["rotate_seed"] = np.uint64(args.rotate_seed)
 
     write_output(args.output, lambda fh: np.savez(fh, **out))
     print(
         f"{args.input}: {x.shape} -> {args.output} ({q.format}, B={q.block}, "
-        f"{q.bits_per_element:.4g} bits/element)", file=_message_stream(args.output)
+        f"{q.bits_per_element:.4g} bits/element, {_rotation_text(args)})",
+        file=_message_stream(args.output)
     )
     return 0
 
@@ -123,17 +136,18 @@ def cmd_gemm(args: argparse.Namespace) -> int:
     if salient is None:
         y = gemm(
             x, w, args.format, select=args.select, block=args.block, formatbook=args.formatbook,
-            pad=args.pad, out=args.precision,
+            pad=args.pad, out=args.precision, rotate=args.rotate, rotate_seed=args.rotate_seed,
         )
     else:
         resolve_format(args.format, select=args.select, formatbook=args.formatbook)  # checks
         # a Formatbook (not a format object) keeps SPEC §4: weights use lut whatever --select
         fmt = get_formatbook(args.formatbook) if args.formatbook is not None else args.format
         y = decomposed_linear(x, w, fmt, salient=salient, select=args.select, block=args.block,
-                              out=args.precision).y
+                              out=args.precision, rotate=args.rotate,
+                              rotate_seed=args.rotate_seed).y
     write_output(args.output, lambda fh: np.save(fh, y))
-    print(f"Y = X{x.shape} · W{w.shape} -> {args.output} {y.shape} {y.dtype} ({args.format})",
-          file=_message_stream(args.output))
+    print(f"Y = X{x.shape} · W{w.shape} -> {args.output} {y.shape} {y.dtype} ({args.format}, "
+          f"{_rotation_text(args)})", file=_message_stream(args.output))
     return 0
 
 
@@ -298,6 +312,13 @@ def _checked(check: Callable[[int], int]) -> Callable[[str], int]:
     return parse
 
 
+def _check_rotate_seed(seed: int) -> int:
+    """``--rotate-seed``: an integer in [0, 2^64) (``ValueError`` naming it otherwise)."""
+    if not 0 <= seed < 1 << 64:
+        raise ValueError(f"must be an integer in [0, 2^64), got {seed}")
+    return seed
+
+
 def _config_help() -> str:
     return (f"a shipped configuration ({', '.join(shipped_configs())}) or the path of a "
             "configuration .toml file (default: default, an 8x8 array, B=32, sd32 lut)")
@@ -319,6 +340,14 @@ def _add_format_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pad", action="store_true",
                    help="zero-pad a last axis that is not a multiple of B (zeros add nothing "
                         "to any cost or product; outputs keep the input shape)")
+    p.add_argument("--rotate", choices=ROTATIONS, default="none",
+                   help="block rotation before quantization (SPEC §11): hadamard = a block "
+                        "Hadamard of size B with a seeded sign vector, on activations and on "
+                        "W's columns (B must be a power of two); dequant is returned in the "
+                        "input's basis, the GEMM is exact in the rotated basis (default none)")
+    p.add_argument("--rotate-seed", type=_checked(_check_rotate_seed), default=0, metavar="N",
+                   help="SplitMix64 seed of the rotation's sign vector, an integer in "
+                        "[0, 2^64) (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,7 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Quantize IN.npy (FP16-rounded first) along its last axis. "
                        "OUT.npz holds codes (uint8, input shape), dequant (float32), and per "
                        "block se/dialect (dialect formats) or scale (baselines; NVFP4 also "
-                       "tensor_scale).", epilog=EPILOG)
+                       "tensor_scale), and rotate/rotate_seed. With --rotate hadamard, codes "
+                       "and metadata are in the rotated basis, dequant in the input's basis, "
+                       "and rotated (float32) holds the dequant in the rotated basis; with --pad "
+                       "codes and rotated keep the padded length.", epilog=EPILOG)
     p.add_argument("input", metavar="IN.npy",
                    help="input tensor: a .npy array of any numeric dtype, blocked along its "
                         "last axis")
@@ -467,11 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     from semdialect.cli.rtl_run import add_parsers as add_rtl_parsers  # rtl-gemm, rtl-quantize
 
     add_rtl_parsers(sub)
+    from semdialect.cli.formatbook import add_parsers as add_formatbook_parsers
     from semdialect.cli.scalesim import add_parsers as add_scalesim_parsers
     from semdialect.cli.sweep import add_parsers as add_sweep_parsers
 
     add_sweep_parsers(sub)
     add_scalesim_parsers(sub)
+    add_formatbook_parsers(sub)
     return ap
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy", "load_salient", "salient_arg"]
 
-EPILOG = ("Numbers follow SPEC v1.3 (see README.md). Exit status: 0 ok, 2 bad input, "
+EPILOG = ("Numbers follow SPEC v1.4 (see README.md). Exit status: 0 ok, 2 bad input, "
           "130 interrupted (Ctrl-C).")
 class UsageError(ValueError):
     """A user error reported as one line."""
