@@ -44,6 +44,7 @@ from semdialect.golden.metrics import sqnr_db_from_sums
 from semdialect.golden.rotation import Rotation
 
 __all__ = [
+    "BOOK_SENTENCES",
     "DISTINCT_INPUTS",
     "STUDY_KS",
     "StudyRow",
@@ -121,11 +122,22 @@ def minilm_inputs(model: MiniLM, layers: range, sentences: list[str],
     return out
 
 
+#: sentences the shipped books are fitted on: ``stdlib_sentences(193)[80:]``, disjoint from
+#: the evaluation's first 64, from the rotation calibration's 64..79
+#: (``evaluation.fidelity.CAL_SENTENCES``) and from the sample activation's first 16
+BOOK_SENTENCES = (80, 193)
+
+
 def shipped_book_data(model: MiniLM | None = None) -> dict[str, np.ndarray]:
-    """Fit data of the shipped learned books: MiniLM layers 3..5 linear inputs over
-    ``stdlib_sentences(64)[16:]`` and the 18 weights of layers 3..5 (as Wᵀ)."""
+    """Fit data of the shipped learned books: every MiniLM layer's distinct linear inputs over
+    the sentences :data:`BOOK_SENTENCES`, and the 18 weights of layers 3..5 (as Wᵀ; the
+    shipped sample weight is layer 0's query)."""
     model = model or load_minilm()
-    return minilm_inputs(model, range(3, 6), stdlib_sentences(64)[16:], weights=True)
+    lo, hi = BOOK_SENTENCES
+    data = minilm_inputs(model, range(0, 6), stdlib_sentences(hi)[lo:])
+    weights = minilm_inputs(model, range(3, 6), stdlib_sentences(1), weights=True)
+    data.update({k: v for k, v in weights.items() if k.endswith(".weight")})
+    return data
 
 
 def study_splits(model: MiniLM | None = None
@@ -266,11 +278,12 @@ def write_shipped_book(path: str, rotate: str = "none", *, seed: int = 0,
         f"  = semdialect.golden.learn.learn_formatbook(shipped_book_data(), {SHIPPED_K}, "
         f"block={BLOCK}, seed={seed}, name={res.book.name!r}, rotate={rot}) with the default "
         f"init ({res.init}), iters and max_blocks.",
-        "Data (shipped_book_data): all-MiniLM-L6-v2 layers 3..5, the inputs of query (= key "
+        "Data (shipped_book_data): all-MiniLM-L6-v2 layers 0..5, the inputs of query (= key "
         "= value), attention.output.dense, intermediate.dense and output.dense over "
-        "stdlib_sentences(64)[16:], and the 18 weights of layers 3..5 as W^T; each tensor "
-        "weighs equally. None of it is a shipped sample tensor, so the rows below are held "
-        "out.",
+        f"stdlib_sentences({BOOK_SENTENCES[1]})[{BOOK_SENTENCES[0]}:] (none of the sentences "
+        "semdialect eval measures or calibrates on), and the 18 weights of layers 3..5 as "
+        "W^T; each tensor weighs equally. None of it is a shipped sample tensor, so the rows "
+        "below are held out.",
         f"Fit: {res.sampled_blocks} of {res.nonzero_blocks} non-zero blocks sampled; "
         f"balanced SQNR on the sample {res.balanced_sqnr_db:.3f} dB; best at iteration "
         f"{res.best_iteration}.",
