@@ -80,7 +80,7 @@ from semdialect.rtl.mac_array import MACArray
 from semdialect.rtl.tile_drain import TileDrain
 from semdialect.rtl.timing import Pipeline
 
-__all__ = ["GemmCore"]
+__all__ = ["GemmCore", "check_unrotated"]
 
 #: widest signal (bits) Amaranth's RTLIL backend emits (and its simulator takes): a stream
 #: payload over it (the ``x`` stream of 128 lanes at B = 32: 69 760 bits) cannot be generated
@@ -89,6 +89,17 @@ MAX_SIGNAL_BITS = 1 << 16
 DEFAULT_MAX_M = (1 << 17) - 1
 DEFAULT_MAX_N = (1 << 16) - 1
 DEFAULT_MAX_KB = 512
+
+
+def check_unrotated(cfg: Config) -> None:
+    """``ValueError`` naming ``rotate`` when ``cfg`` rotates its blocks (SPEC §11): the
+    rotation stage (:class:`~rtl.rotator.BlockRotator`) is verified standalone and in front of
+    the BlockQuantizer but not yet wired into the GEMM core."""
+    if cfg.rotate != "none":
+        raise ValueError(
+            f"rotate: {cfg.rotate!r} is not supported by the RTL GEMM core yet (the rotation "
+            "stage, rtl/rotator.py, is verified standalone and in front of the BlockQuantizer "
+            "but not wired into the GEMM core); use rotate = \"none\" or the golden commands")
 
 
 def _positive(name: str, value: object) -> int:
@@ -228,9 +239,11 @@ class GemmCore(wiring.Component):
         max_kb: int = DEFAULT_MAX_KB,
     ) -> GemmCore:
         """The core of a :class:`semdialect.config.Config` (rows, cols, block, formatbook,
-        select, formats_per_cycle; the dataflow must be output-stationary)."""
+        select, formats_per_cycle; the dataflow must be output-stationary and the rotation
+        ``none``, :func:`check_unrotated`)."""
         if cfg.dataflow != "output-stationary":
             raise ValueError(f"dataflow: GemmCore is output-stationary, got {cfg.dataflow!r}")
+        check_unrotated(cfg)
         return cls(cfg.rows, cfg.cols, cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle,
                    lanes=cfg.lanes, drain_width=cfg.drain_width, max_m=max_m, max_n=max_n,
                    max_kb=max_kb, pipeline=Pipeline.of(cfg))

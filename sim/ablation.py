@@ -20,6 +20,13 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
 ``pe``                every PE kind of the registry (:class:`semdialect.designs.PEKind`):
                       dialect (base) vs MXFP4 vs NVFP4 vs MXINT8 [PE core, block decoder,
                       frontend]
+``rotate``            ``none`` vs ``hadamard``: one frontend lane without and with the SPEC
+                      §11 activation rotation in front of it [frontend lane, rotator]: the
+                      :class:`~rtl.rotator.BlockRotator` at the base's B (B = 32 by default,
+                      activation role, default stages; :data:`ROTATOR_MODULE`). The rotator is
+                      verified standalone and in front of the BlockQuantizer but not wired
+                      into the GEMM core, so it is not an array part; :func:`rotator_overhead`
+                      gives what it would add to the configured frontend lanes.
 
 "frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
 code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
@@ -84,12 +91,15 @@ __all__ = [
     "AreaRun",
     "ArrayPart",
     "ROLES",
+    "ROTATOR_MODULE",
     "Clock",
+    "RotatorArea",
     "Variant",
     "array_parts",
     "describe",
     "module_verilog",
     "part_modules",
+    "rotator_overhead",
     "run_area",
     "variants",
 ]
@@ -103,6 +113,7 @@ ABLATION_AXES: dict[str, str] = {
     "formats_per_cycle": "LUT lanes P (selector cycles per block = K/P)",
     "block": "block size B = 16 / 32 / 64",
     "pe": "PE element kind: " + " vs ".join(k.value for k in PEKind),
+    "rotate": "block Hadamard rotation (SPEC §11) before a frontend lane: none vs hadamard",
 }
 
 _FRONTEND = "block_quantizer"
@@ -111,6 +122,10 @@ _FRONTEND = "block_quantizer"
 TENSOR_SCALE_MODULE = "tensor_scale_mul"
 #: the GEMM core's frontend lane: the block quantizer with the SPEC §6 residual path
 _FRONTEND_LANE = "block_quantizer_residual"
+#: the SPEC §11 activation rotator of one frontend lane (:class:`~rtl.rotator.BlockRotator`
+#: at the configuration's B and rotation seed, activation role, default stages); not a
+#: component of the GEMM core (:func:`semdialect.rtl.components.components`), built here
+ROTATOR_MODULE = "block_rotator"
 
 
 def _core(kind: PEKind) -> str:
@@ -135,6 +150,7 @@ ROLES: dict[str, str] = {
     "tile_drain_lane": "tile drain",
     TENSOR_SCALE_MODULE: "tensor-scale multipliers",
     "addend_adder": "addend adders",
+    ROTATOR_MODULE: "rotator",
 }
 
 
@@ -225,6 +241,13 @@ def variants(base: Config, full: bool = False) -> list[Variant]:
         front = _FRONTEND if kind.has_dialects else frontend_module(kind)
         out.append(Variant("pe", label, base, (_core(kind), _decoder(kind), front),
                            kind is PEKind.DIALECT))
+
+    # the activation rotation: one frontend lane without / with its rotator in front
+    for rotate in ("none", "hadamard"):
+        cfg = replace(base, rotate=rotate)
+        label = "none" if rotate == "none" else f"hadamard (activation, B = {base.block})"
+        modules = (_FRONTEND_LANE,) if rotate == "none" else (_FRONTEND_LANE, ROTATOR_MODULE)
+        out.append(Variant("rotate", label, cfg, modules, base.rotate == rotate))
     return out
 
 
@@ -351,7 +374,14 @@ def _verilog(cfg: Config, module: str) -> tuple[Path, str]:
 
     key = hashlib.sha256(_key(cfg, module)[0].encode()).hexdigest()[:12]
     out = build_dir() / "verilog" / "area" / f"{module}-{key}"
-    text = generate_verilog(components(cfg)[module](), module, out)
+    if module == ROTATOR_MODULE:
+        from semdialect.golden.rotation import Rotation
+        from semdialect.rtl.rotator import BlockRotator
+
+        component = BlockRotator(cfg.block, Rotation(cfg.block, cfg.rotate_seed), "activation")
+    else:
+        component = components(cfg)[module]()
+    text = generate_verilog(component, module, out)
     return out / f"{module}.v", hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -482,6 +512,46 @@ def _combine(pe: _PeFmax, sel: _SelectorFmax) -> Clock:
     pe_rep, pe_mhz, pe_notes = pe
     sel_rep, sel_mhz, sel_p, sel_notes = sel
     return Clock(pe_mhz, sel_mhz, sel_p, pe_rep, sel_rep, tuple(pe_notes + sel_notes))
+
+
+@dataclass(frozen=True)
+class RotatorArea:
+    """What the activation rotation adds to the frontend (:func:`rotator_overhead`): one
+    rotator and one frontend lane (NAND2 equivalents, the same flow) and the lanes."""
+
+    rotator: AreaReport
+    frontend_lane: AreaReport
+    lanes: int
+
+    @property
+    def added_nand2_eq(self) -> float:
+        """lanes × one rotator."""
+        return self.lanes * self.rotator.nand2_eq
+
+    @property
+    def frontend_nand2_eq(self) -> float:
+        """lanes × one frontend lane, without rotators."""
+        return self.lanes * self.frontend_lane.nand2_eq
+
+    def describe(self) -> str:
+        """One line: the rotator, the lane, and the total over the configured lanes."""
+        rot, lane = self.rotator, self.frontend_lane
+        return (f"rotator {rot.nand2_eq / 1000:.2f} kGE ({sum(rot.generic_cells.values())} "
+                f"cells, {rot.flip_flops} FFs) vs frontend lane {lane.nand2_eq / 1000:.2f} kGE; "
+                f"× {self.lanes} lanes: +{self.added_nand2_eq / 1000:.1f} kGE on "
+                f"{self.frontend_nand2_eq / 1000:.1f} kGE of frontend "
+                f"(+{100 * rot.nand2_eq / lane.nand2_eq:.1f} %)")
+
+
+def rotator_overhead(run: AreaRun, base: Config) -> RotatorArea | None:
+    """The ``rotate`` axis of ``run`` as :class:`RotatorArea` for ``base``'s lanes (None when
+    the run has no rotator row)."""
+    rows = [r for r in run.rows if r.variant.axis == "rotate"]
+    rotator = next((r.report for r in rows if r.module == ROTATOR_MODULE), None)
+    lane = next((r.report for r in rows if r.module == _FRONTEND_LANE), None)
+    if rotator is None or lane is None:
+        return None
+    return RotatorArea(rotator, lane, base.lanes)
 
 
 def rows_for_csv(rows: Iterable[AblationRow]) -> list[list[object]]:

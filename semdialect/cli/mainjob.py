@@ -395,7 +395,13 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True, full_ablation: bool = 
     and each design's 180 nm ASIC array clock (MHz)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from semdialect.sim.ablation import CSV_HEADER, array_parts, rows_for_csv, run_area
+    from semdialect.sim.ablation import (
+        CSV_HEADER,
+        array_parts,
+        rotator_overhead,
+        rows_for_csv,
+        run_area,
+    )
 
     with ThreadPoolExecutor(max_workers=1) as liberty:
         asic_future = liberty.submit(stage_asic, cfg, out, array_parts(cfg))
@@ -411,6 +417,9 @@ def stage_area(cfg: Config, out: Path, fmax: bool = True, full_ablation: bool = 
         totals[p.design] = totals.get(p.design, 0.0) + rep.nand2_eq * p.count
     for name, total in totals.items():
         _say(f"  array logic {name:16s} {total / 1000:10.1f} kGE")
+    rotation = rotator_overhead(run, cfg)  # SPEC §11: not in the GEMM core, not in the totals
+    if rotation is not None:
+        _say(f"  activation rotation (B = {cfg.block}): {rotation.describe()}")
     clock = run.clock
     if clock is not None:
         fm_rows = []

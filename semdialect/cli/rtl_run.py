@@ -99,8 +99,13 @@ def _progress(command: str) -> Callable[[str], None]:
 
 
 def _config(spec: str) -> tuple[Config, dict[str, str]]:
-    """The configuration and its input files (the TOML and a formatbook file, if any)."""
+    """The configuration and its input files (the TOML and a formatbook file, if any);
+    ``ValueError`` naming ``rotate`` for a rotating configuration (the RTL GEMM core and its
+    frontend do not rotate yet: :func:`~semdialect.rtl.gemm_core.check_unrotated`)."""
+    from semdialect.rtl.gemm_core import check_unrotated
+
     cfg = resolve_config(spec)
+    check_unrotated(cfg)
     files: dict[str, str] = {}
     # as resolve_config: a shipped name wins over a file of that name
     path = configs_dir() / f"{spec}.toml" if spec in shipped_configs() else Path(spec)
