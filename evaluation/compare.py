@@ -8,7 +8,7 @@ each with its row label (:meth:`semdialect.designs.Design.row_label`): the confi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,6 +30,14 @@ class ErrorRow:
     bits_per_element: float
     sqnr_db: float
     mse: float
+
+
+def on_block(cfg: Config | None, block: int) -> Config | None:
+    """``cfg`` with the table's block size, so that a rotating configuration (SPEC §11)
+    rotates at the B the table quantizes with (a rotation's size must equal B)."""
+    if cfg is None or cfg.rotation() is None or cfg.block == block:
+        return cfg
+    return replace(cfg, block=block)
 
 
 def error_rows(
@@ -55,5 +63,5 @@ def error_rows(
         if progress:
             progress(label)
         b = block if d.fixed_block is None else d.fixed_block
-        q = quantize(x16, d.golden_format(cfg), block=b, pad=pad, name=name)
+        q = quantize(x16, d.golden_format(on_block(cfg, b)), block=b, pad=pad, name=name)
         yield ErrorRow(label, q.block, q.bits_per_element, sqnr_db(x, q.dequant), mse(x, q.dequant))

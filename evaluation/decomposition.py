@@ -6,9 +6,9 @@ R = fp16(x - deq(Q(x))) of the salient rows is quantized in the same format (SPE
 ρ of :data:`STUDY_RHOS` the same number of salient rows n_S = ⌈ρ·N⌉ is chosen four ways:
 *attention* (the tokens receiving the most attention, SPEC §6; the design's default rule),
 *err* (the highest ERR-sum score: the main path's own minimum ``lut`` block costs summed per
-row, :mod:`semdialect.golden.saliency`), *random* (uniform, one draw per :data:`SEEDS` seed)
-and *oracle* (the rows with the largest quantization error ‖x − deq(Q(x))‖², a reference that
-needs the exact error). ρ = 0 is the main path alone.
+row, :mod:`semdialect.golden.selector_saliency`), *random* (uniform, one draw per
+:data:`SEEDS` seed) and *oracle* (the rows with the largest quantization error
+‖x − deq(Q(x))‖², a reference that needs the exact error). ρ = 0 is the main path alone.
 
 MiniLM (:func:`minilm_study`): every linear on its FP32 input (isolated layers, so every
 selection sees identical inputs). Video (:func:`video_study`): token SQNR.
@@ -32,7 +32,7 @@ from semdialect.golden import gemm_quantized, quantize
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import n_salient, residual, saliency_order, salient_tokens
 from semdialect.golden.metrics import sqnr_db_from_sums
-from semdialect.golden.saliency import err_saliency_quantized, top_rows
+from semdialect.golden.selector_saliency import err_saliency_quantized, top_rows
 
 __all__ = ["SEEDS", "SELECTIONS", "STUDY_RHOS", "StudyRow", "minilm_study", "video_study"]
 
@@ -130,7 +130,7 @@ def minilm_study(model: MiniLM, ref: Reference, weights: Weights,
         if i % 6 == 0:
             progress(f"decomposition study, MiniLM layer {layer_of(name)}")
         w, bias = model.linear_weights(name)
-        qw = weights.q(name, w)
+        qw = weights.q(name, w, fmt, b)
         weight_bits = qw.bits_per_element
         layer = layer_of(name)
         for k, (x, y_ref) in enumerate(ref.xy[name]):

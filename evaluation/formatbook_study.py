@@ -44,6 +44,7 @@ from semdialect.golden.metrics import sqnr_db_from_sums
 from semdialect.golden.rotation import Rotation
 
 __all__ = [
+    "shipped_name",
     "BOOK_SENTENCES",
     "DISTINCT_INPUTS",
     "STUDY_KS",
@@ -216,15 +217,22 @@ def format_study(rows: list[StudyRow]) -> str:
 SHIPPED_K = 256
 
 
+def shipped_name(k: int = SHIPPED_K, block: int = BLOCK, rotate: str = "none") -> str:
+    """A shipped book's name: ``learned_k<K>[_b<B>][_hadamard]`` (B shown unless 32)."""
+    return (f"learned_k{k}" + ("" if block == BLOCK else f"_b{block}")
+            + ("_hadamard" if rotate == "hadamard" else ""))
+
+
 def fit_shipped_book(rotate: str = "none", *, seed: int = 0,
-                     progress: Callable[[str], None] | None = None) -> LearnResult:
-    """The shipped ``learned_k256[_hadamard]`` book: :func:`learn_formatbook` on
-    :func:`shipped_book_data` with K = 256, B = 32, default init, iterations and sample,
-    ``seed``; ``rotate="hadamard"`` fits on blocks rotated by ``Rotation(32, 0)``."""
-    rot = Rotation(BLOCK) if rotate == "hadamard" else None
-    name = f"learned_k{SHIPPED_K}" + ("_hadamard" if rot else "")
-    return learn_formatbook(shipped_book_data(), SHIPPED_K, block=BLOCK, seed=seed, name=name,
-                            rotate=rot, progress=progress)
+                     progress: Callable[[str], None] | None = None, k: int = SHIPPED_K,
+                     block: int = BLOCK) -> LearnResult:
+    """A shipped ``learned_k<K>[_b<B>][_hadamard]`` book: :func:`learn_formatbook` on
+    :func:`shipped_book_data` with K = ``k`` (256), B = ``block`` (32), default init,
+    iterations and sample, ``seed``; ``rotate="hadamard"`` fits on blocks rotated by
+    ``Rotation(B, 0)``."""
+    rot = Rotation(block) if rotate == "hadamard" else None
+    return learn_formatbook(shipped_book_data(), k, block=block, seed=seed,
+                            name=shipped_name(k, block, rotate), rotate=rot, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -240,43 +248,45 @@ class SampleRow:
     bits_per_element: float
 
 
-def shipped_sample_rows(book: Formatbook, rotate: str = "none") -> list[SampleRow]:
+def shipped_sample_rows(book: Formatbook, rotate: str = "none", block: int = BLOCK
+                        ) -> list[SampleRow]:
     """``book`` vs sd32 and NVFP4 on the three real shipped sample tensors (MiniLM query
     weight, MiniLM layer-2 FFN-down input on 16 sentences, video tokens)."""
     from semdialect.evaluation.samples import sample_tensors
 
-    rot = Rotation(BLOCK) if rotate == "hadamard" else None
+    rot = Rotation(block) if rotate == "hadamard" else None
     rows = []
     for name, x, source in sample_tensors():
         if source.startswith("synthetic"):
             continue
 
         def db(fmt: Formatbook | str, r: Rotation | None, x: np.ndarray = x,
-               name: str = name) -> float:
-            block = BLOCK if isinstance(fmt, Formatbook) else None  # a baseline: its own B
+               name: str = name, b: int = block) -> float:
+            block = b if isinstance(fmt, Formatbook) else None  # a baseline: its own B
             return sqnr_db_from_sums(*book_error_sums(x, fmt, block=block, rotate=r, name=name))
 
         rows.append(SampleRow(name, rotate, db(book, rot), db(get_formatbook("sd32"), rot),
-                              db("nvfp4", None), 4 + (5 + book.id_bits) / BLOCK))
+                              db("nvfp4", None), 4 + (5 + book.id_bits) / block))
     return rows
 
 
 def write_shipped_book(path: str, rotate: str = "none", *, seed: int = 0,
-                       progress: Callable[[str], None] | None = None
-                       ) -> tuple[LearnResult, list[SampleRow]]:
+                       progress: Callable[[str], None] | None = None, k: int = SHIPPED_K,
+                       block: int = BLOCK) -> tuple[LearnResult, list[SampleRow]]:
     """Fit (:func:`fit_shipped_book`) and write the shipped book to ``path``, its header
     recording the call, the data, the seed and its SQNR on the shipped sample tensors."""
-    res = fit_shipped_book(rotate, seed=seed, progress=progress)
-    rows = shipped_sample_rows(res.book, rotate)
-    rot = "None" if rotate == "none" else f"Rotation({BLOCK}, 0)"
+    res = fit_shipped_book(rotate, seed=seed, progress=progress, k=k, block=block)
+    rows = shipped_sample_rows(res.book, rotate, block)
+    rot = "None" if rotate == "none" else f"Rotation({block}, 0)"
+    size = "" if (k, block) == (SHIPPED_K, BLOCK) else f", k={k}, block={block}"
     comments = [
-        f"Learned formatbook {res.book.name}: K={SHIPPED_K}, B={BLOCK}, "
-        f"{4 + (5 + res.book.id_bits) / BLOCK:.5g} bits/element; dialects ascending by (max, "
+        f"Learned formatbook {res.book.name}: K={k}, B={block}, "
+        f"{4 + (5 + res.book.id_bits) / block:.5g} bits/element; dialects ascending by (max, "
         "then lexicographic); variants = 1.",
         f"Made by: semdialect.evaluation.formatbook_study.write_shipped_book(path, "
-        f"{rotate!r}, seed={seed})",
-        f"  = semdialect.golden.learn.learn_formatbook(shipped_book_data(), {SHIPPED_K}, "
-        f"block={BLOCK}, seed={seed}, name={res.book.name!r}, rotate={rot}) with the default "
+        f"{rotate!r}, seed={seed}{size})",
+        f"  = semdialect.golden.learn.learn_formatbook(shipped_book_data(), {k}, "
+        f"block={block}, seed={seed}, name={res.book.name!r}, rotate={rot}) with the default "
         f"init ({res.init}), iters and max_blocks.",
         "Data (shipped_book_data): all-MiniLM-L6-v2 layers 0..5, the inputs of query (= key "
         "= value), attention.output.dense, intermediate.dense and output.dense over "

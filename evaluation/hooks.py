@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from semdialect.designs import Design
 from semdialect.evaluation.metrics import PooledSqnr
 from semdialect.evaluation.minilm import LINEAR_SUFFIXES, fp32_linear
 from semdialect.evaluation.variants import (
-    CONFIG,
-    RHO,
     TAU,
     Recon,
     Variant,
@@ -31,8 +28,10 @@ from semdialect.evaluation.variants import (
 from semdialect.golden import gemm_quantized, quantize, quantize_weights
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import decomposed_linear, salient_tokens
+from semdialect.golden.formats import BlockFormat
 from semdialect.golden.quantize import QTensor
 from semdialect.golden.seda import SedaGroups, seda_groups, seda_quantize
+from semdialect.golden.selector_saliency import err_saliency_quantized, top_rows
 
 __all__ = ["QuantHook", "Reference", "Weights", "layer_of", "linear_of"]
 
@@ -71,28 +70,26 @@ class Reference:
 
 
 class Weights:
-    """Quantized weights, once per (design, linear); only the current design is kept."""
+    """Quantized weights, once per (weight format, linear); only the current row's are kept."""
 
     def __init__(self) -> None:
-        self._design: Design | None = None
-        self._q: dict[str, QTensor] = {}
+        self._key: object = None
+        self._q: dict[tuple[str, str], QTensor] = {}
         self._fp16: dict[str, np.ndarray] = {}
 
-    def use(self, d: Design | None) -> None:
-        """Switch to design ``d`` (None = FP16), dropping the previous design's weights."""
-        if d != self._design:
-            self._design = d
+    def use(self, key: object) -> None:
+        """Switch to the row ``key`` (a Variant or a Design), dropping the previous row's
+        quantized weights."""
+        if key != self._key:
+            self._key = key
             self._q.clear()
-            self._fp16.clear()
 
-    def q(self, name: str, w: np.ndarray) -> QTensor:
-        """Linear ``name``'s weights W (k, n) quantized as Wᵀ in the current design."""
-        if name not in self._q:
-            d = self._design
-            assert d is not None
-            self._q[name] = quantize_weights(w, d.weight_format(CONFIG), block=block_of(d),
-                                             name=f"W of {name}")
-        return self._q[name]
+    def q(self, name: str, w: np.ndarray, fmt: BlockFormat, block: int) -> QTensor:
+        """Linear ``name``'s weights W (k, n) quantized as Wᵀ in ``fmt`` (B = ``block``)."""
+        key = (name, fmt.name)
+        if key not in self._q:
+            self._q[key] = quantize_weights(w, fmt, block=block, name=f"W of {name}")
+        return self._q[key]
 
     def fp16(self, name: str, w: np.ndarray) -> np.ndarray:
         """Linear ``name``'s weights rounded to FP16, as float32 (k, n)."""
@@ -116,15 +113,17 @@ class QuantHook:
         salient_rows, rows: decomposition rows and all rows seen.
     """
 
-    def __init__(self, variant: Variant, weights: Weights, ref: Reference) -> None:
+    def __init__(self, variant: Variant, weights: Weights, ref: Reference,
+                 rotated: frozenset[str] = frozenset()) -> None:
         self.v = variant
+        self.rotated = rotated
         self.weights = weights
         self.ref = ref
         self.calls: Counter[str] = Counter()
         self.act: dict[str, PooledSqnr] = {}
         self.iso: dict[str, PooledSqnr] = {}
         self.out: dict[str, PooledSqnr] = {}
-        self._iso_last: tuple[int, int, Recon] | None = None
+        self._iso_last: tuple[int, int, Recon, bool] | None = None
         self.bits: dict[str, float] = Counter()
         self.elements: dict[str, int] = Counter()
         self.weight_bits = 16.0
@@ -157,14 +156,16 @@ class QuantHook:
         """
         layer = layer_of(name)
         last = self._iso_last
-        if name.endswith((LINEAR_SUFFIXES[1], LINEAR_SUFFIXES[2])) and last is not None \
-                and last[:2] == (layer, k):
-            return last[2].deq
         v = self.v
+        rot = name in self.rotated
+        if name.endswith((LINEAR_SUFFIXES[1], LINEAR_SUFFIXES[2])) and last is not None \
+                and last[:2] == (layer, k) and last[3] == rot:
+            return last[2].deq
         groups = self._seda_groups(ctx.attention) if v.seda else None
-        salient = salient_tokens(ctx.attention, RHO) if v.decompose else None
-        rec = reconstruct(x_ref, v, groups, salient, f"X of {name}")
-        self._iso_last = (layer, k, rec)
+        salient = salient_tokens(ctx.attention, v.rho) if (
+            v.decompose and v.saliency == "attention") else None
+        rec = reconstruct(x_ref, v, groups, salient, f"X of {name}", rotated=rot)
+        self._iso_last = (layer, k, rec, rot)
         return rec.deq
 
     def _seda_groups(self, attention: np.ndarray) -> SedaGroups:
@@ -180,11 +181,12 @@ class QuantHook:
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """(what the layer sees as its input, X·W without bias, activation bits/element)."""
         v = self.v
-        if v.design is None:
+        if v.is_fp16:
             x16 = to_fp16(x, f"X of {name}", v.block).astype(np.float32)
             return x16, x16 @ self.weights.fp16(name, w), 16.0
-        fmt, b = v.act_format, v.block
-        qw = self.weights.q(name, w)
+        b = v.block
+        fmt, wfmt = v.formats(name in self.rotated)
+        qw = self.weights.q(name, w, wfmt, b)
         self.weight_bits = qw.bits_per_element
         candidates, extra, seda_q, seda_bits = None, 0.0, None, 0.0
         if v.seda:
@@ -193,13 +195,19 @@ class QuantHook:
             candidates, seda_q, seda_bits = sr.candidates, sr.q, sr.bits_per_element
             extra = sr.bits_per_element - sr.q.bits_per_element
         if v.decompose:
+            if v.saliency == "err":
+                main = seda_q if seda_q is not None else quantize(
+                    x, fmt, block=b, name=f"X of {name}")
+                select = {"salient": top_rows(err_saliency_quantized(x, main), v.rho)}
+            else:
+                select = {"attn": ctx.attention, "rho": v.rho}
             res = decomposed_linear(
-                x, w, fmt, attn=ctx.attention, rho=RHO, block=b,
-                candidates=candidates, extra_bits_per_element=extra, qw=qw,
+                x, w, fmt, block=b, candidates=candidates, extra_bits_per_element=extra,
+                qw=qw, **select,
             )
             approx = res.qx.dequant.astype(np.float64)
             if res.qr is not None:
-                approx[res.salient] += res.qr.dequant
+                approx[res.salient] += res.qr.dequant[..., :x.shape[-1]]
             self.salient_rows += res.salient.size
             return approx, res.y, res.bits_per_element
         if seda_q is not None:

@@ -34,13 +34,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import joblib
 import numpy as np
 
 from semdialect.evaluation.decomposition import StudyRow, minilm_study, video_study
+from semdialect.evaluation.fidelity import (
+    TargetRow,
+    fidelity_targets,
+    rotated_linears,
+    video_rotated,
+)
 from semdialect.evaluation.hooks import QuantHook, Reference, Weights
 from semdialect.evaluation.metrics import Temporal, embedding_metrics, temporal_consistency
 from semdialect.evaluation.minilm import MiniLM, load_minilm
@@ -129,8 +135,8 @@ class MiniLMRow:
 def minilm_variant(model: MiniLM, sentences: Sequence[str], variant: Variant,
                    weights: Weights, ref: Reference, ref_emb: np.ndarray) -> MiniLMRow:
     """End-to-end W4A4 run of one variant, measured against the FP32 run ``ref``/``ref_emb``."""
-    weights.use(variant.design)
-    hook = QuantHook(variant, weights, ref)
+    weights.use(variant)
+    hook = QuantHook(variant, weights, ref, rotated_linears(variant))
     emb = model.encode(sentences, linear=hook)
     names = model.linear_names
     total_bits = sum(hook.bits[n] for n in names)
@@ -209,7 +215,8 @@ class VideoData:
 def video_variant(v: Variant, data: VideoData) -> VideoRow:
     """SQNR and temporal consistency of one variant on the video tokens."""
     x = data.tokens
-    r = reconstruct(x, v, data.groups, data.salient, "video tokens")
+    salient = data.salient if v.rho == RHO else salient_tokens(data.attention, v.rho)
+    r = reconstruct(x, v, data.groups, salient, "video tokens", rotated=video_rotated(v))
     if r.q is None:  # FP16: the stored code is the FP16 bit pattern
         t = temporal_consistency(x, data.layout, r.deq, data.x16.view(np.uint16))
         return VideoRow(v, r.bits, sqnr_db(x, r.deq), t)
@@ -251,6 +258,7 @@ class Results:
         minilm: one row per variant, in :data:`VARIANTS` order.
         minilm_study, video_study: the decomposition study's rows.
         video_layout: (T, H, W) of the video tokens; video_rows: one row per variant.
+        targets: the fidelity targets (:func:`evaluation.fidelity.fidelity_targets`).
         seconds: wall time; quick: a ``--quick`` smoke run; jobs: worker processes.
     """
 
@@ -262,6 +270,7 @@ class Results:
     video_layout: tuple[int, int, int]
     video_rows: list[VideoRow]
     video_study: list[StudyRow]
+    targets: list[TargetRow] = field(default_factory=list)
     seconds: float = 0.0
     quick: bool = False
     jobs: int = 1
@@ -274,17 +283,20 @@ def _task_cost(kind: str, index: int) -> float:
         return 0.2
     if kind == "study":
         return 3.5
+    if kind == "targets":
+        return 8.0
     v = VARIANTS[index]
-    if v.design is None:
+    if v.is_fp16:
         return 1.0
-    if not v.act_format.pow2_scaled:
+    if not v.pow2_scaled:
         return 20.0
-    return 2.0 + 3.0 * v.decompose + 1.0 * v.seda
+    return 2.0 + 3.0 * v.decompose + 1.0 * v.seda + 2.0 * (v.rotate == "calibrated")
 
 
 #: the tasks, costliest first, so that the pool runs them longest-first
 TASKS: tuple[tuple[str, int], ...] = tuple(sorted(
-    [("minilm", i) for i in range(len(VARIANTS))] + [("study", 0), ("video", 0)],
+    [("minilm", i) for i in range(len(VARIANTS))]
+    + [("study", 0), ("video", 0), ("targets", 0)],
     key=lambda task: -_task_cost(*task),
 ))
 
@@ -292,7 +304,8 @@ TASKS: tuple[tuple[str, int], ...] = tuple(sorted(
 def _task_label(kind: str, index: int) -> str:
     if kind == "minilm":
         return f"MiniLM W4A4: {VARIANTS[index].label}"
-    return "decomposition study, MiniLM" if kind == "study" else "video tokens (all sections)"
+    return {"study": "decomposition study, MiniLM", "targets": "fidelity targets"}.get(
+        kind, "video tokens (all sections)")
 
 
 def _run_task(kind: str, index: int, texts: Sequence[str], frames: int | None,
@@ -307,6 +320,8 @@ def _run_task(kind: str, index: int, texts: Sequence[str], frames: int | None,
     elif kind == "study":
         run = fp32_run(texts, step)
         result = minilm_study(run.model, run.ref, Weights(), step)
+    elif kind == "targets":
+        result = fidelity_targets(fp32_run(texts, step).ref, step)
     else:
         video = load_video(frames)
         result = (video.layout, [video_variant(v, video) for v in VARIANTS],
@@ -377,6 +392,7 @@ def run_eval(sentences: int | None = None, quick: bool = False, progress: Progre
         video_layout=layout,
         video_rows=video_rows,
         video_study=vstudy,
+        targets=results[("targets", 0)],
         quick=quick,
         jobs=jobs,
     )

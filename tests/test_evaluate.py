@@ -13,6 +13,13 @@ import pytest
 
 from semdialect.designs import DESIGNS, configured_design
 from semdialect.evaluation.decomposition import STUDY_RHOS
+from semdialect.evaluation.fidelity import (
+    CAL_SENTENCES,
+    MAX_BITS,
+    TARGET_MARGIN_DB,
+    rotated_linears,
+    video_rotated,
+)
 from semdialect.evaluation.metrics import (
     PooledSqnr,
     average_ranks,
@@ -20,12 +27,15 @@ from semdialect.evaluation.metrics import (
     spearman,
     temporal_consistency,
 )
-from semdialect.evaluation.study import run_eval
-from semdialect.evaluation.variants import CONFIG, VARIANTS, reconstruct
+from semdialect.evaluation.minilm import load_minilm
+from semdialect.evaluation.study import FULL_SENTENCES, run_eval
+from semdialect.evaluation.variants import CONFIG, FIDELITY_RHO, VARIANTS, reconstruct
 from semdialect.golden import gemm_quantized, quantize, quantize_weights, sqnr_db
 from semdialect.golden.blocks import to_fp16
 from semdialect.golden.decompose import decomposed_linear, residual
 from semdialect.golden.metrics import sqnr_db_from_sums
+from semdialect.golden.rotated import RotatedFormat
+from semdialect.golden.selector_saliency import err_saliency_quantized, top_rows
 from semdialect.reports import accuracy
 
 # --------------------------------------------------------------------------------- Spearman
@@ -170,7 +180,7 @@ def test_variants_are_the_registry_4bit_designs_plus_study_options() -> None:
     assert {v.label for v in plain} == {d.row_label(CONFIG) for d in want}
     assert "mxint8" not in {v.design.name for v in plain}  # 8-bit: not a W4A4 row
     assert VARIANTS[0].design is None and VARIANTS[0].label == "fp16"
-    options = [v for v in VARIANTS if not v.plain]
+    options = [v for v in VARIANTS if not v.plain and not v.fidelity]
     assert [(v.decompose, v.seda) for v in options] == [(False, True), (True, False),
                                                          (True, True)]
     assert all(v.design == configured_design() for v in options)
@@ -197,6 +207,44 @@ def test_reconstruct_decomposition_equals_golden(rng) -> None:
     plain = reconstruct(x, next(p for p in VARIANTS if p.design == v.design and p.plain))
     np.testing.assert_array_equal(plain.deq, ref.qx.dequant)
     assert plain.deq[salient].tolist() != rec.deq[salient].tolist()  # the residual counts
+
+
+def test_fidelity_rows_reconstruct_equals_golden(rng) -> None:
+    """A rotated row with ERR-sum decomposition stores what golden's decomposed linear uses
+    with the same rotation and the ERR-selected rows; the rows have distinct labels, name
+    their formats directly and keep the default rows untouched."""
+    fid = [v for v in VARIANTS if v.fidelity]
+    assert fid and all(v.fmt is not None and v.design is None and not v.plain for v in fid)
+    v = next(v for v in fid if v.decompose and v.saliency == "err")
+    assert v.rotate == "calibrated" and v.rho == FIDELITY_RHO
+    x = (rng.standard_t(3, (40, 64)) * np.exp(rng.uniform(-2, 2, (40, 1)))).astype(np.float32)
+    w = rng.standard_normal((64, 8)).astype(np.float32)
+    act, weight = v.formats(True)
+    assert isinstance(act, RotatedFormat) and act.role == "activation" and weight.role == "weight"
+    rec = reconstruct(x, v, rotated=True)
+    q = quantize(x, act, block=v.block)
+    salient = top_rows(err_saliency_quantized(x, q), v.rho)
+    assert rec.salient.tolist() == salient.tolist() and salient.size == 1  # ⌈0.02·40⌉
+    ref = decomposed_linear(x, w, act, salient=salient)
+    want = ref.qx.dequant.astype(np.float64)
+    want[salient] += ref.qr.dequant
+    np.testing.assert_array_equal(rec.deq, want)
+    assert rec.bits == ref.bits_per_element
+    unrotated = reconstruct(x, v, rotated=False)
+    assert unrotated.deq.tolist() != rec.deq.tolist()
+
+
+def test_rotation_choices() -> None:
+    """none rotates nothing, hadamard every linear, calibrated a deterministic subset chosen
+    on sentences the evaluation never measures."""
+    names = set(load_minilm().linear_names)
+    by = {v.rotate: v for v in VARIANTS if v.fmt is not None}
+    assert rotated_linears(by["none"]) == frozenset()
+    assert rotated_linears(by["hadamard"]) == names
+    chosen = rotated_linears(by["calibrated"])
+    assert chosen < names and chosen  # some linears, not all (MiniLM: 33 of 36 for sd32)
+    assert CAL_SENTENCES[0] >= FULL_SENTENCES
+    assert not video_rotated(by["none"]) and video_rotated(by["hadamard"])
 
 
 # ------------------------------------------------------------------------- the command itself
@@ -294,6 +342,19 @@ def test_quick_run_values_are_sane(quick) -> None:
     assert val("decomposition_video", "rho=0.1 oracle", "sqnr_db") > none
     assert val("decomposition_video", "rho=0.1 attention", "sqnr_db") > none
     assert val("decomposition_video", "rho=0.1 err", "sqnr_db") > none
+    # the fidelity targets: every target tensor has the NVFP4 reference and every row; every
+    # SemanticDialect row stays within the bit budget (decomposition only where it fits)
+    targets = {k[1] for k in t if k[0] == "fidelity_targets"}
+    tensors = {row.split(": ", 1)[0] for row in targets}
+    assert tensors == {"minilm.q_weight", "minilm.ffn_act", "video.tokens",
+                       "minilm.linear_inputs (pooled)"}
+    for tensor in tensors:
+        assert f"{tensor}: nvfp4" in targets
+        for row in targets:
+            if row.startswith(f"{tensor}: learned"):
+                assert bits("fidelity_targets", row, "sqnr_db") <= MAX_BITS
+    md = (out / "accuracy.md").read_text(encoding="utf-8")
+    assert "## 4. Format fidelity" in md and f"NVFP4 + {TARGET_MARGIN_DB} dB" in md
 
 
 def test_eval_rejects_too_few_sentences(tmp_path) -> None:

@@ -21,7 +21,7 @@ from test_rtl_frontend_sim import rtl_block_quantize
 from semdialect.cli import main
 from semdialect.config import Config
 from semdialect.golden import Formatbook, gemm, load_formatbook, quantize, sd32, sqnr_db
-from semdialect.golden.formatbook import formatbook_toml, write_formatbook
+from semdialect.golden.formatbook import formatbook_toml, index_bits, write_formatbook
 from semdialect.golden.learn import (
     CANDIDATE_COUNT,
     _Stats,
@@ -304,16 +304,20 @@ def test_cli_help_explains_learn(capsys) -> None:
         assert needle in text, needle
 
 
-@pytest.mark.parametrize("name", ["learned_k256", "learned_k256_hadamard"])
-def test_shipped_learned_books(name: str) -> None:
+@pytest.mark.parametrize(("name", "k", "block", "bits"), [
+    ("learned_k256", 256, 32, "4.4062"), ("learned_k256_hadamard", 256, 32, "4.4062"),
+    ("learned_k8_b16_hadamard", 8, 16, "4.5")])
+def test_shipped_learned_books(name: str, k: int, block: int, bits: str) -> None:
     from semdialect.paths import configs_dir
 
     path = configs_dir() / "formatbooks" / f"{name}.toml"
     book = load_formatbook(path)
-    assert (book.name, book.size, book.variants, book.id_bits) == (name, 256, 1, 8)
-    assert canonical_order(book.hu).tolist() == list(range(256))
+    assert (book.name, book.size, book.variants, book.id_bits) == (name, k, 1, index_bits(k))
+    assert canonical_order(book.hu).tolist() == list(range(k))
     header = path.read_text().split("\nname =")[0]
     assert "write_shipped_book(path, " in header and "seed=0" in header
-    assert "held out" in header and "4.4062 bits/element" in header
-    cfg = Config(name="learned", formatbook=str(path), formats_per_cycle=32)
-    assert cfg.book().size == 256
+    assert "held out" in header and f"{bits} bits/element" in header
+    assert f"B={block}" in header
+    cfg = Config(name="learned", formatbook=str(path), formats_per_cycle=min(k, 32),
+                 block=block)
+    assert cfg.book().size == k
