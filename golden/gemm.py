@@ -17,7 +17,8 @@ Block rotation (SPEC §11 [ours]): with ``rotate``, X is rotated in the activati
 rows (W's columns) in the weight role, by the same :class:`~golden.rotation.Rotation`; the
 contracts above are applied unchanged to the rotated operands (codes/exp, or ``rotated`` for
 the float baselines). Because c_a + c_w = log2 B, the result approximates X·W with no output
-correction. A run-time second operand (attention, SPEC §6a) is not rotated [ours].
+correction. A run-time second operand (attention, SPEC §6a) is rotated in the weight role too
+when the configuration rotates (every GEMM through the core is rotated) [ours].
 """
 
 from __future__ import annotations

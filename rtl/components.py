@@ -12,7 +12,10 @@ and accumulator stages (so every design's PE core is timed with the same pipelin
 selector and both block quantizers with ``selector_stages``, the tile drain on the tile's
 rows × cols·d outputs (and its two parts, ``tile_drain_control`` and one ``tile_drain_lane``
 of its ``drain_width``), and ``addend_adder`` (one lane of the GEMM core's output adder) with
-``addend_stages``.
+``addend_stages``. A rotating configuration (``rotate = "hadamard"``, SPEC §11) adds
+``block_rotator``: the GEMM core's per-lane :class:`~rtl.rotator.BlockRotator` (run-time role,
+the lane's candidate mask and salient flag carried as side bits,
+:data:`~rtl.timing.ROTATOR_STAGES` registers).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from semdialect.rtl.nvfp4_quantizer import NVFP4Quantizer
 from semdialect.rtl.pe import BlockPE
 from semdialect.rtl.preprocess import BlockPreprocessor
 from semdialect.rtl.quantizer import CodeQuantizer
+from semdialect.rtl.rotator import BlockRotator
 from semdialect.rtl.scale import FP32Mul
 from semdialect.rtl.selector import FormatSelector
 from semdialect.rtl.tile_drain import DrainControl, DrainLane, TileDrain
@@ -69,7 +73,8 @@ def components(
     cfg: Config, *, max_m: int = DEFAULT_MAX_M, max_n: int = DEFAULT_MAX_N,
     max_kb: int = DEFAULT_MAX_KB,
 ) -> dict[str, Callable[[], wiring.Component]]:
-    """Module name → constructor of every component :func:`generate` emits (top first)."""
+    """Module name → constructor of every component :func:`generate` emits (top first);
+    ``block_rotator`` only when ``cfg`` rotates."""
     book = cfg.book()
     pipe = Pipeline.of(cfg)
     stages = cfg.selector_stages
@@ -85,8 +90,15 @@ def components(
             per_kind[frontend_module(pe)] = NVFP4Quantizer
         elif not pe.has_dialects:
             per_kind[frontend_module(pe)] = lambda k=k: MXQuantizer(k)
+    rotation = cfg.rotation()
+    rotator: dict[str, Callable[[], wiring.Component]] = {} if rotation is None else {
+        # one frontend lane's rotator, as the GEMM core instantiates it (rtl.gemm_core)
+        "block_rotator": lambda: BlockRotator(cfg.block, rotation, None,
+                                              stages=pipe.rotator_stages, side=book.size + 1),
+    }
     return {
         "gemm_core": lambda: GemmCore.from_config(cfg, max_m=max_m, max_n=max_n, max_kb=max_kb),
+        **rotator,
         "block_quantizer": lambda: BlockQuantizer.from_config(cfg),
         "block_quantizer_residual": lambda: BlockQuantizer(
             cfg.block, book, cfg.select, cfg.formats_per_cycle, residual=True, stages=stages),

@@ -3,8 +3,9 @@ MAC array, activations quantized on the fly (SPEC §2–6).
 
 Parts (composed in :meth:`GemmCore.elaborate`)::
 
-    x (L blocks) ─► L × BlockQuantizer ─► writer ─► ActivationBuffer (2 banks × rows × max_kb)
-                     (residual path)        └─► q (quantize) / r (residuals)
+    x (L blocks) ─► [L × BlockRotator] ─► L × BlockQuantizer ─► writer ─► ActivationBuffer
+                                            (residual path)        │   (2 banks × rows × max_kb)
+                                                                   └─► q (quantize) / r (residuals)
                                                          │ rows blocks / cycle
     w (cols blocks) ─► sequencer ─► MACArray (rows × cols BlockPE) ─► TileDrain
                                          ─► AddendAdder (+ yin, ``addend_stages`` registers) ─► y
@@ -36,6 +37,20 @@ matching ``yin`` lane (the decomposition's second pass): :class:`~rtl.addend_add
 added to −0.0, an exact identity), so a GEMM's outputs reach ``y`` that many cycles after they
 leave the drain, with or without ``add``.
 
+**Rotation** (SPEC §11, a configuration with ``rotate = "hadamard"``): every frontend lane has
+a :class:`~rtl.rotator.BlockRotator` in front of its quantizer (``rotator_stages`` =
+:data:`~rtl.timing.ROTATOR_STAGES` registers, one block per cycle), so the quantizer, its
+residual (SPEC §6: formed in the rotated basis) and a quantize command's ``q`` blocks see the
+rotated blocks. The role is per command: a GEMM's X rows in the activation role (c_a), a
+quantize command's rows (a run-time second operand, SPEC §6a) in the weight role (c_w), so the
+GEMM of a rotated X with them is exact in the rotated basis (c_a + c_w = log2 B); static
+weights are rotated offline in the weight role. A GEMM with ``add`` (the decomposition's
+second pass) takes X already in the rotated basis (the residual rows of the first pass's
+``r``): its blocks pass the rotators unchanged (``bypass``, same latency). The candidate mask
+and the salient flag travel through the rotator with their block; a block with NaN/±Inf or one
+that overflows FP16 after rotation reaches the quantizer as 0x7E00 in every lane and is
+flagged ``invalid``.
+
 **Schedule**: every lane's quantizer takes one block every C_sel cycles (C_sel =
 K_book/formats per cycle for ``lut``, 1 for ``two-stage``), so a row tile enters in
 ⌈R_t/L⌉·KB·C_sel cycles, filling bank t mod 2 while the array computes row tile t − 1 from
@@ -59,6 +74,7 @@ from amaranth.lib.wiring import In, Out
 from semdialect.config import MAX_ARRAY, Config, check_drain_width, check_lanes
 from semdialect.designs import PEKind
 from semdialect.golden.formatbook import Formatbook
+from semdialect.golden.rotation import Rotation
 from semdialect.rtl.act_buffer import ActivationBuffer
 from semdialect.rtl.addend_adder import AddendAdder
 from semdialect.rtl.block_decoder import ElementKind
@@ -77,10 +93,11 @@ from semdialect.rtl.layouts import (
     salient_masked_fp16_block,
 )
 from semdialect.rtl.mac_array import MACArray
+from semdialect.rtl.rotator import BlockRotator
 from semdialect.rtl.tile_drain import TileDrain
 from semdialect.rtl.timing import Pipeline
 
-__all__ = ["GemmCore", "check_unrotated"]
+__all__ = ["GemmCore"]
 
 #: widest signal (bits) Amaranth's RTLIL backend emits (and its simulator takes): a stream
 #: payload over it (the ``x`` stream of 128 lanes at B = 32: 69 760 bits) cannot be generated
@@ -89,17 +106,6 @@ MAX_SIGNAL_BITS = 1 << 16
 DEFAULT_MAX_M = (1 << 17) - 1
 DEFAULT_MAX_N = (1 << 16) - 1
 DEFAULT_MAX_KB = 512
-
-
-def check_unrotated(cfg: Config) -> None:
-    """``ValueError`` naming ``rotate`` when ``cfg`` rotates its blocks (SPEC §11): the
-    rotation stage (:class:`~rtl.rotator.BlockRotator`) is verified standalone and in front of
-    the BlockQuantizer but not yet wired into the GEMM core."""
-    if cfg.rotate != "none":
-        raise ValueError(
-            f"rotate: {cfg.rotate!r} is not supported by the RTL GEMM core yet (the rotation "
-            "stage, rtl/rotator.py, is verified standalone and in front of the BlockQuantizer "
-            "but not wired into the GEMM core); use rotate = \"none\" or the golden commands")
 
 
 def _positive(name: str, value: object) -> int:
@@ -141,7 +147,12 @@ class GemmCore(wiring.Component):
         dialects at most 120 lanes (the ``x`` beat: 545 bits a lane), so the 128×128
         configuration's core is not generated (its area is counted per module).
     pipeline : Pipeline | None
-        Register stages (:class:`~rtl.timing.Pipeline`; None: unpipelined).
+        Register stages (:class:`~rtl.timing.Pipeline`; None: unpipelined); its
+        ``rotator_stages`` are the rotators' (``ValueError`` naming ``pipeline`` if non-zero
+        without a ``rotation``).
+    rotation : Rotation | None
+        SPEC §11 block rotation of the frontend (size B; None: no rotators): a
+        :class:`~rtl.rotator.BlockRotator` per lane, role per command (module docstring).
 
     Members
     -------
@@ -170,6 +181,7 @@ class GemmCore(wiring.Component):
         max_n: int = DEFAULT_MAX_N,
         max_kb: int = DEFAULT_MAX_KB,
         pipeline: Pipeline | None = None,
+        rotation: Rotation | None = None,
     ) -> None:
         # plain parameters first, so that no sub-component is built for a bad one
         for name, val in (("rows", rows), ("cols", cols)):
@@ -179,6 +191,12 @@ class GemmCore(wiring.Component):
         if not isinstance(pipeline, Pipeline):
             raise ValueError(f"pipeline: expected a Pipeline, got {pipeline!r}")
         self._pipeline = pipeline
+        if rotation is not None and not isinstance(rotation, Rotation):
+            raise ValueError(f"rotation: expected a golden.rotation.Rotation or None, "
+                             f"got {rotation!r}")
+        if rotation is None and pipeline.rotator_stages:
+            raise ValueError(f"pipeline: rotator_stages = {pipeline.rotator_stages} without a "
+                             "rotation (rotation=None builds no rotators)")
         d = pipeline.acc_stages
         check_lanes(lanes, rows)
         check_drain_width(drain_width, rows, cols, d)
@@ -193,6 +211,11 @@ class GemmCore(wiring.Component):
             stages=pipeline.selector_stages))
         book = quant.formatbook
         k, b = book.size, quant.block
+        # one rotator lane (built in elaborate): the role per block, the mask and the salient
+        # flag carried through it
+        self._rotation = rotation
+        self._rotator = None if rotation is None else prototype(BlockRotator(
+            b, rotation, None, stages=pipeline.rotator_stages, side=k + 1))
         payloads = {
             "x": data.ArrayLayout(salient_masked_fp16_block(b, k), lanes),
             "w": data.ArrayLayout(quantized_block(b, k), cols),
@@ -239,14 +262,12 @@ class GemmCore(wiring.Component):
         max_kb: int = DEFAULT_MAX_KB,
     ) -> GemmCore:
         """The core of a :class:`semdialect.config.Config` (rows, cols, block, formatbook,
-        select, formats_per_cycle; the dataflow must be output-stationary and the rotation
-        ``none``, :func:`check_unrotated`)."""
+        select, formats_per_cycle, the rotation; the dataflow must be output-stationary)."""
         if cfg.dataflow != "output-stationary":
             raise ValueError(f"dataflow: GemmCore is output-stationary, got {cfg.dataflow!r}")
-        check_unrotated(cfg)
         return cls(cfg.rows, cfg.cols, cfg.block, cfg.book(), cfg.select, cfg.formats_per_cycle,
                    lanes=cfg.lanes, drain_width=cfg.drain_width, max_m=max_m, max_n=max_n,
-                   max_kb=max_kb, pipeline=Pipeline.of(cfg))
+                   max_kb=max_kb, pipeline=Pipeline.of(cfg), rotation=cfg.rotation())
 
     @property
     def rows(self) -> int:
@@ -267,6 +288,19 @@ class GemmCore(wiring.Component):
     @property
     def pipeline(self) -> Pipeline:
         return self._pipeline
+
+    @property
+    def rotation(self) -> Rotation | None:
+        """The frontend's SPEC §11 rotation (None: no rotators)."""
+        return self._rotation
+
+    @property
+    def frontend_latency(self) -> int:
+        """Cycles from an ``x`` beat accepted to its quantized blocks presented: the rotator's
+        ``rotator_stages`` + the quantizer's latency
+        (:meth:`rtl.timing.Pipeline.quantizer_latency`)."""
+        rot = 0 if self._rotator is None else self._rotator.latency
+        return rot + self._quantizer.latency
 
     @property
     def output_latency(self) -> int:
@@ -311,6 +345,12 @@ class GemmCore(wiring.Component):
                        stages=proto.stages) for _ in range(lanes)]
         for lane, quant in enumerate(quants):
             m.submodules[f"quantizer{lane}"] = quant
+        rot_proto = self._rotator
+        rotators = [] if rot_proto is None else [
+            cell(platform, "block_rotator", BlockRotator, rot_proto.block, rot_proto.rotation,
+                 None, stages=rot_proto.stages, side=rot_proto.side) for _ in range(lanes)]
+        for lane, rot in enumerate(rotators):
+            m.submodules[f"rotator{lane}"] = rot
         q0 = quants[0]  # all lanes get the same valid/ready: lane 0's handshake stands for all
         m.submodules.buffer = buf = self._buffer
         m.submodules.array = arr = self._array
@@ -369,14 +409,32 @@ class GemmCore(wiring.Component):
             a_first.eq(~a_g.any() & ~a_kb.any()),
             # a GEMM claims a bank per row tile; a quantize command writes no bank
             a_gate.eq(busy & ~a_done & (op_q | ~a_first | ~claimed.read(a_bank))),
-            self.x.ready.eq(q0.i.ready & a_gate),
+            # all lanes share one handshake: lane 0's stands for all
+            self.x.ready.eq((rotators[0] if rotators else q0).i.ready & a_gate),
             a_take.eq(self.x.valid & self.x.ready),
         ]
-        for lane, quant in enumerate(quants):
-            m.d.comb += [
-                quant.i.payload.eq(self.x.payload[lane]),
-                quant.i.valid.eq(self.x.valid & a_gate),
-            ]
+        if rotators:
+            # x → rotators (role: weight for a quantize command) → quantizers
+            k = self.formatbook.size
+            for rot, quant, lane_in in zip(rotators, quants, self.x.payload, strict=True):
+                m.d.comb += [
+                    rot.i.payload.x.eq(lane_in.x),
+                    rot.i.payload.side.eq(Cat(lane_in.mask, lane_in.salient)),
+                    rot.i.payload.weight.eq(op_q),
+                    rot.i.payload.bypass.eq(add),
+                    rot.i.valid.eq(self.x.valid & a_gate),
+                    quant.i.payload.x.eq(rot.o.payload.x),
+                    quant.i.payload.mask.eq(rot.o.payload.side[:k]),
+                    quant.i.payload.salient.eq(rot.o.payload.side[k]),
+                    quant.i.valid.eq(rot.o.valid),
+                    rot.o.ready.eq(quant.i.ready),
+                ]
+        else:
+            for lane, quant in enumerate(quants):
+                m.d.comb += [
+                    quant.i.payload.eq(self.x.payload[lane]),
+                    quant.i.valid.eq(self.x.valid & a_gate),
+                ]
         with m.If(a_take):
             with m.If(a_first & ~op_q):
                 claimed.set(m, a_bank, 1)

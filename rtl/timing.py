@@ -11,6 +11,11 @@ register stages (:data:`semdialect.config.PIPELINE_RANGES`), held in a :class:`P
 * MACArray: ``decoder_stages`` (registers after the array-edge block decoders) + the PE's;
 * BlockQuantizer: C (selector evaluation cycles) + 1 (selector output register) +
   ``selector_stages`` + 1 (code quantizer);
+* frontend lane of a rotating configuration (``[format] rotate = "hadamard"``, SPEC §11):
+  the :class:`~semdialect.rtl.rotator.BlockRotator` in front of the BlockQuantizer adds
+  ``rotator_stages`` = :data:`ROTATOR_STAGES` cycles (0 without rotation; not a
+  ``[pipeline]`` key: it follows from ``rotate``), counted in :attr:`Pipeline.quantizer_extra`
+  (the frontend's latency beyond C, which the cycle model reads);
 * GemmCore output: ``addend_stages`` (the output adder y + yin,
   :class:`~semdialect.rtl.addend_adder.AddendAdder`, that every ``y`` beat passes, with or
   without ``add``) cycles from a drain beat leaving the tile drain to the ``y`` port.
@@ -25,7 +30,13 @@ from typing import Any
 
 from semdialect.config import PIPELINE_RANGES
 
-__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "TENSOR_SCALE_STAGES", "Pipeline"]
+__all__ = ["BASE_PE_LATENCY", "BASE_QUANTIZER_EXTRA", "ROTATOR_STAGES", "TENSOR_SCALE_STAGES",
+           "Pipeline"]
+
+#: Register stages of the block rotator (:class:`~semdialect.rtl.rotator.BlockRotator`) in each
+#: frontend lane of a rotating configuration: its default (after the conversion and the first
+#: butterflies, and at the output).
+ROTATOR_STAGES = 2
 
 #: Register stages of the NVFP4 drain's tensor-scale multiplier (one lane: acc · RNE(ts_a·ts_w),
 #: :class:`~semdialect.rtl.scale.FP32Mul`): the fewest that meet 250 MHz at 180 nm
@@ -48,7 +59,9 @@ BASE_QUANTIZER_EXTRA = 2
 class Pipeline:
     """Register stages of one configuration (``[pipeline]``, the same names and units) and
     every latency derived from them. Build with :meth:`of` (a Config) or directly; the
-    ranges are checked by :class:`semdialect.config.Config`."""
+    ranges are checked by :class:`semdialect.config.Config`. ``rotator_stages`` is not a
+    ``[pipeline]`` key: :meth:`of` sets it from ``rotate`` (:data:`ROTATOR_STAGES` when the
+    configuration rotates, else 0)."""
 
     decoder_stages: int = 0
     pe_product_stages: int = 1
@@ -56,19 +69,23 @@ class Pipeline:
     acc_stages: int = 1
     selector_stages: int = 0
     addend_stages: int = 0
+    rotator_stages: int = 0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            low = PIPELINE_RANGES[f.name][0]
+            low = PIPELINE_RANGES[f.name][0] if f.name in PIPELINE_RANGES else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{f.name}: must be an integer >= {low}, got {value!r}")
 
     @classmethod
     def of(cls, cfg: Any) -> Pipeline:
         """The pipeline of a :class:`semdialect.config.Config` (or anything with the
-        ``[pipeline]`` attributes)."""
-        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
+        ``[pipeline]`` attributes; ``rotator_stages`` from its ``rotate``, none: "none")."""
+        rotates = getattr(cfg, "rotate", "none") != "none"
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)
+                      if f.name in PIPELINE_RANGES},
+                   rotator_stages=ROTATOR_STAGES if rotates else 0)
 
     @property
     def pe_latency(self) -> int:
@@ -83,11 +100,13 @@ class Pipeline:
 
     @property
     def quantizer_extra(self) -> int:
-        """BlockQuantizer latency beyond the selector's C evaluation cycles."""
-        return BASE_QUANTIZER_EXTRA + self.selector_stages
+        """Frontend lane latency beyond the selector's C evaluation cycles: the
+        BlockQuantizer's 2 + selector_stages, plus the rotator's ``rotator_stages``."""
+        return BASE_QUANTIZER_EXTRA + self.selector_stages + self.rotator_stages
 
     def quantizer_latency(self, sel_cycles: int) -> int:
-        """BlockQuantizer latency with C = ``sel_cycles``: C + 2 + selector_stages."""
+        """Frontend lane latency with C = ``sel_cycles``: C + 2 + selector_stages +
+        rotator_stages (the BlockQuantizer's, and the rotator's in front of it)."""
         return sel_cycles + self.quantizer_extra
 
     @property

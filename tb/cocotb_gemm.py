@@ -42,6 +42,11 @@ What is checked (every expected value comes from :mod:`golden` through :mod:`tb.
   ones, salient 0) with ``yin`` = the main outputs of the salient rows. The main Y with the
   salient rows replaced equals ``golden.decomposed_linear(...).y`` bit for bit.
 
+A rotating configuration (``rotate = "hadamard"``, SPEC §11; the core rotates every frontend
+lane) expects golden's rotated values (:mod:`tb.gemm_ref`): X in the activation role, W and a
+quantize command's rows in the weight role, the residuals in the rotated basis, and the X of a
+GEMM with ``add`` taken as already rotated (the rotators pass it unchanged).
+
 The no-stall and random-stall tests feed each command's outputs into the next command of the
 case (``q`` → ``w``, ``r`` and ``y`` → ``x`` and ``yin``); the back-to-back test sends every
 command at once with the golden-derived beats (equal to those outputs, which are checked).
@@ -77,6 +82,7 @@ from semdialect.tb.gemm_ref import (
     activation_beats,
     case_commands,
     drain_order,
+    frontend_format,
     gemm_expected,
     pack,
     quantized_fields,
@@ -92,6 +98,8 @@ from semdialect.tb.gemm_ref import (
 from semdialect.tb.packing import LayoutCodec
 
 CONFIG: Config = Config(**json.loads(os.environ["GEMM_CONFIG"]))
+#: the core rotates its frontend lanes (SPEC §11)
+ROTATES = CONFIG.rotation() is not None
 CORE = GemmCore.from_config(
     CONFIG,
     max_m=int(os.environ.get("GEMM_MAX_M", "255")),
@@ -310,7 +318,8 @@ def _add(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
          seed: int) -> Step:
     """A GEMM whose outputs are added to a random FP32 addend (see the module docstring)."""
     m, n = x.shape[0], w.shape[1]
-    want, flags, qw = gemm_expected(x, w, CONFIG, masks)
+    # a rotating core takes the X of a GEMM with add as already rotated (the residual pass)
+    want, flags, qw = gemm_expected(x, w, CONFIG, masks, x_rotated=ROTATES)
     product = want.view(np.float32)
     rng = np.random.default_rng([seed, 0xADD])
     addend = (rng.standard_normal((m, n)) * np.exp2(rng.integers(-30, 30, (m, n)))).astype(
@@ -346,9 +355,11 @@ def _dynamic(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None) -
     with np.errstate(over="ignore"):
         wt16 = np.ascontiguousarray(w.astype(np.float16).T)  # (N, K)
     first = quantize_step(f"{tag}: quantize Wᵀ", wt16)
-    qw_dyn = golden.quantize(wt16, _dialect_format(CONFIG.select), block=CONFIG.block)
+    # rotating: the quantize command's rows in the weight role (SPEC §11)
+    qw_dyn = golden.quantize(wt16, frontend_format(CONFIG, "weight"), block=CONFIG.block)
     if CONFIG.select == "lut":  # golden's claim the run-time operand rests on
-        qw_static = golden.quantize_weights(w, _dialect_format("lut"), block=CONFIG.block)
+        qw_static = golden.quantize_weights(w, _dialect_format("lut"), block=CONFIG.block,
+                                            rotate=CONFIG.rotation())
         assert np.array_equal(qw_dyn.codes, qw_static.codes)
         assert np.array_equal(qw_dyn.se, qw_static.se)
         assert np.array_equal(qw_dyn.dialect, qw_static.dialect)
@@ -374,11 +385,12 @@ def _decompose(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
     n = w.shape[1]
     cand = masks if CONFIG.select == "lut" else None
     dec = golden.decomposed_linear(x, w, CONFIG.book(), salient=salient, select=CONFIG.select,
-                                   block=CONFIG.block, candidates=cand)
+                                   block=CONFIG.block, candidates=cand, rotate=CONFIG.rotation())
     main_bits = np.asarray(dec.parts.main, np.float32).view(np.uint32)
     final_bits = np.asarray(dec.y, np.float32).view(np.uint32)
     no_flags = np.zeros((m, n), bool)
-    qw = golden.quantize_weights(w, _dialect_format("lut"), block=CONFIG.block)
+    qw = golden.quantize_weights(w, _dialect_format("lut"), block=CONFIG.block,
+                                 rotate=CONFIG.rotation())
     first = gemm_step(f"{tag}: main GEMM, {len(salient)} salient rows", x,
                       weight_beats(qw, m, CONFIG, LAYOUT["w"]), n, main_bits, no_flags,
                       masks=masks, salient=salient)
@@ -394,7 +406,7 @@ def _decompose(tag: str, x: np.ndarray, w: np.ndarray, masks: np.ndarray | None,
         return [replace(first, final=check_final)]
     # the residuals expected on r are those golden's decomposed_linear quantizes
     golden_r = golden.decompose.residual(x[salient], golden.quantize(
-        x[salient], _dialect_format(CONFIG.select), block=CONFIG.block,
+        x[salient], frontend_format(CONFIG), block=CONFIG.block,
         candidates=None if cand is None else cand[salient]))
     assert np.array_equal(first.want_r[salient], golden_r.view(np.uint16)), (
         f"{tag}: residual_expected disagrees with golden.decompose.residual")

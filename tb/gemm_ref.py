@@ -21,6 +21,17 @@ T_n = ⌈N/cols⌉ column tiles of C_j columns, L = ``lanes``, D = ``drain_width
   Y[t·rows + br·g + i // c, j·T + bc·c + i mod c], inside the tile where ``mask`` bit i is
   set.
 * ``r``: one beat per quantized ``x`` beat with at least one salient lane, in ``x`` order.
+
+**Rotation** (a configuration with ``rotate = "hadamard"``, SPEC §11): the expected values
+are golden's rotated quantization — a GEMM's X in the activation role (``quantize(...,
+rotate=)``), a quantize command's rows in the weight role (``RotatedFormat(inner, rotation,
+"weight")`` with the configuration's selection), static W offline in the weight role
+(``quantize_weights(..., rotate=)``), the decomposition's residual in the rotated basis
+(``golden.decompose.residual``), and a GEMM with ``add`` takes X already in the rotated basis
+(the core's rotators pass it unchanged: ``x_rotated``). The hardware's extra rule: a block with
+NaN/±Inf, or one golden rejects as "outside the FP16 range after rotation", is the RTL's
+invalid block (:func:`invalid_safe`), and its residual is the rotator's output for it, 0x7E00
+in every lane.
 """
 
 from __future__ import annotations
@@ -36,8 +47,10 @@ from semdialect import golden
 from semdialect.config import Config, check_lanes
 from semdialect.designs import PEKind
 from semdialect.golden.decompose import residual as golden_residual
-from semdialect.golden.formats import DialectFormat
+from semdialect.golden.formats import BlockFormat, DialectFormat
+from semdialect.golden.rotated import RotatedFormat
 from semdialect.rtl.block_decoder import ElementKind
+from semdialect.rtl.rotator import CANONICAL_NAN
 from semdialect.tb.packing import LayoutCodec
 
 __all__ = [
@@ -50,6 +63,7 @@ __all__ = [
     "dialect_block_values",
     "drain_order",
     "fp16_bits",
+    "frontend_format",
     "gemm_expected",
     "grid_block",
     "invalid_safe",
@@ -143,6 +157,19 @@ def mx_block_values(q: golden.QTensor, row: int) -> list[dict[str, Any]]:
 
 def _dialect_format(cfg: Config, weights: bool = False) -> DialectFormat:
     return DialectFormat(cfg.book(), "lut" if weights else cfg.select)
+
+
+def frontend_format(cfg: Config, role: str = "activation", *, x_rotated: bool = False
+                    ) -> BlockFormat:
+    """The golden format the GemmCore frontend quantizes with: the configuration's dialect
+    format (``cfg.select``), behind its rotation in ``role`` when it rotates (SPEC §11:
+    ``activation`` for a GEMM's X, ``weight`` for a quantize command's rows); ``x_rotated``:
+    the rows already are in the rotated basis (a GEMM with ``add``, the residual pass)."""
+    inner = _dialect_format(cfg)
+    rotation = cfg.rotation()
+    if rotation is None:
+        return inner
+    return RotatedFormat(inner, rotation, role, input_rotated=x_rotated)
 
 
 def pe_expected(
@@ -274,21 +301,29 @@ def pe_vectors(
     return out
 
 
-def invalid_safe(x: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+def invalid_safe(x: np.ndarray, block: int, rotation: golden.Rotation | None = None,
+                 role: str = "activation") -> tuple[np.ndarray, np.ndarray]:
     """SPEC §2 invalid blocks as golden sees them: ``x`` with every block that holds a NaN or
-    ±Inf replaced by +0.0 (an all-+0 block quantizes to codes 0, SE field 0, dialect 0, the
-    RTL's invalid-block output), and the (M, K/B) bool mask of those blocks."""
-    x16 = np.asarray(x).astype(np.float16)
+    ±Inf — or, with a ``rotation`` (SPEC §11, in ``role``), whose rotation overflows FP16
+    ("outside the FP16 range after rotation") — replaced by +0.0 (an all-+0 block rotates to
+    itself and quantizes to codes 0, SE field 0, dialect 0, the RTL's invalid-block output),
+    and the (M, K/B) bool mask of those blocks."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        x16 = np.asarray(x).astype(np.float16)
     m, k = x16.shape
     bad = ~np.isfinite(x16.reshape(m, k // block, block)).all(axis=-1)
     safe = x16.reshape(m, k // block, block).copy()
     safe[bad] = np.float16(0)
+    if rotation is not None:
+        _, over = rotation.forward(safe.reshape(-1, block), role)
+        bad |= over.reshape(bad.shape)
+        safe[bad] = np.float16(0)
     return safe.reshape(m, k), bad
 
 
 def gemm_expected(
     x: np.ndarray, w: np.ndarray, cfg: Config, masks: np.ndarray | None = None,
-    qw: golden.QTensor | None = None,
+    qw: golden.QTensor | None = None, *, x_rotated: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, golden.QTensor]:
     """Golden Y (M, N) as uint32 FP32 bits, the (M, N) invalid flags, and golden's Wᵀ.
 
@@ -297,16 +332,26 @@ def gemm_expected(
     ``masks`` (M, K/B, K) bool are SeDA candidate masks (lut only); then Y is
     ``gemm_quantized(quantize(X, candidates=masks), quantize_weights(W))``. ``qw``: a
     quantized Wᵀ (N, K) to use instead of ``quantize_weights(W)`` (e.g. a run-time second
-    operand quantized as activations); ``w`` then only gives N.
+    operand quantized by a quantize command); ``w`` then only gives N.
+
+    A rotating ``cfg`` (SPEC §11): X in the activation role, W (``quantize_weights(...,
+    rotate=)``, or the given ``qw``: weight role) rotated; a block that overflows after the
+    rotation is invalid as a NaN block is. ``x_rotated``: X already is in the rotated basis (a
+    GEMM with ``add`` on a rotating core: not rotated again).
     """
-    safe, bad = invalid_safe(x, cfg.block)
+    rotation = cfg.rotation()
+    again = rotation if not x_rotated else None  # X's blocks the rotators rotate
+    safe, bad = invalid_safe(x, cfg.block, again)
     given = qw is not None
     if qw is None:
-        qw = golden.quantize_weights(w, _dialect_format(cfg, True), block=cfg.block)
-    if masks is None and not bad.any() and not given:
-        y = golden.gemm(safe, w, cfg.book(), select=cfg.select, block=cfg.block)
+        qw = golden.quantize_weights(w, _dialect_format(cfg, True), block=cfg.block,
+                                     rotate=rotation)
+    if masks is None and not bad.any() and not given and not x_rotated:
+        y = golden.gemm(safe, w, cfg.book(), select=cfg.select, block=cfg.block,
+                        rotate=rotation)
     else:
-        qx = golden.quantize(safe, _dialect_format(cfg), block=cfg.block, candidates=masks)
+        qx = golden.quantize(safe, frontend_format(cfg, x_rotated=x_rotated), block=cfg.block,
+                             candidates=masks)
         y = golden.gemm_quantized(qx, qw)
     flags = np.repeat(bad.any(axis=1)[:, None], w.shape[1], axis=1)
     return np.asarray(y, np.float32).view(np.uint32), flags, qw
@@ -473,14 +518,20 @@ class QuantizedFields:
 
 
 def quantized_fields(x: np.ndarray, cfg: Config, masks: np.ndarray | None = None, *,
-                     weights: bool = False) -> QuantizedFields:
+                     weights: bool = False, role: str = "weight") -> QuantizedFields:
     """Golden quantization of X (M, K) as the hardware fields: ``golden.quantize(X, book,
     select=cfg.select, candidates=masks)`` (``weights``: ``lut`` over the whole book, as
     ``golden.quantize_weights`` quantizes Wᵀ). A NaN/Inf block gives codes 0, SE field 0,
-    dialect 0, ``invalid`` 1 (SPEC §2; golden rejects such blocks)."""
-    safe, bad = invalid_safe(x, cfg.block)
+    dialect 0, ``invalid`` 1 (SPEC §2; golden rejects such blocks). A rotating ``cfg``: the
+    rows are rotated in ``role`` first (default ``weight``: the GemmCore quantize command's
+    role, SPEC §11), and a block that overflows after the rotation is invalid too."""
+    rotation = cfg.rotation()
+    safe, bad = invalid_safe(x, cfg.block, rotation, role)
     cand = None if (masks is None or weights or cfg.select == "two-stage") else masks
-    q = golden.quantize(safe, _dialect_format(cfg, weights), block=cfg.block, candidates=cand)
+    fmt: BlockFormat = _dialect_format(cfg, weights)
+    if rotation is not None:
+        fmt = RotatedFormat(fmt, rotation, role)
+    q = golden.quantize(safe, fmt, block=cfg.block, candidates=cand)
     b = cfg.block
     codes = q.codes.astype(np.int64)
     codes[np.repeat(bad, b, axis=1)] = 0
@@ -494,14 +545,17 @@ def residual_expected(x: np.ndarray, cfg: Config, masks: np.ndarray | None = Non
     """(M, K) uint16 FP16 bits of the residual of every block of X (M, K):
     ``golden.decompose.residual`` = fp16(fp32(x) − deq(Q(x))), Q the main-path quantization
     (``cfg.select``, candidates ``masks``); a NaN/Inf block's residual is the block itself
-    (SPEC §6)."""
+    (SPEC §6). A rotating ``cfg`` (SPEC §11): the residual is in the rotated basis (X in the
+    activation role), and an invalid block's (NaN/Inf, or overflowing after the rotation) is
+    the block the quantizer saw, 0x7E00 in every lane."""
     bits = fp16_bits(x)
-    safe, bad = invalid_safe(x, cfg.block)
+    rotation = cfg.rotation()
+    safe, bad = invalid_safe(x, cfg.block, rotation)
     cand = None if (masks is None or cfg.select == "two-stage") else masks
-    q = golden.quantize(safe, _dialect_format(cfg), block=cfg.block, candidates=cand)
+    q = golden.quantize(safe, frontend_format(cfg), block=cfg.block, candidates=cand)
     out = golden_residual(safe, q).view(np.uint16).copy()
     whole = np.repeat(bad, cfg.block, axis=1)
-    out[whole] = bits[whole]
+    out[whole] = bits[whole] if rotation is None else CANONICAL_NAN
     return out
 
 

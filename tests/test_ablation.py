@@ -188,6 +188,5 @@ def test_every_hardware_design_and_pe_kind_has_components() -> None:
     for v in [*ablation.variants(DEFAULT), *parts]:
         cfg = v.cfg
         for module in getattr(v, "modules", None) or (v.module,):
-            # the rotator is not a GEMM-core component (sim.ablation builds it)
-            assert module in components(cfg) or module == ablation.ROTATOR_MODULE, module
+            assert module in components(cfg), module
             assert module in ablation.ROLES, module

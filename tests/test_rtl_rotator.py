@@ -3,8 +3,10 @@
 ``amaranth.sim`` with random back-pressure on both streams at B = 16 / 32 / 64 and both roles,
 the rotator in front of the :class:`~rtl.block_quantizer.BlockQuantizer` (the chain equals
 golden ``quantize`` of the rotated blocks), then the generated Verilog on Verilator (cocotb,
-``tb/cocotb_rotator.py``, B = 32, both roles in one build) and its lint. Also: the GEMM core
-and the RTL commands refuse a rotating configuration, and the area plan's rotator row.
+``tb/cocotb_rotator.py``, B = 32, both roles in one build) and its lint. Also: the run-time
+role form the GEMM core uses (role per block, side bits, bypass), the GEMM core's rotator
+lanes (its bit-exact runs are ``tests/test_rtl_gemm_rotate.py``), ``rtl-quantize`` refusing a
+rotating configuration, and the area plan's rotator row.
 
 Expected values come from :mod:`tb.rotator_ref` (golden :meth:`Rotation.forward`); a block
 with NaN/±Inf or an FP16 overflow leaves as 0x7E00 in every lane (SPEC §11 [ours]).
@@ -33,7 +35,7 @@ from semdialect.golden.rotation import ROLES, Rotation
 from semdialect.paths import build_dir
 from semdialect.rtl.block_quantizer import BlockQuantizer
 from semdialect.rtl.emit import cached_verilog
-from semdialect.rtl.gemm_core import GemmCore, check_unrotated
+from semdialect.rtl.gemm_core import GemmCore
 from semdialect.rtl.layouts import fp16_block, quantized_block
 from semdialect.rtl.rotator import (
     CANONICAL_NAN,
@@ -41,6 +43,8 @@ from semdialect.rtl.rotator import (
     ROTATOR_STAGES,
     BlockRotator,
     fixed_width,
+    rotator_input,
+    rotator_output,
 )
 from semdialect.tb.cocotb_rotator import TOP_BLOCK, TOP_ROTATION, RotatorTestTop
 from semdialect.tb.generate import LINT_WAIVERS
@@ -297,29 +301,69 @@ def test_parameters_are_validated(make, param: str) -> None:
         make()
 
 
-def test_gemm_core_refuses_a_rotating_config() -> None:
-    """The rotation is verified standalone and in front of the BlockQuantizer, not inside the
-    GEMM core: a rotating configuration is refused by name."""
-    with pytest.raises(ValueError, match=r"^rotate: .*not .*GEMM core"):
-        GemmCore.from_config(Config(rotate="hadamard"))
-    check_unrotated(Config())  # the check from_config runs passes an unrotated configuration
+@pytest.mark.parametrize("block", BLOCKS)
+def test_sim_run_time_role_side_and_bypass(block: int) -> None:
+    """The GEMM core's form (``role=None``): blocks of both roles and bypassed blocks
+    interleaved, with random side bits, under back-pressure. A rotated block equals golden
+    ``Rotation.forward`` in its own role (NaN rule included), a bypassed one is the input
+    unchanged (NaN/Inf lanes too), and every block's side bits come out with it."""
+    rot = Rotation(block, SEED + 1)
+    side = 9
+    acts = sim_vectors(block, "activation")
+    weights = sim_vectors(block, "weight")
+    n = min(len(acts), len(weights))
+    rng = np.random.default_rng(block)
+    mode = rng.integers(0, 3, n)  # 0 activation, 1 weight, 2 bypass
+    bits = np.where((mode == 1)[:, None], weights.bits[:n], acts.bits[:n])
+    want = bits.copy()
+    for role, code in (("activation", 0), ("weight", 1)):
+        pick = mode == code
+        want[pick] = ref_rotated(bits[pick], rot, role).bits
+    sides = rng.integers(0, 1 << side, n)
+    dut = BlockRotator(block, rot, None, side=side)
+    assert (dut.role, dut.shift, dut.side) == (None, None, side)
+    codec_in = LayoutCodec(rotator_input(block, side, True))
+    codec_out = LayoutCodec(rotator_output(block, side))
+    words = codec_in.pack(n, x=bits, side=sides, weight=(mode == 1).astype(np.int64),
+                          bypass=(mode == 2).astype(np.int64))
+    outs, _, _ = rtl_stream(dut, words, p_idle=0.3, seed=block)
+    got = codec_out.unpack(outs)
+    labels = [f"{['act', 'weight', 'bypass'][k]} {lab}" for k, lab in
+              zip(mode, np.where(mode == 1, weights.labels[:n], acts.labels[:n]), strict=True)]
+    assert_blocks(got["x"], want, labels)
+    assert got["side"].tolist() == sides.tolist()
+    if block == 32:  # c_a = 3, c_w = 2: the roles differ on the same block
+        same = ref_rotated(acts.bits[:8], rot, "activation").bits
+        assert not np.array_equal(same, ref_rotated(acts.bits[:8], rot, "weight").bits)
 
 
-@pytest.mark.parametrize("command", ["rtl-gemm", "rtl-quantize"])
-def test_rtl_commands_refuse_a_rotating_config(command: str, tmp_path: Path, capsys) -> None:
-    """One line on stderr, exit status 2, nothing written."""
+def test_gemm_core_has_a_rotator_per_lane() -> None:
+    """A rotating configuration builds (the check that refused it is gone): one run-time-role
+    rotator prototype carrying the lane's mask and salient bits, ROTATOR_STAGES more cycles
+    of frontend latency; an unrotated configuration has no rotator."""
+    cfg = Config(rotate="hadamard", rotate_seed=3)
+    core = GemmCore.from_config(cfg)
+    assert core.rotation == Rotation(cfg.block, 3)
+    # the cycle model's frontend latency (rtl.timing) is the built core's
+    assert core.frontend_latency == core.pipeline.quantizer_latency(cfg.selector_cycles)
+    plain = GemmCore.from_config(Config())
+    assert plain.rotation is None
+    assert core.frontend_latency == plain.frontend_latency + ROTATOR_STAGES
+
+
+def test_rtl_quantize_refuses_a_rotating_config(tmp_path: Path, capsys) -> None:
+    """``rtl-quantize`` runs the BlockQuantizer alone (no rotator in front): a rotating
+    configuration is refused by name — one line on stderr, exit status 2, nothing written."""
     from semdialect.cli import main
 
     conf = tmp_path / "rot.toml"
     conf.write_text('name = "rot"\n[format]\nrotate = "hadamard"\n')
     x = tmp_path / "x.npy"
     np.save(x, np.ones((2, 32), np.float32))
-    out = tmp_path / ("y.npy" if command == "rtl-gemm" else "q.npz")
-    args = [command, str(x), *([str(x)] if command == "rtl-gemm" else []), "-o", str(out),
-            "--config", str(conf)]
-    assert main(args) == 2
+    out = tmp_path / "q.npz"
+    assert main(["rtl-quantize", str(x), "-o", str(out), "--config", str(conf)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"semdialect {command}: error: rotate:" in err
+    assert err.count("\n") == 1 and "semdialect rtl-quantize: error: rotate:" in err
     assert not out.exists()
 
 

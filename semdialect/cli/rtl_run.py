@@ -5,11 +5,17 @@ generated RTL on Verilator.
   :class:`~semdialect.rtl.gemm_core.GemmCore` (X the FP16 activations, quantized on the fly by
   the core; W quantized beforehand exactly as ``semdialect gemm`` does, ``lut`` over the whole
   formatbook). Y.npy equals ``semdialect gemm X.npy W.npy -o Y.npy --format <book>
-  --formatbook ... --select <select> --block <B>`` byte for byte.
+  --formatbook ... --select <select> --block <B>`` byte for byte. A rotating configuration
+  (``rotate = "hadamard"``, SPEC §11) rotates X in the core's frontend (activation role) and W
+  offline here (weight role): Y equals ``semdialect gemm ... --rotate hadamard --rotate-seed
+  <seed>``.
 * ``rtl-quantize IN.npy -o OUT.npz --config C``: IN's blocks (along its last axis) through the
   configuration's :class:`~semdialect.rtl.block_quantizer.BlockQuantizer`; OUT.npz holds the
   same arrays as ``semdialect quantize`` (codes, dequant, se, dialect, format, block,
-  bits_per_element; ``dequant`` is the SPEC §4 decode of the RTL's codes, SE and dialect).
+  bits_per_element, rotate, rotate_seed; ``dequant`` is the SPEC §4 decode of the RTL's
+  codes, SE and dialect).
+  The BlockQuantizer runs without a rotator in front: a rotating configuration is refused
+  (``rotate: ...``, exit status 2).
 
 Bad input is rejected with the golden commands' own checks and messages (shapes, NaN/Inf,
 values outside FP16, K not a multiple of B without ``--pad``), plus the core's limits
@@ -41,6 +47,7 @@ from semdialect.golden.formatbook import Formatbook
 from semdialect.golden.formats import DialectFormat
 from semdialect.golden.gemm import W_NAME, check_operands, output_precision
 from semdialect.golden.quantize import quantize_weights
+from semdialect.golden.rotated import RotatedFormat
 from semdialect.paths import configs_dir
 
 __all__ = ["add_parsers", "cmd_rtl_gemm", "cmd_rtl_quantize", "dequantize"]
@@ -98,14 +105,16 @@ def _progress(command: str) -> Callable[[str], None]:
     return say
 
 
-def _config(spec: str) -> tuple[Config, dict[str, str]]:
+def _config(spec: str, *, rotating: bool = True) -> tuple[Config, dict[str, str]]:
     """The configuration and its input files (the TOML and a formatbook file, if any);
-    ``ValueError`` naming ``rotate`` for a rotating configuration (the RTL GEMM core and its
-    frontend do not rotate yet: :func:`~semdialect.rtl.gemm_core.check_unrotated`)."""
-    from semdialect.rtl.gemm_core import check_unrotated
-
+    ``rotating`` False: ``ValueError`` naming ``rotate`` for a rotating configuration (the
+    command's RTL has no rotator)."""
     cfg = resolve_config(spec)
-    check_unrotated(cfg)
+    if not rotating and cfg.rotate != "none":
+        raise ValueError(
+            f"rotate: {cfg.rotate!r}: rtl-quantize runs the BlockQuantizer alone, without the "
+            "GEMM core's rotator (SPEC §11); use rotate = \"none\" or 'semdialect quantize "
+            "--rotate'")
     files: dict[str, str] = {}
     # as resolve_config: a shipped name wins over a file of that name
     path = configs_dir() / f"{spec}.toml" if spec in shipped_configs() else Path(spec)
@@ -131,10 +140,18 @@ def cmd_rtl_gemm(args: argparse.Namespace) -> int:
     x, w = check_operands(load_npy(args.x, "X"), load_npy(args.w, "W"))
     salient = salient_arg(args, x)
     b = cfg.block
-    # the golden gemm's checks, in its order: X's values (FP16 range, NaN/Inf, K vs B), then W
+    rotation = cfg.rotation()
+    # the golden gemm's checks, in its order: X's values (FP16 range, NaN/Inf, K vs B; with a
+    # rotation, every block inside FP16 after it), then W (rotated offline, weight role)
     x16 = pad_last(to_fp16(x, "X", b), b, args.pad, "X")
+    if rotation is not None:
+        RotatedFormat(DialectFormat(cfg.book(), cfg.select), rotation).rotate_rows(x16, "X")
     qw = quantize_weights(w, DialectFormat(cfg.book(), "lut"), block=b, pad=args.pad,
-                          name=W_NAME)
+                          name=W_NAME, rotate=rotation)
+    if rotation is not None:
+        # run_gemm_arrays checks the weights' formatbook by name; the codes, SE and dialect it
+        # sends are the rotated W's (the core rotates X: SPEC §11)
+        qw = dataclasses.replace(qw, format=cfg.book().name)
     k = x16.shape[-1]
     m, n, kb = math.prod(x16.shape[:-1]), w.shape[1], k // b
     if qw.codes.shape[1] < k:  # --pad: W's padding elements are +0 (code 0), as golden's
@@ -175,7 +192,7 @@ def dequantize(book: Formatbook, codes: np.ndarray, se: np.ndarray, dialect: np.
 
 def cmd_rtl_quantize(args: argparse.Namespace) -> int:
     say = _progress("rtl-quantize")
-    cfg, config_files = _config(args.config)
+    cfg, config_files = _config(args.config, rotating=False)
     check_paths({"-o": args.output}, {"IN": args.input, **config_files})
     x = load_npy(args.input, "IN")
     b = cfg.block
@@ -210,6 +227,9 @@ def cmd_rtl_quantize(args: argparse.Namespace) -> int:
         "format": np.array(fmt.name),
         "block": np.int32(b),
         "bits_per_element": np.float64(fmt.bits_per_element(b)),
+        # as 'semdialect quantize' records them (a rotating configuration was refused above)
+        "rotate": np.array(cfg.rotate),
+        "rotate_seed": np.uint64(cfg.rotate_seed),
     }
     write_output(args.output, lambda fh: np.savez(fh, **out))
     print(f"{args.input}: {x.shape} -> {args.output} ({fmt.name}, B={b}, "
