@@ -9,8 +9,9 @@ block of B consecutive elements along the reduction axis:
   ±1, H·H = B·I);
 * ``s`` is a fixed sign vector: s_i = -1 when bit 63 of the i-th output of SplitMix64 seeded
   with ``seed`` is set, else +1 (:func:`rotation_signs`; SplitMix64 is written out there);
-* ``c`` is a power-of-two shift by operand role: activations (and a run-time second operand)
-  ``c_a`` = ceil(log2(B) / 2), static weights ``c_w`` = log2(B) - c_a (B = 16: 2 and 2;
+* ``c`` is a power-of-two shift by operand role: activations (X of a GEMM, a residual)
+  ``c_a`` = ceil(log2(B) / 2), weights (static W, and a run-time second operand)
+  ``c_w`` = log2(B) - c_a (B = 16: 2 and 2;
   B = 32: 3 and 2; B = 64: 3 and 3). Because c_a + c_w = log2 B and H·H = B·I,
   (X R_a)(W^T R_w)^T = X·W exactly before quantization: the GEMM contract (SPEC §5) is applied
   unchanged to the rotated operands and needs no output correction.

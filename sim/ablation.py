@@ -21,12 +21,13 @@ Ablation axes (:data:`ABLATION_AXES`; modules in brackets):
                       dialect (base) vs MXFP4 vs NVFP4 vs MXINT8 [PE core, block decoder,
                       frontend]
 ``rotate``            ``none`` vs ``hadamard``: one frontend lane without and with the SPEC
-                      §11 activation rotation in front of it [frontend lane, rotator]: the
-                      :class:`~rtl.rotator.BlockRotator` at the base's B (B = 32 by default,
-                      activation role, default stages; :data:`ROTATOR_MODULE`). The rotator is
-                      verified standalone and in front of the BlockQuantizer but not wired
-                      into the GEMM core, so it is not an array part; :func:`rotator_overhead`
-                      gives what it would add to the configured frontend lanes.
+                      §11 rotation in front of it [frontend lane, rotator]: the GEMM core's
+                      :class:`~rtl.rotator.BlockRotator` cell at the base's B (B = 32 by
+                      default, the role chosen per command, the lane's mask and salient bits
+                      beside the block, a bypass for the residual pass, default stages;
+                      :data:`ROTATOR_MODULE`, ``components(cfg)["block_rotator"]``);
+                      :func:`rotator_overhead` gives what it adds to the configured frontend
+                      lanes.
 
 "frontend" is :class:`~rtl.block_quantizer.BlockQuantizer` (preprocessor, format selector,
 code quantizer); "PE core" is :class:`~rtl.pe.BlockPE` with ``decode=False``, the cell the MAC
@@ -245,7 +246,7 @@ def variants(base: Config, full: bool = False) -> list[Variant]:
     # the activation rotation: one frontend lane without / with its rotator in front
     for rotate in ("none", "hadamard"):
         cfg = replace(base, rotate=rotate)
-        label = "none" if rotate == "none" else f"hadamard (activation, B = {base.block})"
+        label = "none" if rotate == "none" else f"hadamard (B = {base.block})"
         modules = (_FRONTEND_LANE,) if rotate == "none" else (_FRONTEND_LANE, ROTATOR_MODULE)
         out.append(Variant("rotate", label, cfg, modules, base.rotate == rotate))
     return out
@@ -374,13 +375,7 @@ def _verilog(cfg: Config, module: str) -> tuple[Path, str]:
 
     key = hashlib.sha256(_key(cfg, module)[0].encode()).hexdigest()[:12]
     out = build_dir() / "verilog" / "area" / f"{module}-{key}"
-    if module == ROTATOR_MODULE:
-        from semdialect.golden.rotation import Rotation
-        from semdialect.rtl.rotator import BlockRotator
-
-        component = BlockRotator(cfg.block, Rotation(cfg.block, cfg.rotate_seed), "activation")
-    else:
-        component = components(cfg)[module]()
+    component = components(cfg)[module]()
     text = generate_verilog(component, module, out)
     return out / f"{module}.v", hashlib.sha256(text.encode()).hexdigest()
 

@@ -427,7 +427,7 @@ def test_area_plan_has_the_rotator_row() -> None:
     rows = [v for v in ablation.variants(base) if v.axis == "rotate"]
     assert [(v.label, v.baseline, v.cfg.rotate, v.modules) for v in rows] == [
         ("none", True, "none", ("block_quantizer_residual",)),
-        ("hadamard (activation, B = 32)", False, "hadamard",
+        ("hadamard (B = 32)", False, "hadamard",
          ("block_quantizer_residual", ablation.ROTATOR_MODULE))]
     assert replace(rows[1].cfg, rotate="none") == base == rows[0].cfg
     assert ablation.ROLES[ablation.ROTATOR_MODULE] == "rotator"
