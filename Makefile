@@ -51,7 +51,7 @@ test: $(STAMP) asic-tools
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-oracle: $(ORACLE_STAMP)
-	$(BIN)/python -m pytest -q -m oracle
+	$(BIN)/python -m pytest -q -m "oracle or torch"
 
 # the 16x16 `large` and 32x32 `xlarge` GemmCores bit-exact on Verilator (about 8 min for xlarge)
 test-large-rtl: $(STAMP)
@@ -63,8 +63,10 @@ sim: $(STAMP) asic-tools
 verilog: $(STAMP)
 	$(BIN)/semdialect verilog --config $(CONFIG)
 
-bench: $(STAMP)
+# with the oracle extra: torchao's MXFP4 to_mx is the peer of both quantize benchmarks
+bench: $(ORACLE_STAMP)
 	$(BIN)/semdialect bench
+	$(BIN)/python -m semdialect.torch.bench
 	$(BIN)/python -m semdialect.sim.sweep_bench
 
 report: $(STAMP)

@@ -26,6 +26,7 @@ PACKAGES = {
     "semdialect.evaluation": ("evaluation", 5),
     "semdialect.reports": ("reports", 6),
     "semdialect.cli": ("semdialect/cli", 7),
+    "semdialect.torch": ("semdialect/torch", 8),
 }
 CORE_RANK = 1  # semdialect.config, semdialect.designs, semdialect.paths, semdialect/__init__
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from semdialect.designs import DESIGNS
 from semdialect.golden import gemm_quantized, quantize, quantize_weights
+from semdialect.quiet import quiet_stderr
 
 #: the tensor's side must be a multiple of the largest default block (sd32/dfp4/MX/INT4 32,
 #: NVFP4 16) so every format quantizes whole rows without padding
@@ -69,8 +70,9 @@ def peak_bytes(fn: Callable[[], object]) -> int:
 def torchao_mxfp4(x16: np.ndarray) -> Callable[[], object] | None:
     """A callable running torchao 0.18's MXFP4 ``to_mx`` on ``x16``, or None if missing."""
     try:
-        import torch
-        from torchao.prototype.mx_formats.mx_tensor import MXTensor
+        with quiet_stderr():  # torchao's import-time notes about its CUDA-only extensions
+            import torch
+            from torchao.prototype.mx_formats.mx_tensor import MXTensor
     except Exception:  # noqa: BLE001 - any import failure means "not installed"
         return None
     torch.set_num_threads(1)
