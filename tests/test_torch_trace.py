@@ -126,6 +126,18 @@ def test_fake_quantized_model_traces_the_same_rows() -> None:
     assert trace_workload(model, torch.randn(BATCH, SEQ, D)).gemms() == tiny_expected()
 
 
+@pytest.mark.parametrize("rotate", [None, "hadamard"])
+def test_fake_quant_kernels_own_matmuls_are_not_traced(rotate: str | None) -> None:
+    """sd32's LUT costs and the Hadamard are matrix products inside the quantize kernels; the
+    tracer sees only the model's GEMMs (with and without the matmul interception)."""
+    from semdialect.torch import fake_quantize_
+
+    torch.manual_seed(4)
+    model = TinyTransformer()
+    fake_quantize_(model, fmt="sd32", rotate=rotate, pad=True)
+    assert trace_workload(model, torch.randn(BATCH, SEQ, D)).gemms() == tiny_expected()
+
+
 def test_trace_leaves_model_unchanged() -> None:
     torch.manual_seed(1)
     model = TinyTransformer().train()

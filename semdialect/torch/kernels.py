@@ -32,11 +32,14 @@ their golden NumPy ``encode`` chunk by chunk: correct, not fast.
 
 from __future__ import annotations
 
+import functools
+import threading
 import warnings
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -65,7 +68,10 @@ from semdialect.golden.rotated import RotatedFormat, base_format
 from semdialect.golden.rotation import Rotation
 from semdialect.golden.select import SE_MIN
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 __all__ = [
+    "internal_ops",
     "CHUNK_ELEMENTS",
     "TorchQTensor",
     "fake_quantize",
@@ -580,6 +586,32 @@ def _candidates(candidates: Any, shape: tuple[int, ...], nb: int, n_rows: int
         ) from None
 
 
+
+# ------------------------------------------------------------------ the kernels' own torch ops
+_INTERNAL = threading.local()
+
+
+def internal_ops() -> bool:
+    """True while this thread runs inside :func:`quantize_tensor` /
+    :func:`quantize_weight_tensor`: a ``TorchFunctionMode`` observing a model (the workload
+    tracer, fake quantization's matmul interception) ignores the kernels' own torch ops (the
+    LUT-cost and Hadamard matrix products are not the model's GEMMs)."""
+    return getattr(_INTERNAL, "depth", 0) > 0
+
+
+def _internal(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _INTERNAL.depth = getattr(_INTERNAL, "depth", 0) + 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _INTERNAL.depth -= 1
+
+    return cast(_F, wrapper)
+
+
+@_internal
 def quantize_tensor(
     x: torch.Tensor,
     fmt: BlockFormat,
@@ -698,6 +730,7 @@ def _weight_format(fmt: BlockFormat, block: int | None) -> BlockFormat:
     return fw
 
 
+@_internal
 def quantize_weight_tensor(
     w_out_in: torch.Tensor,
     fmt: BlockFormat,

@@ -91,6 +91,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from semdialect.cli.output import write_output
 from semdialect.sim.workloads import MAX_DIM, MAX_ROWS, Gemm
+from semdialect.torch.kernels import internal_ops
 
 __all__ = ["Workload", "trace_workload"]
 
@@ -271,6 +272,8 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if internal_ops():  # a quantize kernel's own ops (fake quantization), not the model's
+            return func(*args, **kwargs)
         rec = self.rec
         if func in _UNTRACED:
             raise ValueError(f"trace_workload: {_where(rec)} calls {_UNTRACED[func]}, which is "
