@@ -23,14 +23,21 @@ import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
 import numpy as np
 
 from semdialect import __version__
 from semdialect.cli.bench import check_repeat, check_size
-from semdialect.cli.common import EPILOG, add_gemm_operands, salient_arg
+from semdialect.cli.common import (
+    EPILOG,
+    add_gemm_operands,
+    at_least,
+    check_seed,
+    checked_int,
+    salient_arg,
+)
 from semdialect.cli.common import load_npy as _load_npy  # module global: tests patch it
 from semdialect.cli.output import check_dirs, check_paths, is_stdout, write_output
 from semdialect.config import Config, resolve_config, shipped_configs
@@ -285,40 +292,6 @@ def _config_arg(value: str) -> Config:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _at_least(low: int, why: str = "") -> Callable[[str], int]:
-    """An argparse type: an integer >= ``low``."""
-    def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-        if n < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}{why}, got {n}")
-        return n
-
-    return parse
-
-
-def _checked(check: Callable[[int], int]) -> Callable[[str], int]:
-    """An argparse type: an integer passed through ``check`` (which raises ValueError)."""
-    def parse(value: str) -> int:
-        try:
-            return check(int(value))
-        except ValueError as exc:
-            text = str(exc) if "invalid literal" not in str(exc) else (
-                f"expected an integer, got {value!r}")
-            raise argparse.ArgumentTypeError(text) from None
-
-    return parse
-
-
-def _check_rotate_seed(seed: int) -> int:
-    """``--rotate-seed``: an integer in [0, 2^64) (``ValueError`` naming it otherwise)."""
-    if not 0 <= seed < 1 << 64:
-        raise ValueError(f"must be an integer in [0, 2^64), got {seed}")
-    return seed
-
-
 def _config_help() -> str:
     return (f"a shipped configuration ({', '.join(shipped_configs())}) or the path of a "
             "configuration .toml file (default: default, an 8x8 array, B=32, sd32 lut)")
@@ -345,7 +318,7 @@ def _add_format_args(p: argparse.ArgumentParser) -> None:
                         "Hadamard of size B with a seeded sign vector, on activations and on "
                         "W's columns (B must be a power of two); dequant is returned in the "
                         "input's basis, the GEMM is exact in the rotated basis (default none)")
-    p.add_argument("--rotate-seed", type=_checked(_check_rotate_seed), default=0, metavar="N",
+    p.add_argument("--rotate-seed", type=checked_int(check_seed), default=0, metavar="N",
                    help="SplitMix64 seed of the rotation's sign vector, an integer in "
                         "[0, 2^64) (default 0)")
 
@@ -469,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         "mxfp4, nvfp4, dfp4 two-stage (BlockDialect), dfp4 lut, sd32 lut, sd32 + SeDA, "
         "sd32 + decomposition (rho 0.05), sd32 + decomposition + SeDA (tau 0.5). Progress "
         "goes to stderr. A full run takes a few minutes.", epilog=EPILOG)
-    p.add_argument("--sentences", type=_at_least(MIN_SENTENCES, " (a rank correlation of "
+    p.add_argument("--sentences", type=at_least(MIN_SENTENCES, " (a rank correlation of "
                                                  "pairwise similarities needs 3)"),
                    default=None, metavar="N",
                    help="MiniLM sentences to embed, at least 3 (default 64: 2016 sentence pairs "
@@ -488,11 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "2048x256 operands (GMAC/s), on one BLAS/OpenMP thread. Where torch and "
                        "torchao are installed, torchao's MXFP4 to_mx is timed on the same "
                        "tensor. Prints a Markdown table; nothing is written.", epilog=EPILOG)
-    p.add_argument("--size", type=_checked(check_size), default=4096, metavar="SIZE",
+    p.add_argument("--size", type=checked_int(check_size), default=4096, metavar="SIZE",
                    help="the tensor is SIZE x SIZE FP16 elements; a positive multiple of 32 "
                         "so that every format's block (32 elements, NVFP4 16) divides a row "
                         "(default 4096)")
-    p.add_argument("--repeat", type=_checked(check_repeat), default=3, metavar="N",
+    p.add_argument("--repeat", type=checked_int(check_repeat), default=3, metavar="N",
                    help="time N runs of each format and keep the best (default 3)")
     p.set_defaults(func=cmd_bench)
 

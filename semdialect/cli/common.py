@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "load_npy", "load_salient", "salient_arg"]
+__all__ = ["EPILOG", "UsageError", "add_gemm_operands", "at_least", "check_seed", "checked_int",
+           "load_npy", "load_salient", "salient_arg"]
 
 EPILOG = ("Numbers follow SPEC v1.4 (see README.md). Exit status: 0 ok, 2 bad input, "
           "130 interrupted (Ctrl-C).")
@@ -79,3 +81,38 @@ def load_salient(path: str, m: int) -> np.ndarray:
     if np.unique(arr).size != arr.size:
         raise UsageError("--salient: row indices must be distinct")
     return np.sort(arr.astype(np.intp))
+
+
+def at_least(low: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low`` (``why`` is appended to the error)."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}{why}, got {n}")
+        return n
+
+    return parse
+
+
+def checked_int(check: Callable[[int], int]) -> Callable[[str], int]:
+    """An argparse type: an integer passed through ``check`` (which raises ValueError)."""
+    def parse(value: str) -> int:
+        try:
+            return check(int(value))
+        except ValueError as exc:
+            text = str(exc) if "invalid literal" not in str(exc) else (
+                f"expected an integer, got {value!r}")
+            raise argparse.ArgumentTypeError(text) from None
+
+    return parse
+
+
+def check_seed(seed: int) -> int:
+    """A 64-bit seed (``--rotate-seed``, ``--seed``): an integer in [0, 2^64) (``ValueError``
+    otherwise)."""
+    if not 0 <= seed < 1 << 64:
+        raise ValueError(f"must be an integer in [0, 2^64), got {seed}")
+    return seed

@@ -24,7 +24,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from semdialect.cli.common import EPILOG, load_npy
+from semdialect.cli.common import EPILOG, at_least, check_seed, checked_int, load_npy
 from semdialect.cli.output import check_paths, is_stdout, write_output
 from semdialect.golden.blocks import BLOCK_SIZES
 from semdialect.golden.formatbook import (
@@ -88,29 +88,6 @@ def _dialects(value: str) -> int:
     return k
 
 
-def _at_least(low: int) -> Any:
-    def parse(value: str) -> int:
-        try:
-            n = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-        if n < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {n}")
-        return n
-
-    return parse
-
-
-def _seed(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
-    if not 0 <= n < 1 << 64:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2^64), got {n}")
-    return n
-
-
 def add_parsers(subparsers: Any) -> None:
     """Add ``formatbook`` (``learn``) to the ``semdialect`` subcommands."""
     p = subparsers.add_parser(
@@ -138,19 +115,19 @@ def add_parsers(subparsers: Any) -> None:
                        + ") or a formatbook TOML with K dialects, or 'greedy' (default: the "
                        "builtin of size K if any, i.e. dfp4 for 16 and sd32 for 32, else "
                        "greedy)")
-    learn.add_argument("--iters", type=_at_least(0), default=DEFAULT_ITERS, metavar="N",
+    learn.add_argument("--iters", type=at_least(0), default=DEFAULT_ITERS, metavar="N",
                        help=f"most Lloyd iterations (default {DEFAULT_ITERS}; it stops "
                        "earlier when a book repeats); the refinement that follows evaluates "
                        "at most 2N more books, each accepted only if it improves")
-    learn.add_argument("--seed", type=_seed, default=0, metavar="S",
+    learn.add_argument("--seed", type=checked_int(check_seed), default=0, metavar="S",
                        help="seed of the block sample and the greedy subset (default 0)")
-    learn.add_argument("--max-blocks", type=_at_least(1), default=DEFAULT_MAX_BLOCKS,
+    learn.add_argument("--max-blocks", type=at_least(1), default=DEFAULT_MAX_BLOCKS,
                        metavar="N", help="most non-zero blocks fitted on (default "
                        f"{DEFAULT_MAX_BLOCKS}, split between the files in proportion)")
     learn.add_argument("--rotate", choices=ROTATIONS, default="none",
                        help="fit on block-Hadamard-rotated blocks (SPEC §11; size B, "
                        "activation role) for use with rotate = \"hadamard\" (default none)")
-    learn.add_argument("--rotate-seed", type=_seed, default=0, metavar="S",
+    learn.add_argument("--rotate-seed", type=checked_int(check_seed), default=0, metavar="S",
                        help="SplitMix64 seed of the rotation's sign vector (default 0)")
     learn.add_argument("--holdout", nargs="+", default=[], metavar="H.npy",
                        help="held-out tensors: report the learned book's SQNR on them next to "
