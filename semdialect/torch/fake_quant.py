@@ -66,7 +66,7 @@ from semdialect.golden.quantize import quantize
 from semdialect.golden.rotated import RotatedFormat, base_format
 from semdialect.golden.rotation import Rotation
 from semdialect.golden.selector_saliency import err_saliency_quantized, top_rows
-from semdialect.torch.kernels import internal_ops, quantize_tensor, quantize_weight_tensor
+from semdialect.torch.kernels import quantize_tensor, quantize_weight_tensor
 
 __all__ = [
     "SUPPORTED_WEIGHT_DTYPES",
@@ -323,7 +323,7 @@ class _MatmulMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        if getattr(_SUSPEND, "depth", 0) == 0 and not internal_ops():
+        if getattr(_SUSPEND, "depth", 0) == 0:
             if func in self.MATMULS and len(args) == 2 and not kwargs and all(
                     isinstance(a, torch.Tensor) and a.dim() >= 2 and torch.is_floating_point(a)
                     for a in args):
